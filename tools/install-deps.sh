@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs every Debian package ecapture-hp needs to build and test. Idempotent:
+# it only calls apt-get when something is missing.
+set -euo pipefail
+PKGS=(
+  # build
+  build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
+  libpcap-dev libssl-dev libtbb-dev libconcurrentqueue-dev liburing-dev
+  libbenchmark-dev libgtest-dev libcli11-dev libspdlog-dev libfmt-dev
+  # test peers
+  tshark wireshark-common tcpdump curl nghttp2-server nghttp2-client iproute2 python3 openssl
+  util-linux procps fio
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  if [[ $(id -u) -ne 0 ]]; then echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections || true
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
