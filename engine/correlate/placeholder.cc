@@ -1,0 +1,1 @@
+// placeholder; replaced by tls_keys.cc
