@@ -30,13 +30,24 @@ bool hkdf_expand_label(size_t hash_len, std::span<const uint8_t> secret, std::st
 // unknown version/cipher) -- the caller counts that as a rejected null key.
 std::string keylog_lines(const Secrets& s);
 
+// Upper bound of keylog_lines' output: 5 lines of at most 31 + 1 + 64 + 1 + 96 + 1 bytes.
+constexpr size_t kMaxKeylogBytes = 1024;
+// Allocation-free form of keylog_lines: writes the same bytes into `out` (which must hold
+// kMaxKeylogBytes) and returns their length; 0 when keylog_lines would return "".
+size_t keylog_lines_to(const Secrets& s, std::span<char> out);
+
 // One parsed NSS key log line: "<LABEL> <64 hex client_random> <hex secret>".
 struct KeylogEntry {
   std::string label;
   std::array<uint8_t, 32> client_random{};
   std::vector<uint8_t> secret;
 };
+// Strict: label in [A-Z0-9_] and one of the NSS labels, single spaces, exactly 64 hex digits
+// of client random, 96 hex digits for CLIENT_RANDOM and 64 or 96 for the TLS 1.3 labels.
+// A trailing "\r" (and "\n") is tolerated. nullopt for comments, blank and malformed lines.
 std::optional<KeylogEntry> parse_keylog_line(std::string_view line);
+// Same, and says why a line was refused (when `error` is non-null).
+std::optional<KeylogEntry> parse_keylog_line(std::string_view line, std::string* error);
 
 // Remembers the client randoms already emitted, with a fixed memory footprint: once
 // `capacity` entries are held the oldest is forgotten (FIFO).
@@ -51,6 +62,8 @@ class ClientRandomDedup {
   bool contains(const std::array<uint8_t, 32>& cr) const;
   size_t size() const;
   size_t capacity() const;
+  // Bytes held, fixed at construction (ring of randoms + index), whatever is inserted.
+  size_t memory_bytes() const;
 
  private:
   struct Impl;

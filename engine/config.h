@@ -1,0 +1,47 @@
+// Everything the command line decides, validated. main.cc fills it; the engine only reads it.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ehp {
+
+enum class Mode { Pcap, Keylog, Text };
+
+struct Config {
+  Mode mode = Mode::Pcap;
+  std::string pcapfile = "ecapture_openssl.pcapng";  // "-" = stdout
+  std::string keylogfile = "ecapture_masterkey.log";
+  std::vector<std::string> ifaces;
+  std::string filter;  // pcap filter expression (trailing args or -f)
+  std::string libssl;
+  std::optional<uint32_t> pid, uid;
+  uint32_t snaplen = 262144;
+  std::vector<int> cpus;  // empty = all online
+  uint32_t ring_bytes_per_cpu = 32u << 20;
+  uint64_t hold_ms = 3000;
+  bool quiet = false;
+  // -c / -a: stop conditions (0 = none)
+  uint64_t stop_packets = 0;
+  uint64_t stop_duration_s = 0;
+  uint64_t stop_filesize_kb = 0;
+  // -b: rotation (0 = none)
+  uint64_t ring_filesize_kb = 0;
+  uint64_t ring_duration_s = 0;
+  uint32_t ring_files = 0;
+  std::string drop_user;  // -Z
+  bool direct_io = true;
+};
+
+struct ReplayConfig {
+  std::string input;
+  std::string output;
+  uint32_t repeat = 1;
+  bool direct_io = true;
+};
+
+// Parses a CPU list like "0-3,6". Returns false with *err on bad syntax or CPUs that are not online.
+bool parse_cpu_list(const std::string& s, std::vector<int>* out, std::string* err);
+
+}  // namespace ehp

@@ -1,0 +1,436 @@
+#include "engine.h"
+
+#include <fcntl.h>
+#include <pcap/pcap.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "capture/capture.h"
+#include "correlate/correlator.h"
+#include "correlate/tls_keys.h"
+#include "filter/filter.h"
+#include "pcapng_sink.h"
+#include "tlsprobe/tlsprobe.h"
+
+namespace ehp {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+int fail(const std::string& msg) {
+  fprintf(stderr, "ecapture-hp: %s\n", msg.c_str());
+  return 1;
+}
+
+uint64_t mono_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
+}
+
+// Link type of an interface as pcap would report it: no-L2 devices (tun, wireguard,
+// ARPHRD_NONE) carry raw IP at TC; everything else here carries an Ethernet header.
+uint16_t iface_linktype(const std::string& name) {
+  std::ifstream f("/sys/class/net/" + name + "/type");
+  int type = 1;
+  f >> type;
+  if (type == 65534 /* ARPHRD_NONE */ || type == 778 /* ARPHRD_IPGRE */ || type == 776 /* SIT */)
+    return 101;
+  return 1;
+}
+
+// SIGINT/SIGTERM are blocked in every thread and collected by the main loop with sigtimedwait.
+sigset_t block_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return set;
+}
+
+// Waits up to ms for a stop signal. Returns true if one arrived.
+bool wait_signal(const sigset_t& set, int ms) {
+  timespec ts{ms / 1000, (ms % 1000) * 1'000'000L};
+  siginfo_t si;
+  return sigtimedwait(&set, &si, &ts) > 0;
+}
+
+std::string human_bytes(uint64_t b) {
+  char buf[32];
+  if (b >= (1ull << 30)) snprintf(buf, sizeof buf, "%.2f GiB", b / double(1ull << 30));
+  else if (b >= (1ull << 20)) snprintf(buf, sizeof buf, "%.1f MiB", b / double(1ull << 20));
+  else if (b >= 1024) snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
+  else snprintf(buf, sizeof buf, "%llu B", (unsigned long long)b);
+  return buf;
+}
+
+// Creates a secrets-bearing output file: 0600, no symlink following, truncated.
+int create_private(const std::string& path, std::string* err) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    *err = "cannot create " + path + ": " + strerror(errno);
+    return -1;
+  }
+  fchmod(fd, 0600);
+  return fd;
+}
+
+void copy_comm(char (&dst)[16], const char* src) {
+  memset(dst, 0, sizeof dst);
+  strncpy(dst, src, sizeof dst - 1);
+}
+
+int run_keylog_or_text(const Config& cfg, const sigset_t& sigs) {
+  std::string err;
+  tlsprobe::Options to;
+  to.libssl_path = cfg.libssl;
+  to.pid = cfg.pid;
+  to.uid = cfg.uid;
+  to.plaintext = cfg.mode == Mode::Text;
+  auto probe = tlsprobe::TlsProbe::open(to, &err);
+  if (!probe) return fail(err);
+  int fd = -1;
+  if (cfg.mode == Mode::Keylog) {
+    fd = create_private(cfg.keylogfile, &err);
+    if (fd < 0) return fail(err);
+  }
+  for (auto& l : probe->libraries()) fprintf(stderr, "ecapture-hp: tracing %s\n", l.c_str());
+  fprintf(stderr, "ecapture-hp: capturing, press Ctrl-C to stop\n");
+  tls::ClientRandomDedup dedup(1 << 16);
+  uint64_t keys = 0, null_keys = 0, dups = 0;
+  bool write_failed = false;
+  auto on_secrets = [&](const tls::Secrets& s, const tlsprobe::ProcInfo& p) {
+    std::string lines = tls::keylog_lines(s);
+    if (lines.empty()) {
+      null_keys++;
+      return;
+    }
+    if (!dedup.insert(s.client_random)) {
+      dups++;
+      return;
+    }
+    keys++;
+    if (fd >= 0) {
+      if (::write(fd, lines.data(), lines.size()) != ssize_t(lines.size())) write_failed = true;
+    } else {
+      printf("[keys] pid=%u comm=%.16s\n%s", p.pid, p.comm, lines.c_str());
+      fflush(stdout);
+    }
+  };
+  auto on_data = [&](const tlsprobe::PlainData& d) {
+    char tuple[128] = "";
+    if (d.tuple) {
+      char a[64], b[64];
+      int af = d.tuple->ip_version == 6 ? AF_INET6 : AF_INET;
+      inet_ntop(af, d.tuple->saddr.data(), a, sizeof a);
+      inet_ntop(af, d.tuple->daddr.data(), b, sizeof b);
+      snprintf(tuple, sizeof tuple, " %s:%u -> %s:%u", a, d.tuple->sport, b, d.tuple->dport);
+    }
+    printf("[%s] pid=%u tid=%u uid=%u comm=%.16s len=%zu%s\n", d.is_write ? "SSL_write" : "SSL_read",
+           d.proc.pid, d.proc.tid, d.proc.uid, d.proc.comm, d.data.size(), tuple);
+    fwrite(d.data.data(), 1, d.data.size(), stdout);
+    printf("\n");
+    fflush(stdout);
+  };
+  uint64_t next_stats = mono_ns() + 2'000'000'000ull;
+  uint64_t deadline = cfg.stop_duration_s ? mono_ns() + cfg.stop_duration_s * 1'000'000'000ull : 0;
+  while (!g_stop) {
+    probe->poll(100, on_secrets, on_data);
+    if (wait_signal(sigs, 0)) break;
+    if (deadline && mono_ns() >= deadline) break;
+    if (!cfg.quiet && mono_ns() >= next_stats && cfg.mode == Mode::Keylog) {
+      auto st = probe->stats();
+      fprintf(stderr, "ecapture-hp: keys %llu null %llu dup %llu ring-drops %llu\n",
+              (unsigned long long)keys, (unsigned long long)null_keys, (unsigned long long)dups,
+              (unsigned long long)st.ring_drops);
+      next_stats += 2'000'000'000ull;
+    }
+  }
+  while (probe->poll(0, on_secrets, on_data) > 0) {
+  }
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+  auto st = probe->stats();
+  fprintf(stderr, "ecapture-hp: %llu sessions' keys written, %llu null keys rejected, %llu duplicates, %llu ring drops\n",
+          (unsigned long long)keys, (unsigned long long)null_keys, (unsigned long long)dups,
+          (unsigned long long)st.ring_drops);
+  if (write_failed) return fail("writing " + cfg.keylogfile + " failed");
+  return 0;
+}
+
+}  // namespace
+
+int run_tls(const Config& cfg) {
+  sigset_t sigs = block_signals();
+  if (cfg.mode != Mode::Pcap) return run_keylog_or_text(cfg, sigs);
+
+  std::string err;
+  // Link types decide how the filter is compiled; one compiled program serves all interfaces.
+  std::vector<SinkIface> sifaces;
+  uint16_t linktype = 0;
+  for (auto& name : cfg.ifaces) {
+    uint16_t lt = iface_linktype(name);
+    if (linktype && lt != linktype)
+      return fail("interfaces with different link types (Ethernet and raw IP) need separate runs");
+    linktype = lt;
+  }
+  std::vector<struct bpf_insn> filter_body;
+  bool have_filter = !cfg.filter.empty();
+  if (have_filter) {
+    auto cbpf = filter::compile_cbpf(cfg.filter, linktype, cfg.snaplen, &err);
+    if (!cbpf) return fail(err);
+    auto ebpf = filter::translate(*cbpf, &err);
+    if (!ebpf) return fail(err);
+    filter_body = std::move(*ebpf);
+  }
+
+  capture::Options co;
+  co.ifaces = cfg.ifaces;
+  co.cpus = cfg.cpus;
+  co.snaplen = cfg.snaplen;
+  co.ring_bytes_per_cpu = cfg.ring_bytes_per_cpu;
+  co.pid = cfg.pid;
+  co.uid = cfg.uid;
+  if (have_filter) {
+    co.before_load = [&](struct bpf_object*, struct bpf_program* in, struct bpf_program* out,
+                         std::string* e) {
+      return filter::install(in, filter_body, e) && filter::install(out, filter_body, e);
+    };
+  }
+  auto cap = capture::Capture::open(co, &err);
+  if (!cap) return fail(err);
+
+  tlsprobe::Options to;
+  to.libssl_path = cfg.libssl;
+  to.pid = cfg.pid;
+  to.uid = cfg.uid;
+  auto probe = tlsprobe::TlsProbe::open(to, &err);
+  if (!probe) return fail(err);
+
+  for (auto& i : cap->interfaces())
+    sifaces.push_back({i.name, "ecapture-hp TC ingress+egress on " + i.name, i.linktype});
+  SinkOptions so;
+  so.path = cfg.pcapfile;
+  so.filter = cfg.filter;
+  so.snaplen = cfg.snaplen;
+  so.direct_io = cfg.direct_io;
+  so.rotate_bytes = cfg.ring_filesize_kb * 1000;
+  so.rotate_duration_ns = cfg.ring_duration_s * 1'000'000'000ull;
+  so.ring_files = cfg.ring_files;
+  auto sink = PcapngSink::open(so, sifaces, &err);
+  if (!sink) return fail(err);
+
+  correlate::HoldBackConfig hc;
+  hc.hold_ns = cfg.hold_ms * 1'000'000ull;
+  correlate::Correlator corr(hc, *sink, 1 << 16);
+  std::mutex sink_mu;  // the sink's tick (rotation by time) runs from the pump only
+
+  if (!cap->attach(&err)) return fail(err);
+  cap->start();
+  if (!cfg.quiet) {
+    for (auto& l : probe->libraries()) fprintf(stderr, "ecapture-hp: tracing %s\n", l.c_str());
+    fprintf(stderr, "ecapture-hp: capturing on %zu interface(s) to %s, press Ctrl-C to stop\n",
+            cfg.ifaces.size(), cfg.pcapfile == "-" ? "standard output" : cfg.pcapfile.c_str());
+  }
+
+  std::atomic<bool> pump_stop_input{false};  // -c reached: take no more packets
+  std::atomic<bool> autostop{false};
+  std::atomic<uint64_t> pkts_in{0}, bytes_in{0}, keys_in{0};
+  std::vector<int> ifindex_to_id;
+  for (uint32_t id = 0; id < cap->interfaces().size(); ++id) {
+    int ix = cap->interfaces()[id].ifindex;
+    if (ix >= int(ifindex_to_id.size())) ifindex_to_id.resize(ix + 1, -1);
+    ifindex_to_id[ix] = int(id);
+  }
+
+  std::thread keys_thread([&] {
+    auto on_secrets = [&](const tls::Secrets& s, const tlsprobe::ProcInfo&) {
+      keys_in++;
+      corr.push_secrets(s);
+    };
+    while (!g_stop.load(std::memory_order_relaxed)) probe->poll(100, on_secrets);
+    while (probe->poll(0, on_secrets) > 0) {
+    }
+  });
+
+  std::thread pump([&] {
+    constexpr size_t kBatch = 256;
+    std::vector<capture::PacketRef> refs(kBatch);
+    std::vector<correlate::PacketMeta> metas(kBatch);
+    std::vector<std::span<const uint8_t>> frames(kBatch);
+    uint64_t next_tick = 0;
+    for (;;) {
+      size_t n = cap->next_batch(refs.data(), kBatch, 100);
+      uint64_t now = mono_ns();
+      if (n == 0 && g_stop.load()) break;
+      size_t take = n;
+      if (cfg.stop_packets) {
+        uint64_t have = pkts_in.load(std::memory_order_relaxed);
+        take = have >= cfg.stop_packets ? 0 : std::min<uint64_t>(n, cfg.stop_packets - have);
+      }
+      uint64_t bytes = 0;
+      for (size_t i = 0; i < take; ++i) {
+        auto& r = refs[i];
+        auto& m = metas[i];
+        m.ts_ns = r.ts_ns;
+        int id = r.ifindex < ifindex_to_id.size() ? ifindex_to_id[r.ifindex] : -1;
+        m.interface_id = id < 0 ? 0 : uint32_t(id);
+        m.linktype = cap->interfaces()[m.interface_id].linktype;
+        m.direction = r.direction;
+        m.wire_len = r.wire_len;
+        m.cap_len = r.cap_len;
+        m.attributed = r.attributed;
+        m.pid = r.pid;
+        m.tid = r.tid;
+        m.uid = r.uid;
+        m.gid = r.gid;
+        memcpy(m.comm, r.comm, sizeof m.comm);
+        frames[i] = std::span<const uint8_t>(r.data, r.cap_len);
+        bytes += r.cap_len;
+      }
+      if (take) corr.push_packets(metas.data(), frames.data(), take);
+      if (n) cap->release(refs[n - 1]);
+      pkts_in += take;
+      bytes_in += bytes;
+      if (cfg.stop_packets && pkts_in.load() >= cfg.stop_packets) autostop = true;
+      if (now >= next_tick) {
+        corr.tick(wall_clock_ns());
+        std::lock_guard<std::mutex> g(sink_mu);
+        sink->tick(wall_clock_ns());
+        if (cfg.stop_filesize_kb && sink->stats().file_bytes >= cfg.stop_filesize_kb * 1000) autostop = true;
+        if (sink->failed()) autostop = true;
+        next_tick = now + 100'000'000ull;
+      }
+    }
+  });
+
+  uint64_t start = mono_ns();
+  uint64_t next_stats = start + 2'000'000'000ull;
+  while (true) {
+    if (wait_signal(sigs, 100)) break;
+    if (autostop.load()) break;
+    if (cfg.stop_duration_s && mono_ns() - start >= cfg.stop_duration_s * 1'000'000'000ull) break;
+    if (!cfg.quiet && mono_ns() >= next_stats) {
+      auto cs = cap->stats();
+      auto hs = corr.stats();
+      auto ss = sink->stats();
+      fprintf(stderr,
+              "ecapture-hp: %llu pkts %s, keys %llu, held flows %llu, written %llu pkts; drops: ring=%llu queue=%llu graph=%llu writer=%llu\n",
+              (unsigned long long)pkts_in.load(), human_bytes(bytes_in.load()).c_str(),
+              (unsigned long long)keys_in.load(), (unsigned long long)hs.holdback.flows_held_now,
+              (unsigned long long)ss.packets, (unsigned long long)cs.reserve_fail,
+              (unsigned long long)cs.queue_full, (unsigned long long)hs.holdback.released_overflow,
+              (unsigned long long)ss.write_failures);
+      next_stats += 2'000'000'000ull;
+    }
+  }
+
+  // Shutdown order: stop producing, drain the rings, drain keys, release held flows, write ISBs.
+  cap->detach();
+  g_stop = true;
+  keys_thread.join();
+  cap->stop();
+  pump.join();
+  corr.drain();
+  auto cs = cap->stats();
+  for (uint32_t id = 0; id < cap->interfaces().size(); ++id)
+    sink->set_interface_drops(id, id == 0 ? cs.reserve_fail : 0, 0);
+  auto hs = corr.stats();
+  std::string close_err;
+  bool ok = sink->close(&close_err);
+  auto ss = sink->stats();
+  for (auto& i : cap->interfaces())
+    fprintf(stderr, "Packets received/dropped on interface '%s': %llu/%llu\n", i.name.c_str(),
+            (unsigned long long)pkts_in.load(), (unsigned long long)cs.reserve_fail);
+  fprintf(stderr,
+          "ecapture-hp: %llu packets written, %llu DSBs, %llu keys; held flows released with keys %llu, "
+          "on timeout %llu, on overflow %llu; null keys %llu, duplicate keys %llu\n",
+          (unsigned long long)ss.packets, (unsigned long long)ss.dsbs, (unsigned long long)keys_in.load(),
+          (unsigned long long)hs.holdback.released_keyed, (unsigned long long)hs.holdback.released_timeout,
+          (unsigned long long)hs.holdback.released_overflow, (unsigned long long)hs.null_keys,
+          (unsigned long long)hs.duplicates);
+  if (!ok) return fail(close_err);
+  if (sink->failed()) return fail(sink->error());
+  return 0;
+}
+
+int run_replay(const ReplayConfig& rc) {
+  char errbuf[PCAP_ERRBUF_SIZE] = "";
+  std::string err;
+  pcap_t* p = pcap_open_offline(rc.input.c_str(), errbuf);
+  if (!p) return fail(std::string("cannot read ") + rc.input + ": " + errbuf);
+  int dlt = pcap_datalink(p);
+  // Load the whole input once; --repeat pushes it again without re-reading the disk.
+  std::vector<correlate::PacketMeta> metas;
+  std::vector<uint8_t> arena;
+  std::vector<std::pair<size_t, size_t>> spans;
+  pcap_pkthdr* h;
+  const u_char* data;
+  int rc2;
+  while ((rc2 = pcap_next_ex(p, &h, &data)) == 1) {
+    correlate::PacketMeta m{};
+    m.ts_ns = uint64_t(h->ts.tv_sec) * 1'000'000'000ull + uint64_t(h->ts.tv_usec) *
+              (pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO ? 1 : 1000);
+    m.linktype = uint16_t(dlt);
+    m.wire_len = h->len;
+    m.cap_len = h->caplen;
+    copy_comm(m.comm, "");
+    spans.emplace_back(arena.size(), h->caplen);
+    arena.insert(arena.end(), data, data + h->caplen);
+    metas.push_back(m);
+  }
+  if (rc2 == -1) {
+    std::string e = pcap_geterr(p);
+    pcap_close(p);
+    return fail("reading " + rc.input + ": " + e);
+  }
+  pcap_close(p);
+
+  SinkOptions so;
+  so.path = rc.output;
+  so.direct_io = rc.direct_io;
+  auto sink = PcapngSink::open(so, {{"replay", "replay of " + rc.input, uint16_t(dlt)}}, &err);
+  if (!sink) return fail(err);
+  correlate::HoldBackConfig hc;
+  correlate::Correlator corr(hc, *sink, 1 << 16);
+  std::vector<std::span<const uint8_t>> frames(spans.size());
+  for (size_t i = 0; i < spans.size(); ++i)
+    frames[i] = std::span<const uint8_t>(arena.data() + spans[i].first, spans[i].second);
+
+  auto t0 = std::chrono::steady_clock::now();
+  uint64_t pkts = 0, bytes = 0;
+  constexpr size_t kBatch = 256;
+  for (uint32_t r = 0; r < rc.repeat && !sink->failed(); ++r) {
+    for (size_t i = 0; i < metas.size(); i += kBatch) {
+      size_t n = std::min(kBatch, metas.size() - i);
+      corr.push_packets(metas.data() + i, frames.data() + i, n);
+      for (size_t j = 0; j < n; ++j) bytes += frames[i + j].size();
+      pkts += n;
+    }
+  }
+  corr.drain();
+  bool ok = sink->close(&err);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!ok) return fail(err);
+  printf("replay: %llu packets, %llu bytes in %.3f s, %.0f pkt/s, %.1f MB/s\n", (unsigned long long)pkts,
+         (unsigned long long)bytes, s, pkts / s, bytes / s / 1e6);
+  return 0;
+}
+
+}  // namespace ehp
