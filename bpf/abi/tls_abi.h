@@ -3,9 +3,9 @@
  * Ring records (BPF_MAP_TYPE_RINGBUF `ehp_tls_events`), each starting with ehp_tls_hdr:
  *
  *   secrets (kind 1), fixed size:
- *   +----------------------+--------+-----------+-----------+---------------------+
- *   | ehp_tls_hdr (48 B)   | ssl    | version   | cipher_id | source | pad        |
- *   +----------------------+--------+-----------+-----------+---------------------+
+ *   +----------------------+--------+-----------+-------------+----------+--------+
+ *   | ehp_tls_hdr (40 B)   | ssl 8B | version 2 | cipher_id 2 | source 2 | pad 2  |
+ *   +----------------------+--------+-----------+-------------+----------+--------+
  *   | client_random[32] | master_key[48] | handshake_secret[64] | handshake_traffic_hash[64] |
  *   | client_app_traffic_secret[64] | server_app_traffic_secret[64] | exporter_master_secret[64] |
  *

@@ -225,7 +225,7 @@ size_t encode_epb(std::span<uint8_t> out, const EpbInfo& info, std::span<const u
     if (info.has_dropcount) p = put_u64_opt(p, kEpbDropCount, info.dropcount);
     if (info.has_verdict_tc) {
       p = put_opt_header(p, kEpbVerdict, kVerdictTcBytes);
-      put_u32(p + 12, 0);  // pad word (the value is 9 bytes, padded to 12)
+      put_u32(p + 8, 0);  // pad word first: the value is 9 bytes, padded to 12
       p[0] = kVerdictEbpfTc;
       put_u64(p + 1, info.verdict_tc);
       p += pad4(kVerdictTcBytes);

@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: GPL-2.0
+/* OpenSSL (libssl 1.1.1 / 3.x) uprobes: TLS secrets once per handshake, optional plaintext.
+ *
+ * Hook points and why (cost matters: the anchor's naive SSL_write hook cost users 20%):
+ *  - uprobe + uretprobe SSL_do_handshake: the normal path. SSL_connect/SSL_accept tail-call it
+ *    (`jmp SSL_do_handshake@plt` in 3.0.19), so one pair covers all three. It fires once per
+ *    handshake; on return 1 the secrets are final and no application data has been sent yet.
+ *  - uprobe (entry only) SSL_read/SSL_write/SSL_read_ex/SSL_write_ex: fallback for apps whose
+ *    handshake runs implicitly inside the first read/write. Cost per call: one trap, two small
+ *    bpf_probe_read_user and one hash lookup (`ehp_tls_sent`: SSL* -> client_random already
+ *    sent), so each session is sent exactly once. No uretprobe on the I/O path unless -m text.
+ *  - -m text only: SSL_read/SSL_read_ex uretprobes and a bounded copy on SSL_write(_ex) entry.
+ *
+ * Offsets come from userspace (rodata `off`), confirmed against the mapped library first.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "abi/tls_abi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set between open and load. */
+const volatile struct ehp_tls_offsets off = {};
+const volatile __u32 targ_pid = 0;  /* tgid to trace; 0 = all */
+const volatile __u32 targ_uid = 0;  /* uid to trace when filter_uid */
+const volatile bool filter_uid = false;
+const volatile bool capture_plaintext = false;
+
+#define TLS1_VERSION 0x0301
+#define TLS1_3_VERSION 0x0304
+
+/* Secrets and plaintext records. One ring: secrets are tiny and rare, ordering with data is
+ * preserved for -m text. Size set by userspace before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} ehp_tls_events SEC(".maps");
+
+/* Drop/truncation counters (enum ehp_tls_counter); per-CPU so the hot path never contends. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EHP_TLS_CNT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ehp_tls_counters SEC(".maps");
+
+/* (tgid, SSL*) -> client_random of the session already sent. LRU: freed SSL objects age out;
+ * an address reused by a new SSL has a new client_random and is sent again. */
+struct sent_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 ssl;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sent_key);
+	__type(value, __u8[32]);
+} ehp_tls_sent SEC(".maps");
+
+/* pid_tgid -> SSL* between SSL_do_handshake entry and return. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} ehp_tls_hs_args SEC(".maps");
+
+/* pid_tgid -> SSL_read(_ex) arguments between entry and return (-m text only). */
+struct read_args {
+	__u64 ssl;
+	__u64 buf;
+	__u64 readbytes; /* size_t* of SSL_read_ex, 0 for SSL_read */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct read_args);
+} ehp_tls_read_args SEC(".maps");
+
+/* Scratch for one data record: header + up to EHP_TLS_MAX_DATA_BYTES, too big for the stack
+ * (and for ringbuf_reserve of a fixed worst case, which would waste the ring). */
+struct data_scratch {
+	struct ehp_tls_data_event ev;
+	__u8 data[EHP_TLS_MAX_DATA_BYTES];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct data_scratch);
+} ehp_tls_scratch SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&ehp_tls_counters, &which);
+	if (v)
+		*v += 1;
+}
+
+/* -p / -u filter; returns true when the current task is traced. */
+static __always_inline bool traced(void)
+{
+	if (targ_pid && (bpf_get_current_pid_tgid() >> 32) != targ_pid)
+		return false;
+	if (filter_uid && (__u32)bpf_get_current_uid_gid() != targ_uid)
+		return false;
+	return true;
+}
+
+static __always_inline void fill_hdr(struct ehp_tls_hdr *h, __u32 kind)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	h->kind = kind;
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+	h->uid = (__u32)bpf_get_current_uid_gid();
+	h->ts_ns = bpf_ktime_get_ns();
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+static __always_inline bool same32(const __u8 *a, const __u8 *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+/* Reads the session's secrets from `ssl` and sends them once per (SSL*, client_random).
+ * check_init: the caller does not know the handshake is over (I/O fallback), so look at
+ * ssl->statem.in_init first. */
+static __always_inline void emit_secrets(void *ssl, __u16 source, bool check_init)
+{
+	struct sent_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .ssl = (__u64)ssl };
+	__u8 cr[32];
+	__u8 *sent;
+	struct ehp_tls_secrets_event *e;
+	void *session = 0, *cipher = 0;
+	__u32 cipher_id = 0;
+	int version = 0;
+
+	if (check_init) {
+		int in_init = 1;
+		if (bpf_probe_read_user(&in_init, sizeof(in_init), ssl + off.ssl_st_statem_in_init_offset)) {
+			count(EHP_TLS_CNT_READ_FAULT);
+			return;
+		}
+		if (in_init)
+			return;
+	}
+	if (bpf_probe_read_user(cr, sizeof(cr), ssl + off.ssl_st_s3_client_random_offset)) {
+		count(EHP_TLS_CNT_READ_FAULT);
+		return;
+	}
+	sent = bpf_map_lookup_elem(&ehp_tls_sent, &key);
+	if (sent && same32(sent, cr))
+		return;
+
+	if (bpf_probe_read_user(&version, sizeof(version), ssl + off.ssl_st_version_offset) ||
+	    bpf_probe_read_user(&session, sizeof(session), ssl + off.ssl_st_session_offset)) {
+		count(EHP_TLS_CNT_READ_FAULT);
+		return;
+	}
+	/* TLS only (no SSLv3, no DTLS: their versions are outside this range). */
+	if (version < TLS1_VERSION || version > TLS1_3_VERSION || !session)
+		return;
+
+	e = bpf_ringbuf_reserve(&ehp_tls_events, sizeof(*e), 0);
+	if (!e) {
+		count(EHP_TLS_CNT_RING_DROP_SECRETS);
+		return;
+	}
+	fill_hdr(&e->hdr, EHP_TLS_EV_SECRETS);
+	e->ssl = (__u64)ssl;
+	e->version = version;
+	e->source = source;
+	e->pad = 0;
+	__builtin_memcpy(e->client_random, cr, sizeof(cr));
+	if (bpf_probe_read_user(&cipher, sizeof(cipher), session + off.ssl_session_st_cipher_offset) == 0 && cipher)
+		bpf_probe_read_user(&cipher_id, sizeof(cipher_id), cipher + off.ssl_cipher_st_id_offset);
+	e->cipher_id = cipher_id & 0xFFFF; /* SSL_CIPHER id is 0x0300XXXX */
+
+	long rc = bpf_probe_read_user(e->master_key, sizeof(e->master_key), session + off.ssl_session_st_master_key_offset);
+	if (version == TLS1_3_VERSION) {
+		rc |= bpf_probe_read_user(e->handshake_secret, EHP_TLS_SECRET_BYTES, ssl + off.ssl_st_handshake_secret_offset);
+		rc |= bpf_probe_read_user(e->handshake_traffic_hash, EHP_TLS_SECRET_BYTES,
+					  ssl + off.ssl_st_handshake_traffic_hash_offset);
+		rc |= bpf_probe_read_user(e->client_app_traffic_secret, EHP_TLS_SECRET_BYTES,
+					  ssl + off.ssl_st_client_app_traffic_secret_offset);
+		rc |= bpf_probe_read_user(e->server_app_traffic_secret, EHP_TLS_SECRET_BYTES,
+					  ssl + off.ssl_st_server_app_traffic_secret_offset);
+		rc |= bpf_probe_read_user(e->exporter_master_secret, EHP_TLS_SECRET_BYTES,
+					  ssl + off.ssl_st_exporter_master_secret_offset);
+	} else {
+		__builtin_memset(e->handshake_secret, 0, 5 * EHP_TLS_SECRET_BYTES);
+	}
+	if (rc) {
+		count(EHP_TLS_CNT_READ_FAULT);
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	/* A finished handshake has non-zero key material; zero means the wrong moment (or wrong
+	 * offsets). Not marked as sent, so a later call can still deliver it. */
+	__u64 probe = version == TLS1_3_VERSION ? *(__u64 *)e->client_app_traffic_secret
+						 : *(__u64 *)e->master_key;
+	if (!probe) {
+		count(EHP_TLS_CNT_NULL_SECRETS);
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	bpf_ringbuf_submit(e, 0);
+	bpf_map_update_elem(&ehp_tls_sent, &key, cr, BPF_ANY);
+}
+
+/* Copies up to EHP_TLS_MAX_DATA_BYTES of plaintext into a data record. */
+static __always_inline void emit_data(void *ssl, const void *buf, __u64 len, bool is_write)
+{
+	__u32 zero = 0;
+	struct data_scratch *s;
+	__u32 n;
+
+	if (!len)
+		return;
+	s = bpf_map_lookup_elem(&ehp_tls_scratch, &zero);
+	if (!s)
+		return;
+	fill_hdr(&s->ev.hdr, EHP_TLS_EV_DATA);
+	s->ev.ssl = (__u64)ssl;
+	s->ev.fd = -1;
+	if (off.bio_st_num_offset) {
+		void *rbio = 0;
+		if (bpf_probe_read_user(&rbio, sizeof(rbio), ssl + off.ssl_st_rbio_offset) == 0 && rbio)
+			bpf_probe_read_user(&s->ev.fd, sizeof(s->ev.fd), rbio + off.bio_st_num_offset);
+	}
+	s->ev.is_write = is_write;
+	s->ev.pad[0] = s->ev.pad[1] = s->ev.pad[2] = 0;
+	s->ev.len_bytes = len > 0xffffffffULL ? 0xffffffffU : (__u32)len;
+	n = len > EHP_TLS_MAX_DATA_BYTES ? EHP_TLS_MAX_DATA_BYTES : (__u32)len;
+	if (n < len)
+		count(EHP_TLS_CNT_DATA_TRUNCATED);
+	/* Re-bound for the verifier: it must see n <= sizeof(s->data) at the call. */
+	n &= (EHP_TLS_MAX_DATA_BYTES << 1) - 1;
+	if (n > EHP_TLS_MAX_DATA_BYTES)
+		return;
+	if (bpf_probe_read_user(s->data, n, buf)) {
+		count(EHP_TLS_CNT_READ_FAULT);
+		return;
+	}
+	s->ev.data_len_bytes = n;
+	if (bpf_ringbuf_output(&ehp_tls_events, s, sizeof(s->ev) + n, 0))
+		count(EHP_TLS_CNT_RING_DROP_DATA);
+}
+
+/* int SSL_do_handshake(SSL *s); SSL_connect/SSL_accept tail-call it. */
+SEC("uprobe")
+int BPF_KPROBE(ehp_ssl_do_handshake, void *ssl)
+{
+	__u64 id, v;
+
+	if (!traced())
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	v = (__u64)ssl;
+	bpf_map_update_elem(&ehp_tls_hs_args, &id, &v, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ehp_ssl_do_handshake_ret, int ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 *ssl = bpf_map_lookup_elem(&ehp_tls_hs_args, &id);
+
+	if (!ssl)
+		return 0;
+	void *s = (void *)*ssl;
+	bpf_map_delete_elem(&ehp_tls_hs_args, &id);
+	if (ret == 1) /* handshake complete; nothing sent with the new keys yet */
+		emit_secrets(s, EHP_TLS_SRC_HANDSHAKE_RET, false);
+	return 0;
+}
+
+static __always_inline void read_entry(void *ssl, void *buf, void *readbytes)
+{
+	if (!traced())
+		return;
+	emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true);
+	if (capture_plaintext) {
+		__u64 id = bpf_get_current_pid_tgid();
+		struct read_args a = { .ssl = (__u64)ssl, .buf = (__u64)buf, .readbytes = (__u64)readbytes };
+		bpf_map_update_elem(&ehp_tls_read_args, &id, &a, BPF_ANY);
+	}
+}
+
+static __always_inline void read_return(long ret, bool is_ex)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct read_args *a = bpf_map_lookup_elem(&ehp_tls_read_args, &id);
+	__u64 len = 0;
+
+	if (!a)
+		return;
+	struct read_args args = *a;
+	bpf_map_delete_elem(&ehp_tls_read_args, &id);
+	if (is_ex) {
+		if (ret != 1 || !args.readbytes ||
+		    bpf_probe_read_user(&len, sizeof(len), (void *)args.readbytes))
+			return;
+	} else {
+		if (ret <= 0)
+			return;
+		len = ret;
+	}
+	emit_data((void *)args.ssl, (void *)args.buf, len, false);
+}
+
+static __always_inline void write_entry(void *ssl, const void *buf, __u64 num)
+{
+	if (!traced())
+		return;
+	emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true);
+	/* Copied at entry: what the app asked to send. A failed/partial write is still shown,
+	 * which is what a plaintext view needs (the alternative costs a uretprobe per write). */
+	if (capture_plaintext)
+		emit_data(ssl, buf, num, true);
+}
+
+/* int SSL_read(SSL *ssl, void *buf, int num); */
+SEC("uprobe")
+int BPF_KPROBE(ehp_ssl_read, void *ssl, void *buf, int num)
+{
+	read_entry(ssl, buf, 0);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ehp_ssl_read_ret, int ret)
+{
+	read_return(ret, false);
+	return 0;
+}
+
+/* int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes); */
+SEC("uprobe")
+int BPF_KPROBE(ehp_ssl_read_ex, void *ssl, void *buf, __u64 num, void *readbytes)
+{
+	read_entry(ssl, buf, readbytes);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ehp_ssl_read_ex_ret, int ret)
+{
+	read_return(ret, true);
+	return 0;
+}
+
+/* int SSL_write(SSL *ssl, const void *buf, int num); */
+SEC("uprobe")
+int BPF_KPROBE(ehp_ssl_write, void *ssl, const void *buf, int num)
+{
+	write_entry(ssl, buf, num > 0 ? (__u64)num : 0);
+	return 0;
+}
+
+/* int SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *written); */
+SEC("uprobe")
+int BPF_KPROBE(ehp_ssl_write_ex, void *ssl, const void *buf, __u64 num)
+{
+	write_entry(ssl, buf, num);
+	return 0;
+}

@@ -1,0 +1,170 @@
+// Hold-back: the ordering rule that makes captured TLS sessions decrypt from the file alone.
+//
+// tshark/Wireshark decrypt a session only if its Decryption Secrets Block comes before the
+// session's first encrypted record in file order (FACTS.md "Wireshark only decrypts with keys
+// it has already read"). The uprobes deliver the secrets only after the handshake packets have
+// gone through TC, so from a ClientHello on, a connection's packets are kept here until the
+// keylog lines for that ClientHello's random arrive; then the DSB is written, followed by the
+// held packets in their original order. Flows whose secrets never come are released after
+// `hold_ns` (counted); caps bound the memory. Nothing else ever waits: packets of flows that
+// are not held go straight to the sink.
+//
+// Single-threaded: driven by one serial stage (see correlator.h).
+#pragma once
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "correlate/frame.h"
+
+namespace ehp::correlate {
+
+// One captured packet as the writer needs it. `ts_ns` is Unix time in ns and defines the clock
+// that HoldBack::tick() uses.
+struct PacketMeta {
+  uint64_t ts_ns = 0;
+  uint32_t interface_id = 0;
+  uint16_t linktype = 0;  // LINKTYPE_* of the frame (ehp::net::kLinktypeEthernet / kLinktypeRaw)
+  uint8_t direction = 0;  // 0 inbound, 1 outbound
+  uint32_t wire_len = 0, cap_len = 0;
+  bool attributed = false;  // pid/tid/uid/gid/comm are meaningful
+  uint32_t pid = 0, tid = 0, uid = 0, gid = 0;
+  char comm[16] = {};
+};
+
+// Where the ordered output goes (the lead implements it on top of the pcapng encoders and the
+// io_uring writer). Calls are serialised, but may come from any thread.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  // `frame` may point into ring memory or hold-back storage that is reused after the call
+  // returns: copy it now.
+  virtual void packet(const PacketMeta& meta, std::span<const uint8_t> frame) = 0;
+  // NSS key log lines ('\n'-terminated) for one session -> one Decryption Secrets Block.
+  virtual void secrets(std::string_view keylog_lines) = 0;
+};
+
+struct HoldBackConfig {
+  uint64_t hold_ns = 3'000'000'000;      // --hold-ms: how long a flow waits for its secrets
+  size_t max_flow_bytes = 8u << 20;      // hold storage one flow may use
+  size_t max_total_bytes = 256u << 20;   // hold storage all flows may use together
+  size_t max_flows = 65536;              // flows held at once
+  // How long a client_random whose keys are already written (or whose flow gave up) is
+  // remembered, so that a late/retransmitted ClientHello with it is not held again.
+  uint64_t remember_ns = 30'000'000'000;
+  size_t remember_max = 65536;
+};
+
+// Sessions are counted (one flow can carry several sessions in sequence on one 5-tuple).
+struct HoldBackStats {
+  uint64_t flows_held = 0;          // sessions whose packets were held (cumulative)
+  uint64_t released_keyed = 0;      // released right after their DSB
+  uint64_t released_timeout = 0;    // released without keys after hold_ns, or by flush_all()
+  uint64_t released_overflow = 0;   // released early because a byte/flow cap was hit
+  uint64_t packets_held = 0;        // packets copied into hold storage (cumulative)
+  uint64_t bytes_held_now = 0;      // hold storage in use now (whole chunks)
+  uint64_t dsb_written = 0;         // sink.secrets() calls
+  uint64_t keys_without_flow = 0;   // keys whose ClientHello was not (or no longer) held
+  uint64_t packets_passed = 0;      // packets given to the sink without being held
+  uint64_t flows_held_now = 0;      // flows currently holding packets
+  uint64_t hello_known_keys = 0;    // ClientHellos not held because their keys were already written
+};
+
+class HoldBack {
+ public:
+  HoldBack(HoldBackConfig cfg, Sink& sink);
+  ~HoldBack();
+  HoldBack(const HoldBack&) = delete;
+  HoldBack& operator=(const HoldBack&) = delete;
+
+  // Packets must arrive in capture (timestamp) order. Also expires sessions whose hold_ns has
+  // passed relative to meta.ts_ns, so a replay behaves the same as a live capture.
+  void on_packet(const PacketMeta& meta, std::span<const uint8_t> frame);
+  // The keylog lines of the session with `client_random`. Writes the DSB at once: either right
+  // before that session's held ClientHello (then releases the flow), or -- when the ClientHello
+  // has not been seen -- now, which is still earlier in the file than it.
+  void on_keys(const std::array<uint8_t, 32>& client_random, std::string_view keylog_lines);
+  // Releases sessions whose secrets did not come within hold_ns of their first held packet.
+  // `now_ns` is on the PacketMeta::ts_ns clock. Cheap when nothing expires; call it often.
+  void tick(uint64_t now_ns);
+  // At shutdown: releases everything still held (counted as timeout releases).
+  void flush_all();
+  HoldBackStats stats() const;
+
+  // Bytes of one hold-storage chunk (caps are enforced in whole chunks).
+  static constexpr size_t kChunkBytes = 16 * 1024;
+
+ private:
+  struct Chunk;
+  struct Flow;
+  struct Session;
+  struct Expiry {
+    uint32_t slot;
+    uint64_t session_id;
+    uint64_t deadline_ns;
+  };
+  struct Remembered {
+    uint64_t until_ns;
+  };
+  struct RandomHash {
+    size_t operator()(const std::array<uint8_t, 32>& r) const noexcept;
+  };
+
+  // Hold storage: fixed chunks carved from slabs, recycled through a free list. Memory never
+  // exceeds max_total_bytes (+ one slab of rounding).
+  Chunk* alloc_chunk();
+  void free_chunk(Chunk* c);
+
+  uint32_t start_flow(const ehp::net::FlowKey& key, uint64_t ts_ns);
+  void add_session(uint32_t slot, bool random_known, const std::array<uint8_t, 32>& random,
+                   uint64_t ts_ns);
+  bool append(uint32_t slot, const PacketMeta& meta, std::span<const uint8_t> frame);
+  bool make_room(uint32_t slot, size_t chunks_needed);
+  // Emits records of the flow's front session(s) while they are resolved (keyed / expired).
+  void release_resolved(uint32_t slot);
+  // Emits the front session unconditionally, counting it in `counter`.
+  void release_front(uint32_t slot, uint64_t& counter);
+  void release_all_sessions(uint32_t slot, uint64_t& counter);
+  void emit_until(uint32_t slot, uint64_t end_seq);
+  void drop_flow(uint32_t slot);
+  void expire(uint64_t now_ns);
+  void remember_random(const std::array<uint8_t, 32>& random, uint64_t now_ns);
+  bool is_remembered(const std::array<uint8_t, 32>& random, uint64_t now_ns);
+  void remember_flow(const ehp::net::FlowKey& key, uint64_t now_ns);
+  bool is_remembered_flow(const ehp::net::FlowKey& key, uint64_t now_ns);
+  void evict_oldest_flow(uint32_t except_slot);
+
+  HoldBackConfig cfg_;
+  Sink& sink_;
+  HoldBackStats st_{};
+  uint64_t now_ns_ = 0;  // latest packet/tick time seen
+  uint64_t next_session_id_ = 1;
+
+  std::vector<std::unique_ptr<Chunk[]>> slabs_;
+  Chunk* free_chunks_ = nullptr;
+  size_t chunks_total_ = 0, chunks_used_ = 0, chunks_max_ = 0;
+
+  std::vector<Flow> flows_;  // slots; free ones chained through free_slots_
+  std::vector<uint32_t> free_slots_;
+  std::unordered_map<ehp::net::FlowKey, uint32_t, ehp::net::FlowKeyHash> by_key_;
+  std::unordered_map<std::array<uint8_t, 32>, uint32_t, RandomHash> by_random_;  // held sessions
+  std::deque<Expiry> expiries_;  // in deadline order (packets arrive in time order)
+
+  // Client randoms whose DSB is written (or whose session gave up): a later ClientHello with one
+  // of them is not held. Flows that just finished holding: a straggling ServerHello on them does
+  // not start holding again. Both bounded in time and count (FIFO).
+  std::unordered_map<std::array<uint8_t, 32>, Remembered, RandomHash> known_randoms_;
+  std::deque<std::pair<std::array<uint8_t, 32>, uint64_t>> known_randoms_fifo_;
+  std::unordered_map<ehp::net::FlowKey, Remembered, ehp::net::FlowKeyHash> known_flows_;
+  std::deque<std::pair<ehp::net::FlowKey, uint64_t>> known_flows_fifo_;
+
+  std::vector<uint8_t> scratch_;  // reassembles a record that spans chunks
+};
+
+}  // namespace ehp::correlate

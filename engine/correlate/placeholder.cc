@@ -1,1 +1,0 @@
-// placeholder; replaced by tls_keys.cc

@@ -1,0 +1,111 @@
+# Shared helpers for the end-to-end tests of the ecapture-hp binary. Source it; set TAG first
+# (a short unique name: namespaces, veths and temp dirs are named after it).
+set -u
+EHP=${EHP:?set EHP to the ecapture-hp binary}
+: "${TAG:?}"
+NS=ehp-$TAG
+HV=eh-$TAG-h          # host side of the veth
+NV=eh-$TAG-n          # namespace side
+WORK=$(mktemp -d /tmp/ehp-$TAG.XXXXXX)
+PASS=0
+FAIL=0
+BG_PIDS=()
+
+cleanup() {
+  for p in "${BG_PIDS[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  ip netns del "$NS" 2>/dev/null
+  ip link del "$HV" 2>/dev/null
+  [[ ${KEEP:-0} == 1 ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# setup_veth SUBNET_OCTET: host 10.213.X.1 <-> namespace 10.213.X.2 (+ fd13:X::1/2)
+setup_veth() {
+  local x=$1
+  ip netns del "$NS" 2>/dev/null; ip link del "$HV" 2>/dev/null
+  ip netns add "$NS"
+  ip link add "$HV" type veth peer name "$NV"
+  ip link set "$NV" netns "$NS"
+  ip addr add 10.213.$x.1/24 dev "$HV"
+  ip -6 addr add fd13:$x::1/64 dev "$HV" nodad
+  ip link set "$HV" up
+  ip -n "$NS" addr add 10.213.$x.2/24 dev "$NV"
+  ip -n "$NS" -6 addr add fd13:$x::2/64 dev "$NV" nodad
+  ip -n "$NS" link set "$NV" up
+  ip -n "$NS" link set lo up
+  HOST_IP=10.213.$x.1
+  PEER_IP=10.213.$x.2
+  PEER_IP6=fd13:$x::2
+}
+
+check() {  # check "description" command...
+  local desc=$1; shift
+  if "$@"; then echo "PASS: $desc"; PASS=$((PASS+1)); else echo "FAIL: $desc"; FAIL=$((FAIL+1)); fi
+}
+
+# wait_for CMD... : polls a condition for up to WAIT_S seconds (default 20)
+wait_for() {
+  local deadline=$((SECONDS + ${WAIT_S:-20}))
+  while ((SECONDS < deadline)); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+
+# start_ehp LOG ARGS... : runs ecapture-hp in the background, waits for its ready line
+start_ehp() {
+  local log=$1; shift
+  "$EHP" "$@" 2>"$log" &
+  EHP_PID=$!
+  BG_PIDS+=("$EHP_PID")
+  if ! wait_for grep -q "capturing" "$log"; then
+    echo "ecapture-hp did not start:"; cat "$log"; return 1
+  fi
+}
+
+stop_ehp() {  # SIGINT, then wait for exit; sets EHP_RC
+  kill -INT "$EHP_PID" 2>/dev/null
+  wait "$EHP_PID"; EHP_RC=$?
+}
+
+make_cert() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=ehp-test -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+}
+
+# A threaded HTTPS server in the namespace (python ssl) on PORT.
+start_py_https() {
+  local port=$1
+  cat >"$WORK/https.py" <<'PY'
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = ("hello " + self.path + "\n").encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", "text/plain"); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+srv = http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print("ready", flush=True)
+srv.serve_forever()
+PY
+  ip netns exec "$NS" python3 "$WORK/https.py" 0.0.0.0 "$port" "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/py.$port.log" 2>&1 &
+  BG_PIDS+=($!)
+  wait_for grep -q ready "$WORK/py.$port.log"
+}
+
+start_s_server() {  # openssl s_server -www on PORT in the namespace
+  local port=$1
+  ip netns exec "$NS" openssl s_server -accept "$port" -cert "$WORK/cert.pem" -key "$WORK/key.pem" \
+    -www -quiet >"$WORK/s_server.$port.log" 2>&1 &
+  BG_PIDS+=($!)
+  wait_for ns_listening "$port"
+}
+
+ns_listening() { ip netns exec "$NS" ss -Hltn "sport = :$1" 2>/dev/null | grep -q LISTEN; }
+
+finish() {
+  echo "$PASS passed, $FAIL failed"
+  ((FAIL == 0))
+}
