@@ -152,13 +152,13 @@ uint32_t HoldBack::start_flow(const ehp::net::FlowKey& key, uint64_t ts_ns) {
   return slot;
 }
 
-void HoldBack::add_session(uint32_t slot, bool random_known, const std::array<uint8_t, 32>& random,
-                           uint64_t ts_ns) {
-  Flow& f = flows_[slot];
-  if (f.n_sessions == kMaxSessions) {
+uint32_t HoldBack::add_session(uint32_t slot, bool random_known,
+                               const std::array<uint8_t, 32>& random, uint64_t ts_ns) {
+  if (flows_[slot].n_sessions == kMaxSessions) {
     // Pathological reuse of one 5-tuple: give up on the oldest session rather than grow.
+    const ehp::net::FlowKey key = flows_[slot].key;
     release_front(slot, st_.released_overflow);
-    if (!flows_[slot].in_use) slot = start_flow(f.key, ts_ns);
+    if (!flows_[slot].in_use) slot = start_flow(key, ts_ns);
   }
   Flow& g = flows_[slot];
   Session& s = g.sessions[g.n_sessions++];
@@ -176,6 +176,7 @@ void HoldBack::add_session(uint32_t slot, bool random_known, const std::array<ui
     }
   }
   expiries_.push_back(Expiry{slot, s.id, ts_ns + cfg_.hold_ns});
+  return slot;
 }
 
 // Appends one record; false if the caps do not allow it (nothing was written then).
@@ -217,14 +218,12 @@ bool HoldBack::append(uint32_t slot, const PacketMeta& meta, std::span<const uin
 // Frees enough pool chunks for `slot` by releasing the oldest other flows (overflow).
 bool HoldBack::make_room(uint32_t slot, size_t chunks_needed) {
   while (chunks_used_ + chunks_needed > chunks_max_) {
-    size_t before = chunks_used_;
-    evict_oldest_flow(slot);
-    if (chunks_used_ == before) return false;  // nothing else to evict
+    if (!evict_oldest_flow(slot)) return false;  // nothing else to evict
   }
   return true;
 }
 
-void HoldBack::evict_oldest_flow(uint32_t except_slot) {
+bool HoldBack::evict_oldest_flow(uint32_t except_slot) {
   // expiries_ is in start order, so the first live entry is the oldest held session.
   while (!expiries_.empty()) {
     const Expiry& e = expiries_.front();
@@ -243,10 +242,11 @@ void HoldBack::evict_oldest_flow(uint32_t except_slot) {
     for (size_t i = 0; i < f.n_sessions; ++i) {
       if (f.sessions[i].id == e.session_id) {
         release_all_sessions(e.slot, st_.released_overflow);
-        return;
+        return true;
       }
     }
   }
+  return false;
 }
 
 void HoldBack::emit_until(uint32_t slot, uint64_t end_seq) {
@@ -399,14 +399,14 @@ void HoldBack::on_packet(const PacketMeta& meta, std::span<const uint8_t> frame)
         seen |= f.sessions[i].random_known && f.sessions[i].random == hello.random;
       if (!seen) {
         Session& last = f.sessions[f.n_sessions - 1];
-        if (!last.random_known && last.start_seq + 8 > f.tail_seq) {
+        if (!last.random_known) {
           // The session was started by a ServerHello captured before its ClientHello.
           last.random_known = true;
           last.random = hello.random;
           if (is_remembered(hello.random, now_ns_)) last.keyed = true;
           else by_random_.emplace(hello.random, slot);
         } else {
-          add_session(slot, true, hello.random, now_ns_);  // 5-tuple reused for a new session
+          slot = add_session(slot, true, hello.random, now_ns_);  // 5-tuple reused: new session
         }
       }
     }
@@ -440,7 +440,7 @@ void HoldBack::on_packet(const PacketMeta& meta, std::span<const uint8_t> frame)
     return;
   }
   slot = start_flow(key, meta.ts_ns);
-  add_session(slot, random_known, hello.random, now_ns_);
+  slot = add_session(slot, random_known, hello.random, now_ns_);
   if (!append(slot, meta, frame)) {
     release_all_sessions(slot, st_.released_overflow);
     ++st_.packets_passed;

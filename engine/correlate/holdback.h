@@ -122,8 +122,8 @@ class HoldBack {
   void free_chunk(Chunk* c);
 
   uint32_t start_flow(const ehp::net::FlowKey& key, uint64_t ts_ns);
-  void add_session(uint32_t slot, bool random_known, const std::array<uint8_t, 32>& random,
-                   uint64_t ts_ns);
+  uint32_t add_session(uint32_t slot, bool random_known, const std::array<uint8_t, 32>& random,
+                       uint64_t ts_ns);
   bool append(uint32_t slot, const PacketMeta& meta, std::span<const uint8_t> frame);
   bool make_room(uint32_t slot, size_t chunks_needed);
   // Emits records of the flow's front session(s) while they are resolved (keyed / expired).
@@ -138,7 +138,7 @@ class HoldBack {
   bool is_remembered(const std::array<uint8_t, 32>& random, uint64_t now_ns);
   void remember_flow(const ehp::net::FlowKey& key, uint64_t now_ns);
   bool is_remembered_flow(const ehp::net::FlowKey& key, uint64_t now_ns);
-  void evict_oldest_flow(uint32_t except_slot);
+  bool evict_oldest_flow(uint32_t except_slot);
 
   HoldBackConfig cfg_;
   Sink& sink_;

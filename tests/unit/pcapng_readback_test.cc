@@ -172,7 +172,7 @@ class PcapngReadback : public ::testing::Test {
   }
   void TearDown() override {
     std::error_code ec;
-    fs::remove_all(dir_, ec);
+    if (!getenv("P1_KEEP")) fs::remove_all(dir_, ec);
   }
   fs::path dir_;
 };

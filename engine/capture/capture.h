@@ -1,0 +1,119 @@
+// Live capture fast path: TC ingress/egress (bpf/tc_capture.bpf.c) -> one BPF ringbuf per CPU
+// -> pinned consumer threads -> one lock-free queue per ring -> a time-ordered merge.
+//
+// Zero-copy contract: PacketRef::data points into the mmapped ring. The ring space stays
+// reserved until release(); the caller copies the bytes once (into its output buffer) and then
+// releases. Releasing in next_batch order is required (release advances the ring's consumer
+// position up to that record, freeing everything before it).
+//
+// Threads: consumer threads are internal. next_batch/release are called by ONE thread (the
+// merge has no locks); open/attach/start/detach/stop/stats from the owning thread.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct bpf_object;
+struct bpf_program;
+
+namespace ehp::capture {
+
+struct Options {
+  std::vector<std::string> ifaces;
+  // CPUs to run (and pin) consumer threads on; empty = all online. Every online CPU has a
+  // ring; rings are spread over the consumer threads (ring c goes to the consumer on c if any).
+  std::vector<int> cpus;
+  uint32_t snaplen = 262144;
+  uint32_t ring_bytes_per_cpu = 32u << 20;  // power of two, >= page size
+  std::optional<uint32_t> pid, uid;         // capture only packets attributed to this pid/uid
+  // Called between open and load (e.g. ehp::filter::install patches the filter stub here).
+  std::function<bool(struct bpf_object*, struct bpf_program* ingress, struct bpf_program* egress,
+                     std::string* err)>
+      before_load;
+  // Unread bytes in a ring that trigger a consumer wakeup (edge-triggered in BPF); below it the
+  // consumer drains on its poll timeout.
+  uint32_t wakeup_bytes = 256u << 10;
+  int poll_timeout_ms = 10;
+};
+
+struct Interface {
+  std::string name;
+  int ifindex = 0;
+  uint16_t linktype = 1;  // 1 Ethernet, 101 RAW for devices without L2 (ARPHRD_NONE, tun, wireguard)
+};
+
+struct PacketRef {
+  uint64_t ts_ns;  // wall clock (CLOCK_REALTIME ns)
+  uint32_t ifindex;
+  uint8_t direction;  // 0 in, 1 out
+  uint32_t wire_len, cap_len;
+  uint32_t pid, tid, uid, gid;
+  char comm[16];
+  bool attributed;
+  const uint8_t* data;  // cap_len bytes in ring memory, valid until release()
+  uint32_t slot;        // ring index (internal)
+  uint64_t release_pos;
+};
+
+class Capture {
+ public:
+  // Resolves ifaces (clear error for unknown/down), opens the skeleton, runs before_load,
+  // loads, creates the per-CPU rings. On failure returns nullptr with *err set; nothing is left.
+  static std::unique_ptr<Capture> open(const Options& opts, std::string* err);
+  ~Capture();
+  Capture(const Capture&) = delete;
+  Capture& operator=(const Capture&) = delete;
+
+  const std::vector<Interface>& interfaces() const;
+  // Tracepoints (attribution) first, then the TC filters. On failure everything attached so
+  // far is removed again.
+  bool attach(std::string* err);
+  void start();  // one pinned consumer thread per CPU in Options::cpus
+
+  // Time-ordered merge across all rings: fills up to max refs in global timestamp order, only
+  // those no later than the minimum watermark of all rings, waiting up to timeout_ms for the
+  // first one. Returns 0 on timeout, and 0 immediately once stopped and fully drained.
+  size_t next_batch(PacketRef* out, size_t max, int timeout_ms);
+  void release(const PacketRef& ref);
+
+  void detach();  // removes the TC filters (and the clsact hook if we created it and it is empty) and links
+  void stop();    // after detach: waits for running programs, drains rings, joins threads
+
+  struct Stats {
+    uint64_t records = 0, bytes = 0;  // read from the rings by consumers
+    uint64_t reserve_fail = 0;        // kernel: ring full, summed over CPUs
+    uint64_t queue_full = 0;          // consumer stalled on a full queue (backpressure episodes)
+    std::vector<uint64_t> per_cpu_reserve_fail;
+    // Kernel counters summed over CPUs (see ehp_capture_counters).
+    uint64_t kernel_seen = 0, kernel_records = 0, kernel_bytes = 0, no_ring = 0, filtered_out = 0,
+             filtered_proc = 0, load_fail = 0, truncated = 0, wakeups = 0;
+    uint64_t delivered = 0;     // refs returned by next_batch
+    uint64_t out_of_order = 0;  // a record older than one already delivered (should stay 0)
+  };
+  Stats stats() const;
+
+  // For tests and diagnostics.
+  int ingress_prog_fd() const;
+  int egress_prog_fd() const;
+  struct bpf_object* object() const;
+
+  struct Impl;
+
+ private:
+  explicit Capture(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Removes TC filters left behind by a killed run: filters named ehp_cap_ingress/ehp_cap_egress
+// whose program no live process holds open. ifaces empty = every interface in this netns.
+// Appends one line per removed filter to *report. Returns the number removed, -1 on error.
+int remove_stale_filters(const std::vector<std::string>& ifaces, std::string* report,
+                         std::string* err);
+
+// CLOCK_REALTIME - CLOCK_MONOTONIC in ns, sampled so the read gap is minimal.
+int64_t realtime_offset_ns();
+
+}  // namespace ehp::capture
