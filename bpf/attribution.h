@@ -1,11 +1,356 @@
-/* Socket -> process attribution for the TC capture program (placeholder: finds nothing).
- * ehp_attr_lookup: given the skb, the offset of its L3 header and the direction, fill `out`
- * with the process owning the local end of the flow. Returns 1 when found, 0 otherwise. */
+/* Socket -> process attribution for the TC capture program.
+ *
+ * Included by exactly one .bpf.c per object (tc_capture.bpf.c, attrib_test.bpf.c): it defines
+ * the map `ehp_attr_flows` and the tracing programs that fill it, which the skeleton's attach
+ * attaches (tp_btf/raw_tp need no tracefs). Layout and semantics of the map: abi/attribution_abi.h.
+ *
+ * Who fills the map (all in the owning task's context unless said otherwise):
+ *   sock_send_length / sock_recv_length  every sendmsg/recvmsg on a TCP/UDP socket: exact
+ *       5-tuple (connected) or wildcard (unconnected UDP) -> current task. Refreshed only when
+ *       the owner changes, so steady traffic costs a lookup, not an update.
+ *   inet_sock_set_state -> TCP_LISTEN    listen(): wildcard (tcp, lport) -> listener. Covers SYN
+ *       and SYN-ACK of every connection accepted later (they precede accept()).
+ *   inet_sock_set_state -> TCP_CLOSE     (any context) marks the entry closed_ns = now.
+ *   raw_tp sys_exit, bind() only         a UDP receiver's port is known before its first
+ *       datagram arrives (recvmsg's tracepoint fires only after it).
+ *   TC egress, in ehp_attr_lookup        on a miss, if the packet is being sent synchronously
+ *       by a task (not from softirq), that task is the sender: covers a client's first SYN
+ *       (inet_sock_set_state(SYN_SENT) fires before connect() picks the source port) and the
+ *       first datagram of a new UDP socket. The exact tuple is inserted so the reply matches.
+ *   userspace seed_attribution()        sockets already open at start; sweep_attribution()
+ *       marks UDP/other sockets that vanished without a state change as closed.
+ *
+ * Cost on the per-packet path: one bpf_skb_load_bytes for IPv4 without options (two for IPv6),
+ * one hash lookup on a hit, two for wildcard hits; the fallback runs only on misses. */
 #pragma once
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
 #include "abi/attribution_abi.h"
 
+#define EHP_ATTR_AF_INET 2
+#define EHP_ATTR_AF_INET6 10
+#define EHP_ATTR_IPPROTO_TCP 6
+#define EHP_ATTR_IPPROTO_UDP 17
+/* x86_64 syscall numbers */
+#define EHP_ATTR_NR_SENDTO 44
+#define EHP_ATTR_NR_SENDMSG 46
+#define EHP_ATTR_NR_CONNECT 42
+#define EHP_ATTR_NR_BIND 49
+#define EHP_ATTR_NR_SENDMMSG 307
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, EHP_ATTR_MAX_ENTRIES);
+	__type(key, struct ehp_attr_key);
+	__type(value, struct ehp_attr_value);
+} ehp_attr_flows SEC(".maps");
+
+/* Sockets about to send their first packet before their 5-tuple is known, keyed by the kernel
+ * address of the struct sock (the TC side reads the same address from skb->sk):
+ *   inet_sock_set_state(CLOSE -> SYN_SENT)  connect(): the source port is chosen only after
+ *       this tracepoint, and the SYN leaves right after.
+ *   sys_enter sendto/sendmsg/sendmmsg on a UDP socket with no local port yet (autobind).
+ * TC egress consumes the entry on the first packet (inserting the real 5-tuple) and deletes it.
+ * `ts_ns` bounds reuse of a freed socket's address: entries older than EHP_ATTR_SK_MAX_AGE_NS are
+ * ignored, and a connect() that fails (SYN_SENT -> CLOSE) deletes its entry. The bound must cover
+ * neighbour resolution: an IPv6 SYN waited ~1 s for NDP in the veth test. */
+struct ehp_attr_sk_val {
+	struct ehp_proc_info proc;
+	__u64 ts_ns;
+};
+#define EHP_ATTR_SK_MAX_AGE_NS (5ull * 1000 * 1000 * 1000)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct ehp_attr_sk_val);
+} ehp_attr_socks SEC(".maps");
+
+static __always_inline void ehp_attr_map_v4(__u8 dst[16], __u32 addr_be)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &addr_be, 4);
+}
+
+/* ---------------------------------------------------------------- per-packet lookup */
+
+static __always_inline struct ehp_attr_value *ehp_attr_get(struct ehp_attr_key *key)
+{
+	struct ehp_attr_value *v = bpf_map_lookup_elem(&ehp_attr_flows, key);
+	if (v && v->closed_ns && bpf_ktime_get_ns() - v->closed_ns > EHP_ATTR_GRACE_NS)
+		return 0;
+	return v;
+}
+
+/* Egress miss: the first packet of a socket whose tuple wasn't known when its task started
+ * sending (see ehp_attr_socks). Root-only: the socket pointer itself is the key. */
+static __always_inline int ehp_attr_from_sock(struct __sk_buff *skb, struct ehp_attr_key *key,
+					      struct ehp_proc_info *out)
+{
+	struct bpf_sock *sk = skb->sk;
+	if (!sk)
+		return 0;
+	__u64 skaddr = (__u64)sk;
+	struct ehp_attr_sk_val *sv = bpf_map_lookup_elem(&ehp_attr_socks, &skaddr);
+	if (!sv || bpf_ktime_get_ns() - sv->ts_ns > EHP_ATTR_SK_MAX_AGE_NS)
+		return 0;
+	struct ehp_attr_value v = {};
+	__builtin_memcpy(&v.proc, &sv->proc, sizeof(v.proc));
+	v.source = EHP_ATTR_SRC_TC;
+	bpf_map_update_elem(&ehp_attr_flows, key, &v, BPF_ANY);
+	bpf_map_delete_elem(&ehp_attr_socks, &skaddr);
+	__builtin_memcpy(out, &v.proc, sizeof(*out));
+	return 1;
+}
+
+/* Fills `out` with the process owning the host's end of the packet's flow.
+ * l3_off: offset of the IPv4/IPv6 header in the frame; egress: 1 on the egress hook.
+ * Returns 1 when found, 0 otherwise (non-IP, non-TCP/UDP, later fragments, IPv6 extension
+ * headers before L4, or unknown socket). */
 static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, int egress,
 					   struct ehp_proc_info *out)
 {
+	/* One load covers an option-less IPv4 header plus the ports, or the first 24 bytes of
+	 * IPv6 (through the source address). The smallest TCP/UDP packet over IPv4 is 28 bytes. */
+	__u8 h[24];
+	struct ehp_attr_key key = {};
+	__u16 ports[2];
+
+	if (bpf_skb_load_bytes(skb, l3_off, h, sizeof(h)) < 0)
+		return 0;
+	__u8 ver = h[0] >> 4;
+	if (ver == 4) {
+		__u32 ihl_bytes = (h[0] & 0xf) * 4;
+		if (h[6] & 0x1f || h[7]) /* fragment offset != 0: no L4 header here */
+			return 0;
+		key.proto = h[9];
+		if (ihl_bytes == 20) {
+			__builtin_memcpy(ports, h + 20, 4);
+		} else {
+			if (ihl_bytes < 20 || bpf_skb_load_bytes(skb, l3_off + ihl_bytes, ports, 4) < 0)
+				return 0;
+		}
+		__u32 src, dst;
+		__builtin_memcpy(&src, h + 12, 4);
+		__builtin_memcpy(&dst, h + 16, 4);
+		ehp_attr_map_v4(key.local_addr, egress ? src : dst);
+		ehp_attr_map_v4(key.remote_addr, egress ? dst : src);
+	} else if (ver == 6) {
+		struct {
+			__u8 daddr[16];
+			__u16 ports[2];
+		} rest;
+		key.proto = h[6];
+		if (bpf_skb_load_bytes(skb, l3_off + 24, &rest, sizeof(rest)) < 0)
+			return 0;
+		ports[0] = rest.ports[0];
+		ports[1] = rest.ports[1];
+		if (egress) {
+			__builtin_memcpy(key.local_addr, h + 8, 16);
+			__builtin_memcpy(key.remote_addr, rest.daddr, 16);
+		} else {
+			__builtin_memcpy(key.local_addr, rest.daddr, 16);
+			__builtin_memcpy(key.remote_addr, h + 8, 16);
+		}
+	} else {
+		return 0;
+	}
+	if (key.proto != EHP_ATTR_IPPROTO_TCP && key.proto != EHP_ATTR_IPPROTO_UDP)
+		return 0;
+	key.local_port = egress ? ports[0] : ports[1];
+	key.remote_port = egress ? ports[1] : ports[0];
+
+	struct ehp_attr_value *v = ehp_attr_get(&key);
+	if (v) {
+		__builtin_memcpy(out, &v->proc, sizeof(*out));
+		return 1;
+	}
+
+	/* Listener / unconnected UDP socket: {0, 0, lport, 0, proto}. */
+	struct ehp_attr_key wild = {};
+	wild.local_port = key.local_port;
+	wild.proto = key.proto;
+	v = ehp_attr_get(&wild);
+	if (v) {
+		__builtin_memcpy(out, &v->proc, sizeof(*out));
+		return 1;
+	}
+	if (egress)
+		return ehp_attr_from_sock(skb, &key, out);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- map producers */
+
+/* Key of a kernel socket as the host sees it. Returns 0, or -1 for non-TCP/UDP/inet sockets. */
+static __always_inline int ehp_attr_key_from_sk(const struct sock *sk, struct ehp_attr_key *key)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != EHP_ATTR_AF_INET && family != EHP_ATTR_AF_INET6)
+		return -1;
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	if (proto != EHP_ATTR_IPPROTO_TCP && proto != EHP_ATTR_IPPROTO_UDP)
+		return -1;
+	__builtin_memset(key, 0, sizeof(*key));
+	key->proto = proto;
+	key->local_port = bpf_htons(BPF_CORE_READ(sk, __sk_common.skc_num));
+	key->remote_port = BPF_CORE_READ(sk, __sk_common.skc_dport);
+	if (key->remote_port == 0) /* listening or unconnected: wildcard, any local address */
+		return 0;
+	if (family == EHP_ATTR_AF_INET) {
+		ehp_attr_map_v4(key->local_addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		ehp_attr_map_v4(key->remote_addr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+	} else {
+		/* Dual-stack sockets talking IPv4 already hold ::ffff:a.b.c.d here. */
+		BPF_CORE_READ_INTO(&key->local_addr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&key->remote_addr, sk, __sk_common.skc_v6_daddr);
+	}
+	return 0;
+}
+
+static __always_inline void ehp_attr_current(struct ehp_proc_info *p)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+	p->pid = pid_tgid >> 32;
+	p->tid = (__u32)pid_tgid;
+	p->uid = (__u32)uid_gid;
+	p->gid = uid_gid >> 32;
+	bpf_get_current_comm(p->comm, sizeof(p->comm));
+}
+
+/* Records the current task as the owner of `sk` unless the map already says so. */
+static __always_inline void ehp_attr_remember(const struct sock *sk, __u32 source)
+{
+	struct ehp_attr_key key;
+	if (ehp_attr_key_from_sk(sk, &key) < 0 || key.local_port == 0)
+		return;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ehp_attr_value *old = bpf_map_lookup_elem(&ehp_attr_flows, &key);
+	if (old && !old->closed_ns && old->proc.tid == (__u32)pid_tgid &&
+	    old->proc.pid == (__u32)(pid_tgid >> 32))
+		return;
+	struct ehp_attr_value v = {};
+	ehp_attr_current(&v.proc);
+	v.sock_ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+	v.source = source;
+	bpf_map_update_elem(&ehp_attr_flows, &key, &v, BPF_ANY);
+}
+
+/* The current task is about to send the first packet of `sk`, whose tuple isn't known yet. */
+static __always_inline void ehp_attr_remember_sock(const struct sock *sk)
+{
+	__u64 skaddr = (__u64)sk;
+	struct ehp_attr_sk_val v = {};
+	ehp_attr_current(&v.proc);
+	v.ts_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&ehp_attr_socks, &skaddr, &v, BPF_ANY);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(ehp_attr_send, struct sock *sk, int ret, int flags)
+{
+	ehp_attr_remember(sk, EHP_ATTR_SRC_SEND);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(ehp_attr_recv, struct sock *sk, int ret, int flags)
+{
+	ehp_attr_remember(sk, EHP_ATTR_SRC_RECV);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(ehp_attr_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	if (newstate == TCP_LISTEN) { /* listen(), in the listener's context */
+		ehp_attr_remember(sk, EHP_ATTR_SRC_STATE);
+		return 0;
+	}
+	if (newstate == TCP_SYN_SENT) { /* connect(), in the connecting task, before the SYN */
+		ehp_attr_remember_sock(sk);
+		return 0;
+	}
+	if (newstate != TCP_CLOSE)
+		return 0;
+	if (oldstate == TCP_SYN_SENT) {
+		__u64 skaddr = (__u64)sk;
+		bpf_map_delete_elem(&ehp_attr_socks, &skaddr);
+	}
+	struct ehp_attr_key key;
+	if (ehp_attr_key_from_sk(sk, &key) < 0)
+		return 0;
+	if (oldstate == TCP_LISTEN) {
+		/* The listener's own key has remote_port 0 already; make sure it is the wildcard. */
+		__builtin_memset(key.local_addr, 0, 32);
+		key.remote_port = 0;
+	} else if (key.remote_port == 0) {
+		return 0; /* never connected: nothing of ours to close */
+	}
+	struct ehp_attr_value *v = bpf_map_lookup_elem(&ehp_attr_flows, &key);
+	if (v && !v->closed_ns)
+		v->closed_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+/* The struct sock behind file descriptor `fd` of the current task, or NULL (not a socket). */
+static __always_inline struct sock *ehp_attr_fd_sock(int fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	unsigned int max_fds = BPF_CORE_READ(task, files, fdt, max_fds);
+	if (fd < 0 || (unsigned int)fd >= max_fds)
+		return 0;
+	struct file *file = 0;
+	if (bpf_probe_read_kernel(&file, sizeof(file), fds + fd) < 0 || !file)
+		return 0;
+	/* Only sockets: their file's private_data is the struct socket. */
+	__u16 mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & 00170000) != 0140000)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* UDP has no state tracepoint and recvmsg's fires only after a datagram arrived, so UDP is
+ * followed at the syscalls. sys_enter/sys_exit are one raw tracepoint each for all syscalls:
+ * bail out on the syscall number first.
+ *   sys_exit bind/connect (success)   the port (and peer) is known before the first datagram
+ *                                     arrives or leaves -> wildcard / exact entry.
+ *   sys_enter sendto/sendmsg/sendmmsg on an unbound socket -> ehp_attr_socks (autobind picks the
+ *                                     port inside the call, TC sees the first datagram). */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(ehp_attr_sys_exit, struct pt_regs *regs, long ret)
+{
+	if (ret != 0)
+		return 0;
+	long nr = BPF_CORE_READ(regs, orig_ax);
+	if (nr != EHP_ATTR_NR_BIND && nr != EHP_ATTR_NR_CONNECT)
+		return 0;
+	struct sock *sk = ehp_attr_fd_sock((int)BPF_CORE_READ(regs, di));
+	/* TCP gets its wildcard at listen() and its tuple via SYN_SENT. */
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != EHP_ATTR_IPPROTO_UDP)
+		return 0;
+	ehp_attr_remember(sk, EHP_ATTR_SRC_STATE);
+	return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(ehp_attr_sys_enter, struct pt_regs *regs, long id)
+{
+	if (id != EHP_ATTR_NR_SENDTO && id != EHP_ATTR_NR_SENDMSG && id != EHP_ATTR_NR_SENDMMSG)
+		return 0;
+	struct sock *sk = ehp_attr_fd_sock((int)BPF_CORE_READ(regs, di));
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != EHP_ATTR_IPPROTO_UDP ||
+	    BPF_CORE_READ(sk, __sk_common.skc_num) != 0)
+		return 0;
+	ehp_attr_remember_sock(sk);
 	return 0;
 }

@@ -15,3 +15,11 @@ int ehp_filter_test(struct __sk_buff *skb)
 {
 	return ehp_filter(skb) != 0;
 }
+
+/* A second program in the same section, as tc_capture has ingress and egress: install() must
+ * patch each program's own copy of the stub independently. */
+SEC(EHP_TC_SEC)
+int ehp_filter_test2(struct __sk_buff *skb)
+{
+	return ehp_filter(skb) != 0;
+}

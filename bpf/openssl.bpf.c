@@ -1,15 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 /* OpenSSL (libssl 1.1.1 / 3.x) uprobes: TLS secrets once per handshake, optional plaintext.
  *
- * Hook points and why (cost matters: the anchor's naive SSL_write hook cost users 20%):
- *  - uprobe + uretprobe SSL_do_handshake: the normal path. SSL_connect/SSL_accept tail-call it
- *    (`jmp SSL_do_handshake@plt` in 3.0.19), so one pair covers all three. It fires once per
- *    handshake; on return 1 the secrets are final and no application data has been sent yet.
- *  - uprobe (entry only) SSL_read/SSL_write/SSL_read_ex/SSL_write_ex: fallback for apps whose
- *    handshake runs implicitly inside the first read/write. Cost per call: one trap, two small
- *    bpf_probe_read_user and one hash lookup (`ehp_tls_sent`: SSL* -> client_random already
- *    sent), so each session is sent exactly once. No uretprobe on the I/O path unless -m text.
- *  - -m text only: SSL_read/SSL_read_ex uretprobes and a bounded copy on SSL_write(_ex) entry.
+ * Hook points and why. Cost is the point: a uprobe hit costs ~20 us on this VM (measured with
+ * tests/e2e/tlsprobe_bench.cc), so a hook on every SSL_read/SSL_write cuts small-record
+ * throughput by 95% (the anchor's naive SSL_write hook cost users 20% on bare metal).
+ *  - Primary: uprobe + uretprobe on the SSL's handshake_func, i.e. libssl's internal
+ *    ossl_statem_connect / ossl_statem_accept (not exported; engine/tlsprobe finds their file
+ *    offsets by reading ssl_st.handshake_func after SSL_set_connect_state/SSL_set_accept_state
+ *    in its calibration handshake). Every handshake path runs through it: SSL_do_handshake,
+ *    SSL_connect/SSL_accept, the implicit handshake inside SSL_read/SSL_write and the ssl BIO
+ *    (openssl s_server -www). It is only called while the SSL is in init, so application
+ *    data I/O never traps. Return 1 = handshake complete, secrets final, no app data sent yet.
+ *  - Fallback, when handshake_func cannot be located: the same pair on SSL_do_handshake
+ *    (SSL_connect/SSL_accept tail-call it) plus entry-only uprobes on SSL_read/SSL_write/_ex and
+ *    SSL_get_error (called by the ssl BIO after every read/write) that send the secrets the
+ *    first time they see a finished handshake. `ehp_tls_sent` (SSL* -> client_random) makes
+ *    every path send each session exactly once.
+ *  - -m text: SSL_read/SSL_read_ex entry+return and SSL_write/SSL_write_ex entry, bounded copy.
+ *    Not seen: plaintext moved by the ssl BIO (it calls ssl_read_internal directly).
  *
  * Offsets come from userspace (rodata `off`), confirmed against the mapped library first.
  */
@@ -59,7 +67,7 @@ struct {
 	__type(value, __u8[32]);
 } ehp_tls_sent SEC(".maps");
 
-/* pid_tgid -> SSL* between SSL_do_handshake entry and return. */
+/* pid_tgid -> SSL* between handshake entry and return. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -149,7 +157,13 @@ static __always_inline void emit_secrets(void *ssl, __u16 source, bool check_ini
 		if (in_init)
 			return;
 	}
-	if (bpf_probe_read_user(cr, sizeof(cr), ssl + off.ssl_st_s3_client_random_offset)) {
+	void *s3 = ssl;
+	if (off.ssl_st_s3_ptr_offset &&
+	    (bpf_probe_read_user(&s3, sizeof(s3), ssl + off.ssl_st_s3_ptr_offset) || !s3)) {
+		count(EHP_TLS_CNT_READ_FAULT);
+		return;
+	}
+	if (bpf_probe_read_user(cr, sizeof(cr), s3 + off.ssl_st_s3_client_random_offset)) {
 		count(EHP_TLS_CNT_READ_FAULT);
 		return;
 	}
@@ -252,9 +266,10 @@ static __always_inline void emit_data(void *ssl, const void *buf, __u64 len, boo
 		count(EHP_TLS_CNT_RING_DROP_DATA);
 }
 
-/* int SSL_do_handshake(SSL *s); SSL_connect/SSL_accept tail-call it. */
+/* int ossl_statem_connect(SSL *s) / int ossl_statem_accept(SSL *s) (primary), or
+ * int SSL_do_handshake(SSL *s) (fallback). */
 SEC("uprobe")
-int BPF_KPROBE(ehp_ssl_do_handshake, void *ssl)
+int BPF_KPROBE(ehp_handshake, void *ssl)
 {
 	__u64 id, v;
 
@@ -267,7 +282,7 @@ int BPF_KPROBE(ehp_ssl_do_handshake, void *ssl)
 }
 
 SEC("uretprobe")
-int BPF_KRETPROBE(ehp_ssl_do_handshake_ret, int ret)
+int BPF_KRETPROBE(ehp_handshake_ret, int ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 *ssl = bpf_map_lookup_elem(&ehp_tls_hs_args, &id);
@@ -369,5 +384,14 @@ SEC("uprobe")
 int BPF_KPROBE(ehp_ssl_write_ex, void *ssl, const void *buf, __u64 num)
 {
 	write_entry(ssl, buf, num);
+	return 0;
+}
+
+/* int SSL_get_error(const SSL *s, int ret_code); */
+SEC("uprobe")
+int BPF_KPROBE(ehp_ssl_get_error, void *ssl)
+{
+	if (traced())
+		emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true);
 	return 0;
 }

@@ -148,15 +148,21 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 		flags |= EHP_CAP_F_TRUNCATED;
 		cnt->truncated++;
 	}
-	/* Re-establish the bound where the verifier can see it (clang may have merged the
-	 * comparisons above into forms it cannot track). */
-	asm volatile("" : "+r"(cap_len));
-	if (cap_len > EHP_CAPTURE_MAX_FRAME)
-		cap_len = EHP_CAPTURE_MAX_FRAME;
-	if (cap_len > 0 && bpf_skb_load_bytes(skb, 0, s->frame, cap_len) < 0) {
+	if (cap_len == 0) { /* never for a real device; keeps the bounded copy below non-empty */
 		cnt->load_fail++;
 		return TC_ACT_UNSPEC;
 	}
+	/* Bound the copy length in a form the verifier tracks: clang folds the min() chain above
+	 * into something the verifier reads as <= snaplen only. cap_len is in [1, 65536], so
+	 * ((cap_len - 1) & 0xffff) + 1 == cap_len, and the verifier sees [1, 65536]. */
+	__u32 copy_len = cap_len - 1;
+	asm volatile("" : "+r"(copy_len));
+	copy_len = (copy_len & (EHP_CAPTURE_MAX_FRAME - 1)) + 1;
+	if (bpf_skb_load_bytes(skb, 0, s->frame, copy_len) < 0) {
+		cnt->load_fail++;
+		return TC_ACT_UNSPEC;
+	}
+	cap_len = copy_len;
 
 	s->hdr.ts_ns = bpf_ktime_get_ns();
 	s->hdr.ifindex = skb->ifindex;

@@ -45,7 +45,7 @@ enum ehp_tls_event_kind {
 
 /* Which probe produced a secrets record (diagnostics; tests use it to see both paths work). */
 enum ehp_tls_secrets_source {
-	EHP_TLS_SRC_HANDSHAKE_RET = 1, /* uretprobe SSL_do_handshake (SSL_connect/SSL_accept tail-call it) returned 1 */
+	EHP_TLS_SRC_HANDSHAKE_RET = 1, /* handshake_func (or SSL_do_handshake) returned 1 */
 	EHP_TLS_SRC_IO_ENTRY = 2,      /* first SSL_read/SSL_write(_ex) entry seen with the handshake finished */
 };
 
@@ -65,7 +65,8 @@ struct ehp_tls_offsets {
 	ehp_tls_u32 ssl_st_version_offset;
 	ehp_tls_u32 ssl_st_rbio_offset;
 	ehp_tls_u32 ssl_st_statem_in_init_offset;
-	ehp_tls_u32 ssl_st_s3_client_random_offset;
+	ehp_tls_u32 ssl_st_s3_ptr_offset;           /* 1.1.1: ssl_st.s3 is a pointer; 0 = s3 embedded (3.x) */
+	ehp_tls_u32 ssl_st_s3_client_random_offset; /* from ssl_st (3.x) or from *s3 (1.1.1) */
 	ehp_tls_u32 ssl_st_session_offset;
 	ehp_tls_u32 ssl_st_handshake_secret_offset;
 	ehp_tls_u32 ssl_st_handshake_traffic_hash_offset;
@@ -120,11 +121,11 @@ static_assert(sizeof(ehp_tls_hdr) == 40, "ehp_tls_hdr layout");
 static_assert(offsetof(ehp_tls_secrets_event, client_random) == 56, "secrets layout");
 static_assert(sizeof(ehp_tls_secrets_event) == 56 + 32 + 48 + 5 * 64, "secrets layout");
 static_assert(sizeof(ehp_tls_data_event) == 64, "data layout");
-static_assert(sizeof(ehp_tls_offsets) == 14 * 4, "offsets layout");
+static_assert(sizeof(ehp_tls_offsets) == 15 * 4, "offsets layout");
 #else
 _Static_assert(sizeof(struct ehp_tls_hdr) == 40, "ehp_tls_hdr layout");
 _Static_assert(__builtin_offsetof(struct ehp_tls_secrets_event, client_random) == 56, "secrets layout");
 _Static_assert(sizeof(struct ehp_tls_secrets_event) == 56 + 32 + 48 + 5 * 64, "secrets layout");
 _Static_assert(sizeof(struct ehp_tls_data_event) == 64, "data layout");
-_Static_assert(sizeof(struct ehp_tls_offsets) == 14 * 4, "offsets layout");
+_Static_assert(sizeof(struct ehp_tls_offsets) == 15 * 4, "offsets layout");
 #endif

@@ -3,8 +3,7 @@
 //
 // Zero-copy contract: PacketRef::data points into the mmapped ring. The ring space stays
 // reserved until release(); the caller copies the bytes once (into its output buffer) and then
-// releases. Releasing in next_batch order is required (release advances the ring's consumer
-// position up to that record, freeing everything before it).
+// releases. release(ref) frees ref and everything delivered before it, on every ring.
 //
 // Threads: consumer threads are internal. next_batch/release are called by ONE thread (the
 // merge has no locks); open/attach/start/detach/stop/stats from the owning thread.
@@ -55,7 +54,8 @@ struct PacketRef {
   bool attributed;
   const uint8_t* data;  // cap_len bytes in ring memory, valid until release()
   uint32_t slot;        // ring index (internal)
-  uint64_t release_pos;
+  uint64_t release_pos; // ring position after this record (internal)
+  uint64_t seq;         // delivery sequence number: release() frees every ref up to this one
 };
 
 class Capture {
@@ -76,8 +76,13 @@ class Capture {
   // Time-ordered merge across all rings: fills up to max refs in global timestamp order, only
   // those no later than the minimum watermark of all rings, waiting up to timeout_ms for the
   // first one. Returns 0 on timeout, and 0 immediately once stopped and fully drained.
+  // At most kMaxOutstanding refs may be delivered and not yet released; beyond that
+  // next_batch returns 0 until the caller releases (counted in Stats::caller_backpressure).
   size_t next_batch(PacketRef* out, size_t max, int timeout_ms);
+  // Done with `ref` and with every ref delivered before it (in next_batch order, across all
+  // rings): their ring space may be reused. Releasing only the last ref of a batch is enough.
   void release(const PacketRef& ref);
+  static constexpr size_t kMaxOutstanding = 1u << 17;
 
   void detach();  // removes the TC filters (and the clsact hook if we created it and it is empty) and links
   void stop();    // after detach: waits for running programs, drains rings, joins threads
@@ -92,6 +97,7 @@ class Capture {
              filtered_proc = 0, load_fail = 0, truncated = 0, wakeups = 0;
     uint64_t delivered = 0;     // refs returned by next_batch
     uint64_t out_of_order = 0;  // a record older than one already delivered (should stay 0)
+    uint64_t caller_backpressure = 0;  // next_batch calls cut short by kMaxOutstanding
   };
   Stats stats() const;
 

@@ -31,7 +31,6 @@ struct HoldBack::Chunk {
   uint8_t pad[8];
   uint8_t data[kData];
 };
-static_assert(sizeof(HoldBack::Chunk*) == 8);
 
 struct HoldBack::Session {
   uint64_t id = 0;
@@ -61,6 +60,7 @@ size_t HoldBack::RandomHash::operator()(const std::array<uint8_t, 32>& r) const 
 }
 
 HoldBack::HoldBack(HoldBackConfig cfg, Sink& sink) : cfg_(cfg), sink_(sink) {
+  static_assert(sizeof(Chunk) == kChunkBytes);
   cfg_.max_flows = std::max<size_t>(cfg_.max_flows, 1);
   chunks_max_ = std::max<size_t>(cfg_.max_total_bytes / kChunkBytes, 1);
   scratch_.resize(256 * 1024);

@@ -201,16 +201,14 @@ size_t encode_epb(std::span<uint8_t> out, const EpbInfo& info, std::span<const u
   if (!fits(out, total) || data.size() != info.caplen || too_long(info.comment)) [[unlikely]]
     return 0;
   uint8_t* p = out.data();
-  // Header and fixed fields as one 28-byte store.
-  const uint32_t head[7] = {kBlockEpb,
-                            static_cast<uint32_t>(total),
-                            info.interface_id,
-                            static_cast<uint32_t>(info.ts_ns >> 32),
-                            static_cast<uint32_t>(info.ts_ns),
-                            info.caplen,
-                            info.origlen};
-  std::memcpy(p, head, sizeof head);
-  p = put_padded(p + sizeof head, data.data(), data.size());
+  // Header and fixed fields as three u64 stores and one u32 straight into the output. (Building
+  // them in a stack array first cost a store-forwarding stall: u32 stores reloaded as 16 bytes.)
+  const uint64_t ts_hi = info.ts_ns >> 32, ts_lo = info.ts_ns & 0xffffffffu;
+  put_u64(p, uint64_t{kBlockEpb} | uint64_t{total} << 32);
+  put_u64(p + 8, uint64_t{info.interface_id} | ts_hi << 32);
+  put_u64(p + 16, ts_lo | uint64_t{info.caplen} << 32);
+  put_u32(p + 24, info.origlen);
+  p = put_padded(p + kHeaderBytes + kEpbFixedBytes, data.data(), data.size());
   if (opts) {
     if (info.flags) p = put_u32_opt(p, kEpbFlags, info.flags);
     p = put_str_opt(p, kOptComment, info.comment);

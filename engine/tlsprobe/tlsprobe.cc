@@ -1,1 +1,366 @@
-// placeholder
+// TlsProbe: open -> discover -> confirm offsets -> set rodata -> load -> attach -> poll -> one
+// cleanup path (the destructor).
+#include "tlsprobe/tlsprobe.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <unordered_map>
+
+#include "abi/tls_abi.h"
+#include "openssl.skel.h"
+#include "tlsprobe/libssl.h"
+
+namespace ehp::tlsprobe {
+namespace {
+
+uint64_t clock_ns(clockid_t c) {
+  timespec ts;
+  clock_gettime(c, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000ull + ts.tv_nsec;
+}
+
+// Libraries whose confirmed offsets are identical share one BPF object.
+struct Group {
+  ehp_tls_offsets off;
+  bool bio_num_ok = false;
+  struct Lib {
+    std::string path, desc;
+    uint64_t connect_file_offset, accept_file_offset;  // 0 = use the fallback hooks
+  };
+  std::vector<Lib> libs;
+  struct openssl* skel = nullptr;
+  std::vector<bpf_link*> links;
+};
+
+// Parses /proc/<pid>/net/tcp{,6} for the socket with inode `ino`.
+std::optional<Tuple> tuple_for_inode(uint32_t pid, uint64_t ino) {
+  for (int v6 = 0; v6 < 2; ++v6) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/net/" + (v6 ? "tcp6" : "tcp"));
+    std::string line;
+    std::getline(f, line);  // header
+    while (std::getline(f, line)) {
+      char local[64], remote[64];
+      unsigned long long inode = 0;
+      // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+      if (sscanf(line.c_str(), "%*s %63s %63s %*s %*s %*s %*s %*s %*s %llu", local, remote, &inode) != 3 ||
+          inode != ino)
+        continue;
+      Tuple t{};
+      t.ip_version = v6 ? 6 : 4;
+      auto parse = [&](const char* s, std::array<uint8_t, 16>* addr, uint16_t* port) {
+        const char* colon = strchr(s, ':');
+        if (!colon) return false;
+        size_t n = colon - s;  // 8 or 32 hex digits: 32-bit words in host order
+        for (size_t w = 0; w * 8 < n && w < 4; ++w) {
+          uint32_t word = strtoul(std::string(s + w * 8, 8).c_str(), nullptr, 16);
+          memcpy(addr->data() + w * 4, &word, 4);
+        }
+        *port = uint16_t(strtoul(colon + 1, nullptr, 16));
+        return true;
+      };
+      if (parse(local, &t.saddr, &t.sport) && parse(remote, &t.daddr, &t.dport)) return t;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+struct TlsProbe::Impl {
+  Options opt;
+  std::vector<Group> groups;
+  std::vector<std::string> skipped;
+  ring_buffer* rb = nullptr;
+  uint64_t realtime_minus_mono_ns = 0;
+  uint64_t secrets_events = 0, data_events = 0;
+  // Set for the duration of poll().
+  const std::function<void(const ehp::tls::Secrets&, const ProcInfo&)>* on_secrets = nullptr;
+  const std::function<void(const PlainData&)>* on_data = nullptr;
+  // (pid << 32 | fd) -> (SSL*, tuple): one /proc lookup per connection, not per record.
+  struct TupleCache {
+    uint64_t ssl;
+    std::optional<Tuple> tuple;
+  };
+  std::unordered_map<uint64_t, TupleCache> tuples;
+
+  ~Impl() {
+    if (rb) ring_buffer__free(rb);
+    for (auto& g : groups) {
+      for (auto* l : g.links) bpf_link__destroy(l);
+      if (g.skel) openssl__destroy(g.skel);
+    }
+  }
+
+  static int on_record(void* ctx, void* data, size_t size) { return static_cast<Impl*>(ctx)->handle(data, size); }
+
+  int handle(const void* data, size_t size) {
+    ehp_tls_hdr h;
+    if (size < sizeof h) return 0;
+    memcpy(&h, data, sizeof h);
+    ProcInfo p{h.pid, h.tid, h.uid, {}};
+    memcpy(p.comm, h.comm, sizeof p.comm);
+    p.comm[sizeof p.comm - 1] = 0;
+    if (h.kind == EHP_TLS_EV_SECRETS && size >= sizeof(ehp_tls_secrets_event)) {
+      ehp_tls_secrets_event e;
+      memcpy(&e, data, sizeof e);
+      tls::Secrets s;
+      s.version = e.version;
+      s.cipher_id = e.cipher_id;
+      memcpy(s.client_random.data(), e.client_random, 32);
+      memcpy(s.master_key.data(), e.master_key, 48);
+      memcpy(s.handshake_secret.data(), e.handshake_secret, 64);
+      memcpy(s.handshake_traffic_hash.data(), e.handshake_traffic_hash, 64);
+      memcpy(s.client_app_traffic_secret.data(), e.client_app_traffic_secret, 64);
+      memcpy(s.server_app_traffic_secret.data(), e.server_app_traffic_secret, 64);
+      memcpy(s.exporter_master_secret.data(), e.exporter_master_secret, 64);
+      secrets_events++;
+      if (on_secrets && *on_secrets) (*on_secrets)(s, p);
+    } else if (h.kind == EHP_TLS_EV_DATA && size >= sizeof(ehp_tls_data_event)) {
+      ehp_tls_data_event e;
+      memcpy(&e, data, sizeof e);
+      if (e.data_len_bytes > size - sizeof e) return 0;
+      data_events++;
+      if (!on_data || !*on_data) return 0;
+      PlainData d{p, e.is_write != 0, h.ts_ns + realtime_minus_mono_ns, tuple_for(h.pid, e.fd, e.ssl),
+                  std::span<const uint8_t>(static_cast<const uint8_t*>(data) + sizeof e, e.data_len_bytes),
+                  e.len_bytes};
+      (*on_data)(d);
+    }
+    return 0;
+  }
+
+  std::optional<Tuple> tuple_for(uint32_t pid, int fd, uint64_t ssl) {
+    if (fd < 0) return std::nullopt;
+    uint64_t key = uint64_t(pid) << 32 | uint32_t(fd);
+    auto it = tuples.find(key);
+    if (it != tuples.end() && it->second.ssl == ssl && it->second.tuple) return it->second.tuple;
+    if (tuples.size() > 65536) tuples.clear();  // bound the cache; it refills on demand
+    char link[64];
+    std::string fdpath = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+    ssize_t n = readlink(fdpath.c_str(), link, sizeof link - 1);
+    std::optional<Tuple> t;
+    if (n > 0) {
+      link[n] = 0;
+      unsigned long long ino;
+      if (sscanf(link, "socket:[%llu]", &ino) == 1) t = tuple_for_inode(pid, ino);
+    }
+    tuples[key] = {ssl, t};
+    return t;
+  }
+};
+
+TlsProbe::TlsProbe(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TlsProbe::~TlsProbe() = default;
+
+std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err) {
+  auto impl = std::make_unique<Impl>();
+  impl->opt = opt;
+  impl->realtime_minus_mono_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
+
+  std::vector<LibSsl> libs;
+  if (!opt.libssl_path.empty()) {
+    if (access(opt.libssl_path.c_str(), R_OK) != 0) {
+      *err = "libssl " + opt.libssl_path + ": " + strerror(errno);
+      return nullptr;
+    }
+    libs.push_back({opt.libssl_path, 0, 0, {}});
+  } else {
+    libs = discover_libssl();
+    if (libs.empty()) {
+      *err = "no libssl found: none is mapped by a running process and /usr/lib/x86_64-linux-gnu/libssl.so.3 is absent";
+      return nullptr;
+    }
+  }
+
+  // Confirm each library's offsets against the library itself; group identical layouts.
+  std::string first_refusal;
+  for (auto& lib : libs) {
+    std::string e, how;
+    auto v = detect_version(lib.path, &e);
+    std::string refusal;
+    if (!v) {
+      refusal = "libssl " + lib.path + ": version unknown (" + e + "); struct offsets cannot be confirmed, refusing to trace it";
+    } else if (const OffsetTable* row = offsets_for(*v); !row) {
+      refusal = "libssl " + lib.path + " (" + v->short_name() + "): no offset table for this version, refusing to trace it";
+    } else {
+      Calibration cal;
+      cal.ssl_st_handshake_func_offset = row->ssl_st_handshake_func_offset;
+      if (!confirm_offsets(lib.path, row->off, &how, &e, &cal)) {
+        refusal = "libssl " + lib.path + " (" + v->short_name() + "): struct offsets (" + row->series +
+                  " table) not confirmed: " + e + "; refusing to trace it";
+      } else {
+        ehp_tls_offsets off = row->off;
+        if (!cal.bio_num_ok) off.bio_st_num_offset = 0;  // tuples unavailable, secrets unaffected
+        Group* g = nullptr;
+        for (auto& x : impl->groups)
+          if (memcmp(&x.off, &off, sizeof off) == 0) g = &x;
+        if (!g) {
+          impl->groups.push_back({});
+          g = &impl->groups.back();
+          g->off = off;
+          g->bio_num_ok = cal.bio_num_ok;
+        }
+        bool primary = cal.connect_file_offset && cal.accept_file_offset && !opt.force_io_fallback;
+        char hooks[128];
+        if (primary)
+          snprintf(hooks, sizeof hooks, "hooks: handshake_func connect@0x%llx accept@0x%llx",
+                   (unsigned long long)cal.connect_file_offset, (unsigned long long)cal.accept_file_offset);
+        else
+          snprintf(hooks, sizeof hooks, "hooks: SSL_do_handshake + per-call SSL_read/SSL_write fallback");
+        g->libs.push_back({lib.path,
+                           lib.path + " (" + v->short_name() + ", " + (row->verified ? "" : "unverified table ") +
+                               "offsets confirmed: " + how + "; " + hooks + ")",
+                           primary ? cal.connect_file_offset : 0, primary ? cal.accept_file_offset : 0});
+      }
+    }
+    if (!refusal.empty()) {
+      impl->skipped.push_back(refusal);
+      if (first_refusal.empty()) first_refusal = refusal;
+    }
+  }
+  if (impl->groups.empty()) {
+    *err = first_refusal;
+    return nullptr;
+  }
+
+  libbpf_set_print([](enum libbpf_print_level lvl, const char* fmt, va_list ap) {
+    return lvl == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
+  });
+  for (auto& g : impl->groups) {
+    g.skel = openssl__open();
+    if (!g.skel) {
+      *err = std::string("BPF open of openssl.bpf.o failed: ") + strerror(errno);
+      return nullptr;
+    }
+    auto* ro = g.skel->rodata;
+    memcpy(const_cast<ehp_tls_offsets*>(&ro->off), &g.off, sizeof g.off);
+    const_cast<ehp_tls_offsets*>(&ro->off)->ssl_st_exporter_master_secret_offset += 64;
+    ro->targ_pid = opt.pid.value_or(0);
+    ro->filter_uid = opt.uid.has_value();
+    ro->targ_uid = opt.uid.value_or(0);
+    ro->capture_plaintext = opt.plaintext;
+    // Secrets alone are ~600 B per handshake; plaintext needs room for bursts of 16 KiB copies.
+    bpf_map__set_max_entries(g.skel->maps.ehp_tls_events, opt.plaintext ? 16u << 20 : 1u << 20);
+    if (!opt.plaintext) {
+      bpf_program__set_autoload(g.skel->progs.ehp_ssl_read_ret, false);
+      bpf_program__set_autoload(g.skel->progs.ehp_ssl_read_ex_ret, false);
+    }
+    if (int rc = openssl__load(g.skel)) {
+      *err = std::string("BPF load of openssl.bpf.o failed: ") + strerror(-rc);
+      return nullptr;
+    }
+    struct Hook {
+      bpf_program* prog;
+      const char* func;  // nullptr: attach at `offset`
+      uint64_t offset;
+      bool ret;
+      bool needed;  // false: skip when the library does not export it
+    };
+    auto& p = g.skel->progs;
+    for (auto& lib : g.libs) {
+      std::vector<Hook> hooks;
+      bool primary = lib.connect_file_offset != 0;
+      if (primary) {
+        for (uint64_t o : {lib.connect_file_offset, lib.accept_file_offset}) {
+          hooks.push_back({p.ehp_handshake, nullptr, o, false, true});
+          hooks.push_back({p.ehp_handshake_ret, nullptr, o, true, true});
+        }
+      } else {
+        hooks.push_back({p.ehp_handshake, "SSL_do_handshake", 0, false, true});
+        hooks.push_back({p.ehp_handshake_ret, "SSL_do_handshake", 0, true, true});
+        hooks.push_back({p.ehp_ssl_get_error, "SSL_get_error", 0, false, true});
+      }
+      if (!primary || opt.plaintext) {
+        hooks.push_back({p.ehp_ssl_read, "SSL_read", 0, false, true});
+        hooks.push_back({p.ehp_ssl_write, "SSL_write", 0, false, true});
+        hooks.push_back({p.ehp_ssl_read_ex, "SSL_read_ex", 0, false, false});
+        hooks.push_back({p.ehp_ssl_write_ex, "SSL_write_ex", 0, false, false});
+      }
+      if (opt.plaintext) {
+        hooks.push_back({p.ehp_ssl_read_ret, "SSL_read", 0, true, true});
+        hooks.push_back({p.ehp_ssl_read_ex_ret, "SSL_read_ex", 0, true, false});
+      }
+      auto exported = exported_symbols(lib.path, {"SSL_read_ex", "SSL_write_ex"});
+      for (auto& h : hooks) {
+        if (!h.needed && std::find(exported.begin(), exported.end(), h.func) == exported.end()) continue;
+        LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = h.ret, .func_name = h.func);
+        // pid -1: every process mapping this inode, now or later.
+        bpf_link* l = bpf_program__attach_uprobe_opts(h.prog, -1, lib.path.c_str(), h.offset, &uo);
+        if (!l) {
+          char where[64];
+          snprintf(where, sizeof where, "offset 0x%llx", (unsigned long long)h.offset);
+          *err = "libssl " + lib.path + ": attaching " + (h.ret ? "uretprobe " : "uprobe ") +
+                 (h.func ? h.func : where) + " failed: " + strerror(errno);
+          return nullptr;
+        }
+        g.links.push_back(l);
+      }
+    }
+    int map_fd = bpf_map__fd(g.skel->maps.ehp_tls_events);
+    if (!impl->rb) {
+      impl->rb = ring_buffer__new(map_fd, &Impl::on_record, impl.get(), nullptr);
+      if (!impl->rb) {
+        *err = std::string("ring_buffer__new failed: ") + strerror(errno);
+        return nullptr;
+      }
+    } else if (ring_buffer__add(impl->rb, map_fd, &Impl::on_record, impl.get()) != 0) {
+      *err = std::string("ring_buffer__add failed: ") + strerror(errno);
+      return nullptr;
+    }
+  }
+  return std::unique_ptr<TlsProbe>(new TlsProbe(std::move(impl)));
+}
+
+std::vector<std::string> TlsProbe::libraries() const {
+  std::vector<std::string> out;
+  for (auto& g : impl_->groups)
+    for (auto& l : g.libs) out.push_back(l.desc);
+  return out;
+}
+
+std::vector<std::string> TlsProbe::skipped() const { return impl_->skipped; }
+
+int TlsProbe::fd() const { return ring_buffer__epoll_fd(impl_->rb); }
+
+int TlsProbe::poll(int timeout_ms,
+                   const std::function<void(const ehp::tls::Secrets&, const ProcInfo&)>& on_secrets,
+                   const std::function<void(const PlainData&)>& on_data) {
+  impl_->on_secrets = &on_secrets;
+  impl_->on_data = &on_data;
+  int n = ring_buffer__poll(impl_->rb, timeout_ms);
+  impl_->on_secrets = nullptr;
+  impl_->on_data = nullptr;
+  return n == -EINTR ? 0 : n;
+}
+
+TlsProbe::Stats TlsProbe::stats() const {
+  Stats s{impl_->secrets_events, impl_->data_events, 0, 0, 0, 0};
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return s;
+  std::vector<uint64_t> vals(ncpu);
+  for (auto& g : impl_->groups) {
+    int fd = bpf_map__fd(g.skel->maps.ehp_tls_counters);
+    auto sum = [&](uint32_t idx) {
+      uint64_t t = 0;
+      if (bpf_map_lookup_elem(fd, &idx, vals.data()) == 0)
+        for (auto v : vals) t += v;
+      return t;
+    };
+    s.ring_drops += sum(EHP_TLS_CNT_RING_DROP_SECRETS) + sum(EHP_TLS_CNT_RING_DROP_DATA);
+    s.data_truncated += sum(EHP_TLS_CNT_DATA_TRUNCATED);
+    s.read_faults += sum(EHP_TLS_CNT_READ_FAULT);
+    s.null_secrets += sum(EHP_TLS_CNT_NULL_SECRETS);
+  }
+  return s;
+}
+
+}  // namespace ehp::tlsprobe

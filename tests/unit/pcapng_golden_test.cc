@@ -135,6 +135,9 @@ struct OneOption {
   const char* option_hex;
 };
 
+// Short test names in ctest instead of a byte dump of the struct.
+void PrintTo(const OneOption& c, std::ostream* os) { *os << c.name; }
+
 class PcapngEpbOption : public ::testing::TestWithParam<OneOption> {};
 
 TEST_P(PcapngEpbOption, Golden) {

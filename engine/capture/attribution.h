@@ -1,0 +1,60 @@
+// Userspace side of socket -> process attribution (kernel side: bpf/attribution.h, layouts:
+// bpf/abi/attribution_abi.h). The BPF hooks only see sockets that do something after the
+// capture starts; seed_attribution() adds the ones already open, sweep_attribution() retires
+// entries whose socket vanished without a TCP state change (UDP has no close tracepoint).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "abi/attribution_abi.h"
+
+namespace ehp::capture {
+
+// "pid=1234 tid=1234 uid=0 comm=curl" -- the EPB opt_comment text for an attributed packet.
+std::string format_comment(const ehp_proc_info& info);
+
+// Pre-fills `map_fd` (the ehp_attr_flows map) with every TCP/UDP socket open right now, in every
+// network namespace that has a process: /proc/<pid>/fd socket:[inode] -> /proc/<pid>/net/{tcp,
+// tcp6,udp,udp6} -> key; pid/uid/gid/comm from /proc/<pid>. Listening TCP and unconnected UDP
+// sockets become wildcard entries. Entries the BPF hooks already wrote are kept (BPF_NOEXIST).
+// Returns the number of entries written, or -1 with *err set.
+long seed_attribution(int map_fd, std::string* err);
+
+struct SweepStats {
+  size_t entries = 0;         // entries visited
+  size_t marked_closed = 0;   // open entries whose socket or process is gone
+  size_t deleted = 0;         // closed longer than EHP_ATTR_GRACE_NS
+};
+
+// Walks the map once: marks entries whose owning process no longer holds the socket as closed
+// (closed_ns = now, so they keep matching for the grace period), deletes entries closed longer
+// than EHP_ATTR_GRACE_NS. Call it every second or two (e.g. from the stats tick); it reads /proc
+// once per distinct pid. `now_mono_ns` is CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
+// Returns false with *err set if the map can't be read.
+bool sweep_attribution(int map_fd, uint64_t now_mono_ns, SweepStats* stats, std::string* err);
+
+// ---- parsing helpers, exposed for tests ----
+
+// One row of /proc/net/{tcp,tcp6,udp,udp6}.
+struct ProcNetSocket {
+  uint8_t local_addr[16] = {};   // v4-mapped for IPv4 rows
+  uint8_t remote_addr[16] = {};
+  uint16_t local_port = 0;       // host byte order
+  uint16_t remote_port = 0;
+  int state = 0;                 // TCP state number (0x0A = LISTEN), 7 for idle UDP
+  uint64_t inode = 0;
+};
+
+// Parses one data row (not the header). `v6` selects the 32-hex-digit address format.
+bool parse_proc_net_line(std::string_view line, bool v6, ProcNetSocket* out);
+
+// Map key for a /proc/net row: exact 5-tuple if connected, else the (proto, lport) wildcard.
+ehp_attr_key key_for_socket(const ProcNetSocket& s, uint8_t proto);
+
+// Fills pid/tid/uid/gid/comm of a process from /proc. False if the process is gone.
+bool read_proc_info(int pid, ehp_proc_info* out);
+
+}  // namespace ehp::capture

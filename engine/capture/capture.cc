@@ -1,0 +1,978 @@
+// See capture.h. Ring reading follows the kernel ringbuf layout (kernel/bpf/ringbuf.c, and
+// libbpf's ringbuf.c for the user side): page 0 = consumer_pos (RW), page 1 = producer_pos (RO),
+// then the data area mapped twice so a record that wraps is contiguous in our view. Each record
+// starts with an 8-byte header {u32 len | BUSY | DISCARD, u32 pg_off}; records are 8-aligned.
+//
+// Unlike libbpf we do NOT advance consumer_pos when we read a record: the consumer thread keeps
+// a private read position and only release() advances consumer_pos, so a packet's bytes stay in
+// ring memory until the writer has copied them (the one userspace copy).
+#include "capture/capture.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <concurrentqueue/concurrentqueue.h>
+#include <linux/bpf.h>
+#include <net/if_arp.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "abi/capture_abi.h"
+#include "capture/tc_netlink.h"
+#include "tc_capture.skel.h"
+
+namespace ehp::capture {
+namespace {
+
+constexpr uint64_t kNever = UINT64_MAX;
+// A record's timestamp is taken before the ringbuf reservation that makes it visible. A ring
+// that looked empty at time t can therefore still receive a record stamped slightly before t.
+// The idle watermark stays this far behind t; it bounds how late a program may publish (the
+// copy of a 64 KiB frame takes microseconds; the margin covers a preempted vCPU).
+constexpr uint64_t kIdleWatermarkSlackNs = 5'000'000;
+constexpr size_t kQueueCapacity = 65536;   // refs per ring queue
+constexpr size_t kStageCapacity = 1024;    // refs per ring staged in the merger
+constexpr size_t kPushBatch = 256;
+constexpr uint32_t kRingHdrBytes = 8;      // BPF_RINGBUF_HDR_SZ
+constexpr uint32_t kBusyBit = 1u << 31;    // BPF_RINGBUF_BUSY_BIT
+constexpr uint32_t kDiscardBit = 1u << 30; // BPF_RINGBUF_DISCARD_BIT
+
+uint64_t mono_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
+}
+
+uint64_t round8(uint64_t v) { return (v + 7) & ~uint64_t(7); }
+
+// Queue item: where a record sits in its ring; the merge reads the header from ring memory.
+struct Item {
+  uint64_t ts_mono_ns;
+  uint64_t pos;  // ring position of the 8-byte ringbuf header
+  uint32_t len;      // record payload length (ehp_capture_hdr + frame)
+  uint32_t cap_len;  // frame bytes (stats)
+};
+
+// try_enqueue never allocates; with explicit producers its capacity is bounded by the
+// producer's block index, so size the index for kQueueCapacity.
+struct QueueTraits : moodycamel::ConcurrentQueueDefaultTraits {
+  static const size_t BLOCK_SIZE = 256;
+  static const size_t EXPLICIT_INITIAL_INDEX_SIZE = kQueueCapacity / BLOCK_SIZE;
+};
+using RefQueue = moodycamel::ConcurrentQueue<Item, QueueTraits>;
+
+struct alignas(64) Ring {
+  int cpu = -1;
+  int map_fd = -1;
+  uint64_t size = 0, mask = 0;
+  void* cons_map = nullptr;
+  size_t cons_len = 0;
+  void* prod_map = nullptr;
+  size_t prod_len = 0;
+  uint64_t* consumer_pos = nullptr;        // written by release()
+  const uint64_t* producer_pos = nullptr;  // written by the kernel
+  const uint8_t* data = nullptr;
+  uint64_t* reader_pos_shared = nullptr;   // reader_pos map slot, read by BPF for wakeups
+
+  std::unique_ptr<RefQueue> queue;
+  std::unique_ptr<moodycamel::ProducerToken> ptok;
+  std::unique_ptr<moodycamel::ConsumerToken> ctok;
+
+  // Consumer thread only.
+  uint64_t read_pos = 0;
+  uint64_t last_ts = 0;
+  bool stalled = false;
+
+  // Consumer -> merger: all records with ts <= watermark_ns are in the queue.
+  alignas(64) std::atomic<uint64_t> watermark_ns{0};
+  std::atomic<uint64_t> records{0}, bytes{0}, queue_full{0};
+
+  // Merger only: staged refs (circular).
+  alignas(64) std::vector<Item> stage;
+  size_t stage_head = 0, stage_count = 0;
+};
+
+struct TcAttachment {
+  int ifindex;
+  bool ingress;
+  uint32_t handle, priority;
+};
+
+}  // namespace
+
+struct Capture::Impl {
+  Options opts;
+  std::vector<Interface> ifaces;
+  tc_capture* skel = nullptr;
+  std::vector<std::unique_ptr<Ring>> rings;  // one per online CPU
+  std::vector<int> ring_of_cpu;              // cpu -> index in rings, -1 if none
+  int num_possible_cpus = 0;
+  void* reader_pos_map = nullptr;
+  size_t reader_pos_len = 0;
+
+  // Attach state.
+  std::vector<bpf_link*> links;
+  std::vector<TcAttachment> tc;
+  std::vector<int> clsact_created;  // ifindexes whose clsact we created
+  bool attached = false;
+
+  // Threads.
+  std::vector<std::thread> threads;
+  std::vector<int> event_fds;
+  std::atomic<bool> stopping{false};
+  bool started = false, stopped = false;
+
+  // Merger wakeup: consumers notify only while the merger waits.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::atomic<bool> merger_waiting{false};
+
+  // Merger state.
+  int64_t offset_ns = 0;
+  uint64_t offset_refreshed_mono = 0;
+  uint64_t last_wall_ns = 0;
+  uint64_t last_mono_delivered = 0;
+  uint64_t delivered = 0, out_of_order = 0, caller_backpressure = 0;
+  // Delivery log: ring slot and end position of every delivered, unreleased ref, by seq.
+  // release(ref) walks it up to ref.seq, so one release covers refs of all rings before it.
+  struct LogEntry {
+    uint64_t release_pos;
+    uint32_t slot;
+  };
+  std::vector<LogEntry> log;  // kMaxOutstanding entries
+  uint64_t next_seq = 0, released_seq = 0;
+  std::vector<uint64_t> rel_pos;  // per ring scratch for release()
+  std::vector<uint32_t> rel_dirty;
+
+  ~Impl();
+  bool create_rings(std::string* err);
+  void consumer_main(std::vector<Ring*> mine, int cpu, int efd);
+  bool drain(Ring& r, bool final_pass);
+  void notify_merger();
+  void refill(Ring& r);
+  size_t merge(PacketRef* out, size_t max);
+  bool all_done();
+  void fill_ref(const Ring& r, uint32_t slot, const Item& it, PacketRef* ref);
+};
+
+namespace {
+
+bool read_online_cpus(std::vector<int>* out, std::string* err) {
+  std::ifstream f("/sys/devices/system/cpu/online");
+  std::string s;
+  if (!std::getline(f, s)) {
+    *err = "cannot read /sys/devices/system/cpu/online";
+    return false;
+  }
+  out->clear();
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    std::string part = s.substr(i, j - i);
+    size_t dash = part.find('-');
+    int a = std::stoi(part.substr(0, dash));
+    int b = dash == std::string::npos ? a : std::stoi(part.substr(dash + 1));
+    for (int c = a; c <= b; c++) out->push_back(c);
+    i = j + 1;
+  }
+  return true;
+}
+
+bool resolve_iface(const std::string& name, Interface* out, std::string* err) {
+  if (name.empty() || name.size() >= IFNAMSIZ) {
+    *err = "invalid interface name '" + name + "'";
+    return false;
+  }
+  unsigned idx = if_nametoindex(name.c_str());
+  if (idx == 0) {
+    *err = "unknown interface '" + name + "'";
+    return false;
+  }
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) {
+    *err = std::string("socket: ") + strerror(errno);
+    return false;
+  }
+  ifreq ifr{};
+  memcpy(ifr.ifr_name, name.c_str(), name.size());
+  bool ok = ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
+  short flags = ifr.ifr_flags;
+  ifreq hw{};
+  memcpy(hw.ifr_name, name.c_str(), name.size());
+  bool hw_ok = ioctl(s, SIOCGIFHWADDR, &hw) == 0;
+  close(s);
+  if (!ok) {
+    *err = "cannot query interface '" + name + "': " + strerror(errno);
+    return false;
+  }
+  if (!(flags & IFF_UP)) {
+    *err = "interface '" + name + "' is down";
+    return false;
+  }
+  out->name = name;
+  out->ifindex = static_cast<int>(idx);
+  // Devices whose frames start at the IP header (tun, wireguard, ip tunnels) are LINKTYPE_RAW.
+  uint16_t type = hw_ok ? hw.ifr_hwaddr.sa_family : ARPHRD_ETHER;
+  out->linktype = (type == ARPHRD_ETHER || type == ARPHRD_LOOPBACK) ? 1 : 101;
+  return true;
+}
+
+}  // namespace
+
+int64_t realtime_offset_ns() {
+  // Bracket a REALTIME read between two MONOTONIC reads; keep the tightest bracket.
+  int64_t best_gap = INT64_MAX, best = 0;
+  for (int i = 0; i < 5; i++) {
+    timespec a, r, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    clock_gettime(CLOCK_REALTIME, &r);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    int64_t an = a.tv_sec * 1'000'000'000ll + a.tv_nsec;
+    int64_t bn = b.tv_sec * 1'000'000'000ll + b.tv_nsec;
+    int64_t rn = r.tv_sec * 1'000'000'000ll + r.tv_nsec;
+    if (bn - an < best_gap) {
+      best_gap = bn - an;
+      best = rn - (an + (bn - an) / 2);
+    }
+  }
+  return best;
+}
+
+Capture::Impl::~Impl() {
+  for (auto& r : rings) {
+    if (r->cons_map) munmap(r->cons_map, r->cons_len);
+    if (r->prod_map) munmap(r->prod_map, r->prod_len);
+    if (r->map_fd >= 0) close(r->map_fd);
+  }
+  if (reader_pos_map) munmap(reader_pos_map, reader_pos_len);
+  for (int fd : event_fds) close(fd);
+  if (skel) tc_capture::destroy(skel);
+}
+
+bool Capture::Impl::create_rings(std::string* err) {
+  std::vector<int> online;
+  if (!read_online_cpus(&online, err)) return false;
+  long page = sysconf(_SC_PAGESIZE);
+  ring_of_cpu.assign(num_possible_cpus, -1);
+
+  reader_pos_len = (size_t(num_possible_cpus) * sizeof(uint64_t) + page - 1) / page * page;
+  reader_pos_map = mmap(nullptr, reader_pos_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+                        bpf_map__fd(skel->maps.reader_pos), 0);
+  if (reader_pos_map == MAP_FAILED) {
+    reader_pos_map = nullptr;
+    *err = std::string("mmap reader_pos: ") + strerror(errno);
+    return false;
+  }
+  int outer_fd = bpf_map__fd(skel->maps.rings);
+  for (int cpu : online) {
+    if (cpu >= num_possible_cpus) continue;
+    auto r = std::make_unique<Ring>();
+    r->cpu = cpu;
+    r->size = opts.ring_bytes_per_cpu;
+    r->mask = r->size - 1;
+    r->map_fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, ("ehp_ring" + std::to_string(cpu)).c_str(), 0, 0,
+                               opts.ring_bytes_per_cpu, nullptr);
+    if (r->map_fd < 0) {
+      *err = "create ringbuf for cpu " + std::to_string(cpu) + ": " + strerror(errno);
+      return false;
+    }
+    r->cons_len = page;
+    r->cons_map = mmap(nullptr, r->cons_len, PROT_READ | PROT_WRITE, MAP_SHARED, r->map_fd, 0);
+    if (r->cons_map == MAP_FAILED) {
+      r->cons_map = nullptr;
+      *err = std::string("mmap ring consumer page: ") + strerror(errno);
+      rings.push_back(std::move(r));
+      return false;
+    }
+    r->prod_len = page + 2 * r->size;
+    r->prod_map = mmap(nullptr, r->prod_len, PROT_READ, MAP_SHARED, r->map_fd, page);
+    if (r->prod_map == MAP_FAILED) {
+      r->prod_map = nullptr;
+      *err = std::string("mmap ring data: ") + strerror(errno);
+      rings.push_back(std::move(r));
+      return false;
+    }
+    r->consumer_pos = static_cast<uint64_t*>(r->cons_map);
+    r->producer_pos = static_cast<const uint64_t*>(r->prod_map);
+    r->data = static_cast<const uint8_t*>(r->prod_map) + page;
+    r->read_pos = __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
+    r->reader_pos_shared = static_cast<uint64_t*>(reader_pos_map) + cpu;
+    __atomic_store_n(r->reader_pos_shared, r->read_pos, __ATOMIC_RELEASE);
+    r->queue = std::make_unique<RefQueue>(kQueueCapacity, 1, 0);
+    r->ptok = std::make_unique<moodycamel::ProducerToken>(*r->queue);
+    r->ctok = std::make_unique<moodycamel::ConsumerToken>(*r->queue);
+    r->stage.resize(kStageCapacity);
+    uint32_t key = static_cast<uint32_t>(cpu);
+    if (bpf_map_update_elem(outer_fd, &key, &r->map_fd, BPF_ANY) != 0) {
+      *err = "insert ring for cpu " + std::to_string(cpu) + ": " + strerror(errno);
+      rings.push_back(std::move(r));
+      return false;
+    }
+    ring_of_cpu[cpu] = static_cast<int>(rings.size());
+    rings.push_back(std::move(r));
+  }
+  if (rings.empty()) {
+    *err = "no online CPU";
+    return false;
+  }
+  log.resize(Capture::kMaxOutstanding);
+  rel_pos.assign(rings.size(), 0);
+  rel_dirty.reserve(rings.size());
+  return true;
+}
+
+Capture::Capture(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Capture::~Capture() {
+  detach();
+  stop();
+}
+
+std::unique_ptr<Capture> Capture::open(const Options& opts, std::string* err) {
+  auto im = std::make_unique<Impl>();
+  im->opts = opts;
+  std::string dummy;
+  if (!err) err = &dummy;
+  if (opts.ifaces.empty()) {
+    *err = "no interface given";
+    return nullptr;
+  }
+  std::set<int> seen;
+  for (const auto& name : opts.ifaces) {
+    Interface i;
+    if (!resolve_iface(name, &i, err)) return nullptr;
+    if (!seen.insert(i.ifindex).second) continue;
+    im->ifaces.push_back(i);
+  }
+  uint32_t rb = opts.ring_bytes_per_cpu;
+  long page = sysconf(_SC_PAGESIZE);
+  if (rb < uint32_t(page) || (rb & (rb - 1)) != 0) {
+    *err = "ring_bytes_per_cpu must be a power of two >= " + std::to_string(page);
+    return nullptr;
+  }
+  if (opts.snaplen == 0) {
+    *err = "snaplen must be > 0";
+    return nullptr;
+  }
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) {
+    *err = "cannot determine the number of possible CPUs";
+    return nullptr;
+  }
+  im->num_possible_cpus = ncpu;
+  std::vector<int> online;
+  if (!read_online_cpus(&online, err)) return nullptr;
+  for (int c : opts.cpus) {
+    if (std::find(online.begin(), online.end(), c) == online.end()) {
+      *err = "cpu " + std::to_string(c) + " is not online";
+      return nullptr;
+    }
+  }
+
+  im->skel = tc_capture::open();
+  if (!im->skel) {
+    *err = std::string("open BPF object: ") + strerror(errno);
+    return nullptr;
+  }
+  auto* ro = im->skel->rodata;
+  ro->snaplen = opts.snaplen;
+  ro->filter_pid_on = opts.pid.has_value();
+  ro->filter_pid = opts.pid.value_or(0);
+  ro->filter_uid_on = opts.uid.has_value();
+  ro->filter_uid = opts.uid.value_or(0);
+  ro->wakeup_bytes = opts.wakeup_bytes;
+
+  bpf_map__set_max_entries(im->skel->maps.rings, ncpu);
+  bpf_map__set_max_entries(im->skel->maps.scratch, ncpu);
+  bpf_map__set_max_entries(im->skel->maps.reader_pos, ncpu);
+  // The outer map needs an inner-map template at load time; a small ringbuf serves.
+  int tmpl = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "ehp_ring_tmpl", 0, 0, uint32_t(page), nullptr);
+  if (tmpl < 0) {
+    *err = std::string("create ringbuf template: ") + strerror(errno);
+    return nullptr;
+  }
+  bpf_map__set_inner_map_fd(im->skel->maps.rings, tmpl);
+
+  if (opts.before_load &&
+      !opts.before_load(im->skel->obj, im->skel->progs.ehp_cap_ingress, im->skel->progs.ehp_cap_egress, err)) {
+    close(tmpl);
+    if (err->empty()) *err = "before_load hook failed";
+    return nullptr;
+  }
+  int rc = tc_capture::load(im->skel);
+  close(tmpl);
+  if (rc != 0) {
+    *err = std::string("load BPF object: ") + strerror(-rc);
+    return nullptr;
+  }
+  if (!im->create_rings(err)) return nullptr;
+  int ifmap = bpf_map__fd(im->skel->maps.ifaces);
+  for (const auto& i : im->ifaces) {
+    uint32_t key = uint32_t(i.ifindex);
+    ehp_capture_iface v{i.linktype == 1 ? 14u : 0u, 0};
+    if (bpf_map_update_elem(ifmap, &key, &v, BPF_ANY) != 0) {
+      *err = std::string("ifaces map: ") + strerror(errno);
+      return nullptr;
+    }
+  }
+  im->offset_ns = realtime_offset_ns();
+  im->offset_refreshed_mono = mono_ns();
+  return std::unique_ptr<Capture>(new Capture(std::move(im)));
+}
+
+const std::vector<Interface>& Capture::interfaces() const { return impl_->ifaces; }
+int Capture::ingress_prog_fd() const { return bpf_program__fd(impl_->skel->progs.ehp_cap_ingress); }
+int Capture::egress_prog_fd() const { return bpf_program__fd(impl_->skel->progs.ehp_cap_egress); }
+bpf_object* Capture::object() const { return impl_->skel->obj; }
+
+bool Capture::attach(std::string* err) {
+  std::string dummy;
+  if (!err) err = &dummy;
+  auto& im = *impl_;
+  if (im.attached) return true;
+  // Attribution tracepoints first, so sockets opened while TC attaches are already known.
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, im.skel->obj) {
+    if (prog == im.skel->progs.ehp_cap_ingress || prog == im.skel->progs.ehp_cap_egress) continue;
+    if (!bpf_program__autoload(prog)) continue;
+    bpf_link* link = bpf_program__attach(prog);
+    if (!link) {
+      *err = std::string("attach ") + bpf_program__name(prog) + ": " + strerror(errno);
+      detach();
+      return false;
+    }
+    im.links.push_back(link);
+  }
+  im.attached = true;
+  for (const auto& i : im.ifaces) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = i.ifindex, .attach_point = BPF_TC_INGRESS);
+    bool exists = false;
+    std::string qerr;
+    detail::has_clsact(i.ifindex, &exists, &qerr);  // on error, create and tolerate EEXIST
+    int rc = exists ? -EEXIST : bpf_tc_hook_create(&hook);  // creates clsact (both directions)
+    if (rc == 0) {
+      im.clsact_created.push_back(i.ifindex);
+    } else if (rc != -EEXIST) {
+      *err = "create clsact on " + i.name + ": " + strerror(-rc);
+      detach();
+      return false;
+    }
+    for (bool ingress : {true, false}) {
+      hook.attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
+      // Run ahead of existing filters: a foreign filter that classifies (u32 classid) or
+      // drops ends the chain, and we would never see the packet (tcpdump does). The kernel's
+      // automatic priority appends after them, so pick one below the lowest in use; if that
+      // is impossible (a different filter kind already holds priority 1), fall back to auto.
+      uint32_t prio = 1;
+      std::vector<detail::TcFilter> existing;
+      std::string lerr;
+      if (detail::list_clsact_filters(i.ifindex, ingress, &existing, &lerr)) {
+        uint32_t lowest = 0;
+        for (const auto& f : existing)
+          if (f.priority && (!lowest || f.priority < lowest)) lowest = f.priority;
+        if (lowest > 1) prio = lowest - 1;
+      }
+      LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = ingress ? Capture::ingress_prog_fd() : Capture::egress_prog_fd(),
+                  .priority = prio);
+      rc = bpf_tc_attach(&hook, &o);
+      if (rc != 0) {
+        o.priority = 0;
+        o.handle = 0;
+        rc = bpf_tc_attach(&hook, &o);
+      }
+      if (rc != 0) {
+        *err = "attach TC " + std::string(ingress ? "ingress" : "egress") + " on " + i.name + ": " + strerror(-rc);
+        detach();
+        return false;
+      }
+      im.tc.push_back({i.ifindex, ingress, o.handle, o.priority});
+    }
+  }
+  return true;
+}
+
+void Capture::detach() {
+  auto& im = *impl_;
+  for (const auto& t : im.tc) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = t.ifindex,
+                .attach_point = t.ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, o, .handle = t.handle, .priority = t.priority);
+    bpf_tc_detach(&hook, &o);  // ENOENT (someone removed it) is fine
+  }
+  im.tc.clear();
+  // Remove the clsact hook only if we created it and nobody else has put a filter on it since.
+  for (int ifindex : im.clsact_created) {
+    std::vector<detail::TcFilter> in, eg;
+    std::string e;
+    if (!detail::list_clsact_filters(ifindex, true, &in, &e) || !detail::list_clsact_filters(ifindex, false, &eg, &e))
+      continue;
+    if (!in.empty() || !eg.empty()) continue;
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+                .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+    bpf_tc_hook_destroy(&hook);
+  }
+  im.clsact_created.clear();
+  for (auto* l : im.links) bpf_link__destroy(l);
+  im.links.clear();
+  im.attached = false;
+}
+
+void Capture::start() {
+  auto& im = *impl_;
+  if (im.started) return;
+  im.started = true;
+  std::vector<int> cpus = im.opts.cpus;
+  if (cpus.empty()) {
+    std::string e;
+    read_online_cpus(&cpus, &e);
+  }
+  std::sort(cpus.begin(), cpus.end());
+  cpus.erase(std::unique(cpus.begin(), cpus.end()), cpus.end());
+  // Ring c goes to the consumer pinned on c; rings of CPUs without a consumer are dealt out
+  // round-robin.
+  std::vector<std::vector<Ring*>> assign(cpus.size());
+  size_t rr = 0;
+  for (auto& r : im.rings) {
+    auto it = std::find(cpus.begin(), cpus.end(), r->cpu);
+    if (it != cpus.end()) {
+      assign[it - cpus.begin()].push_back(r.get());
+    } else {
+      assign[rr++ % cpus.size()].push_back(r.get());
+    }
+  }
+  for (size_t i = 0; i < cpus.size(); i++) {
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    im.event_fds.push_back(efd);
+    im.threads.emplace_back([&im, mine = assign[i], cpu = cpus[i], efd] { im.consumer_main(mine, cpu, efd); });
+  }
+}
+
+void Capture::Impl::notify_merger() {
+  if (merger_waiting.load(std::memory_order_seq_cst)) {
+    std::lock_guard<std::mutex> lk(mu);
+    cv.notify_one();
+  }
+}
+
+// Reads every committed record past read_pos and queues a ref for it. Returns true when the
+// ring was drained up to the producer position observed at the start. final_pass: the kernel no
+// longer produces; the queue may then grow past its bound so stop() never waits for the merger.
+bool Capture::Impl::drain(Ring& r, bool final_pass) {
+  uint64_t t_check = mono_ns();
+  uint64_t prod = __atomic_load_n(r.producer_pos, __ATOMIC_ACQUIRE);
+  Item batch[kPushBatch];
+  size_t n = 0;
+  uint64_t pos = r.read_pos;
+  uint64_t committed_pos = pos;  // everything before it is queued (or was a skipped record)
+  bool busy = false, queue_full = false;
+  auto flush = [&]() -> bool {
+    if (n == 0) return true;
+    bool ok = final_pass ? r.queue->enqueue_bulk(*r.ptok, batch, n)
+                         : r.queue->try_enqueue_bulk(*r.ptok, batch, n);
+    if (!ok) return false;
+    uint64_t byts = 0;
+    for (size_t i = 0; i < n; i++) byts += batch[i].cap_len;
+    r.records.fetch_add(n, std::memory_order_relaxed);
+    r.bytes.fetch_add(byts, std::memory_order_relaxed);
+    r.last_ts = std::max(r.last_ts, batch[n - 1].ts_mono_ns);
+    n = 0;
+    return true;
+  };
+  while (pos < prod) {
+    const uint8_t* hdrp = r.data + (pos & r.mask);
+    uint32_t len = __atomic_load_n(reinterpret_cast<const uint32_t*>(hdrp), __ATOMIC_ACQUIRE);
+    if (len & kBusyBit) {
+      busy = true;  // reserved, not yet committed: stop here to keep ring order
+      break;
+    }
+    uint32_t payload = len & ~(kBusyBit | kDiscardBit);
+    if (!(len & kDiscardBit) && payload >= sizeof(ehp_capture_hdr)) {
+      if (n == kPushBatch) {
+        if (!flush()) {
+          queue_full = true;
+          break;
+        }
+        committed_pos = pos;
+      }
+      uint64_t ts;
+      memcpy(&ts, hdrp + kRingHdrBytes + offsetof(ehp_capture_hdr, ts_ns), sizeof(ts));
+      uint32_t cap;
+      memcpy(&cap, hdrp + kRingHdrBytes + offsetof(ehp_capture_hdr, cap_len), sizeof(cap));
+      batch[n++] = Item{ts, pos, payload, cap};
+    }
+    pos += round8(uint64_t(payload) + kRingHdrBytes);
+  }
+  if (!queue_full) {
+    if (flush()) {
+      committed_pos = pos;
+    } else {
+      queue_full = true;
+    }
+  }
+  if (queue_full && !r.stalled) {
+    // Backpressure: the queue is full. Data stays in the ring (the kernel counts reserve
+    // failures if it fills up); count the stall episode.
+    r.queue_full.fetch_add(1, std::memory_order_relaxed);
+  }
+  r.stalled = queue_full;
+  r.read_pos = committed_pos;
+  __atomic_store_n(r.reader_pos_shared, r.read_pos, __ATOMIC_RELEASE);
+  bool drained = !busy && !queue_full && committed_pos == prod;
+  uint64_t w = r.last_ts;
+  if (drained && t_check > kIdleWatermarkSlackNs) w = std::max(w, t_check - kIdleWatermarkSlackNs);
+  if (w > r.watermark_ns.load(std::memory_order_relaxed)) r.watermark_ns.store(w, std::memory_order_release);
+  return drained;
+}
+
+void Capture::Impl::consumer_main(std::vector<Ring*> mine, int cpu, int efd) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);  // best effort
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = efd;
+  epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev);
+  for (Ring* r : mine) {
+    ev.data.fd = r->map_fd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, r->map_fd, &ev);
+  }
+  epoll_event evs[16];
+  for (;;) {
+    bool final_pass = stopping.load(std::memory_order_acquire);
+    bool all_drained = true;
+    for (Ring* r : mine) all_drained &= drain(*r, final_pass);
+    if (final_pass && all_drained) break;
+    notify_merger();
+    int timeout = all_drained ? opts.poll_timeout_ms : 1;
+    int n = epoll_wait(ep, evs, 16, timeout);
+    for (int i = 0; i < n; i++) {
+      if (evs[i].data.fd == efd) {
+        uint64_t v;
+        (void)!read(efd, &v, sizeof(v));
+      }
+    }
+  }
+  for (Ring* r : mine) r->watermark_ns.store(kNever, std::memory_order_release);
+  notify_merger();
+  close(ep);
+}
+
+void Capture::stop() {
+  auto& im = *impl_;
+  if (im.stopped) return;
+  im.stopped = true;
+  // Take the rings out of the outer map: for map-in-map updates the kernel waits for an RCU
+  // grace period (maybe_wait_bpf_programs), so any program still running from before detach
+  // has committed its record when this returns. The final drain then sees everything.
+  if (im.skel) {
+    int outer = bpf_map__fd(im.skel->maps.rings);
+    for (auto& r : im.rings) {
+      uint32_t key = uint32_t(r->cpu);
+      bpf_map_delete_elem(outer, &key);
+    }
+  }
+  im.stopping.store(true, std::memory_order_release);
+  for (int efd : im.event_fds) {
+    uint64_t one = 1;
+    (void)!write(efd, &one, sizeof(one));
+  }
+  for (auto& t : im.threads) t.join();
+  im.threads.clear();
+  if (!im.started) {
+    // No consumer ever ran: nothing will be delivered.
+    for (auto& r : im.rings) r->watermark_ns.store(kNever, std::memory_order_release);
+  }
+}
+
+void Capture::Impl::refill(Ring& r) {
+  while (r.stage_count < kStageCapacity) {
+    size_t tail = (r.stage_head + r.stage_count) % kStageCapacity;
+    size_t room = std::min(kStageCapacity - r.stage_count, kStageCapacity - tail);
+    size_t got = r.queue->try_dequeue_bulk(*r.ctok, r.stage.data() + tail, room);
+    if (got == 0) break;
+    r.stage_count += got;
+  }
+}
+
+void Capture::Impl::fill_ref(const Ring& r, uint32_t slot, const Item& it, PacketRef* ref) {
+  const uint8_t* rec = r.data + (it.pos & r.mask) + kRingHdrBytes;
+  ehp_capture_hdr h;
+  memcpy(&h, rec, sizeof(h));
+  if (h.ts_ns < last_mono_delivered) out_of_order++;
+  last_mono_delivered = std::max(last_mono_delivered, h.ts_ns);
+  // Wall clock = monotonic + offset; the offset is refreshed, so keep the output monotonic.
+  uint64_t wall = uint64_t(int64_t(h.ts_ns) + offset_ns);
+  if (wall < last_wall_ns) wall = last_wall_ns;
+  last_wall_ns = wall;
+  ref->ts_ns = wall;
+  ref->ifindex = h.ifindex;
+  ref->direction = h.direction;
+  ref->wire_len = h.wire_len;
+  uint32_t max_cap = it.len - uint32_t(sizeof(ehp_capture_hdr));
+  ref->cap_len = std::min(h.cap_len, max_cap);
+  ref->pid = h.proc.pid;
+  ref->tid = h.proc.tid;
+  ref->uid = h.proc.uid;
+  ref->gid = h.proc.gid;
+  memcpy(ref->comm, h.proc.comm, sizeof(ref->comm));
+  ref->comm[sizeof(ref->comm) - 1] = '\0';
+  ref->attributed = (h.flags & EHP_CAP_F_ATTRIBUTED) != 0;
+  ref->data = rec + sizeof(ehp_capture_hdr);
+  ref->slot = slot;
+  ref->release_pos = it.pos + round8(uint64_t(it.len) + kRingHdrBytes);
+  ref->seq = next_seq;
+  log[next_seq & (kMaxOutstanding - 1)] = LogEntry{ref->release_pos, slot};
+  next_seq++;
+}
+
+size_t Capture::Impl::merge(PacketRef* out, size_t max) {
+  const size_t nr = rings.size();
+  size_t room = kMaxOutstanding - size_t(next_seq - released_seq);
+  if (max > room) {
+    max = room;
+    caller_backpressure++;
+    if (max == 0) return 0;
+  }
+  uint64_t w[256];
+  std::vector<uint64_t> wbig;
+  uint64_t* wm = w;
+  if (nr > 256) {
+    wbig.resize(nr);
+    wm = wbig.data();
+  }
+  // Watermark first, then dequeue: everything at or before the watermark is then staged.
+  for (size_t i = 0; i < nr; i++) {
+    wm[i] = rings[i]->watermark_ns.load(std::memory_order_acquire);
+    refill(*rings[i]);
+  }
+  size_t n = 0;
+  while (n < max) {
+    int best = -1;
+    uint64_t best_ts = kNever, limit = kNever;
+    for (size_t i = 0; i < nr; i++) {
+      Ring& r = *rings[i];
+      if (r.stage_count) {
+        uint64_t ts = r.stage[r.stage_head].ts_mono_ns;
+        if (best < 0 || ts < best_ts) {
+          best = int(i);
+          best_ts = ts;
+        }
+        limit = std::min(limit, ts);
+      } else {
+        limit = std::min(limit, wm[i]);
+      }
+    }
+    if (best < 0 || best_ts > limit) break;
+    Ring& r = *rings[best];
+    fill_ref(r, uint32_t(best), r.stage[r.stage_head], &out[n++]);
+    r.stage_head = (r.stage_head + 1) % kStageCapacity;
+    r.stage_count--;
+    if (r.stage_count == 0) {
+      wm[best] = r.watermark_ns.load(std::memory_order_acquire);
+      refill(r);
+    }
+  }
+  delivered += n;
+  return n;
+}
+
+bool Capture::Impl::all_done() {
+  for (auto& r : rings) {
+    if (r->watermark_ns.load(std::memory_order_acquire) != kNever) return false;
+    refill(*r);
+    if (r->stage_count) return false;
+  }
+  return true;
+}
+
+size_t Capture::next_batch(PacketRef* out, size_t max, int timeout_ms) {
+  auto& im = *impl_;
+  if (max == 0) return 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+  for (;;) {
+    uint64_t now = mono_ns();
+    if (now - im.offset_refreshed_mono > 1'000'000'000ull) {
+      im.offset_ns = realtime_offset_ns();
+      im.offset_refreshed_mono = now;
+    }
+    size_t n = im.merge(out, max);
+    if (n) return n;
+    if (im.all_done()) return 0;
+    auto t = std::chrono::steady_clock::now();
+    if (t >= deadline) return 0;
+    std::unique_lock<std::mutex> lk(im.mu);
+    im.merger_waiting.store(true, std::memory_order_seq_cst);
+    // Consumers publish before they check merger_waiting; this short wait bounds the window
+    // where a notification could slip between our merge and setting the flag.
+    im.cv.wait_for(lk, std::min<std::chrono::steady_clock::duration>(deadline - t, std::chrono::milliseconds(2)));
+    im.merger_waiting.store(false, std::memory_order_relaxed);
+  }
+}
+
+void Capture::release(const PacketRef& ref) {
+  auto& im = *impl_;
+  if (ref.seq < im.released_seq || ref.seq >= im.next_seq) return;  // already released / not ours
+  for (uint64_t s = im.released_seq; s <= ref.seq; s++) {
+    const auto& e = im.log[s & (kMaxOutstanding - 1)];
+    if (im.rel_pos[e.slot] == 0) im.rel_dirty.push_back(e.slot);
+    im.rel_pos[e.slot] = e.release_pos;  // per ring, positions only grow in delivery order
+  }
+  im.released_seq = ref.seq + 1;
+  for (uint32_t slot : im.rel_dirty) {
+    __atomic_store_n(im.rings[slot]->consumer_pos, im.rel_pos[slot], __ATOMIC_RELEASE);
+    im.rel_pos[slot] = 0;
+  }
+  im.rel_dirty.clear();
+}
+
+Capture::Stats Capture::stats() const {
+  const auto& im = *impl_;
+  Stats s;
+  for (const auto& r : im.rings) {
+    s.records += r->records.load(std::memory_order_relaxed);
+    s.bytes += r->bytes.load(std::memory_order_relaxed);
+    s.queue_full += r->queue_full.load(std::memory_order_relaxed);
+  }
+  s.delivered = im.delivered;
+  s.out_of_order = im.out_of_order;
+  s.caller_backpressure = im.caller_backpressure;
+  s.per_cpu_reserve_fail.assign(im.num_possible_cpus, 0);
+  if (im.skel) {
+    std::vector<ehp_capture_counters> v(im.num_possible_cpus);
+    uint32_t zero = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(im.skel->maps.counters), &zero, v.data()) == 0) {
+      for (int c = 0; c < im.num_possible_cpus; c++) {
+        const auto& x = v[c];
+        s.per_cpu_reserve_fail[c] = x.reserve_fail;
+        s.reserve_fail += x.reserve_fail;
+        s.kernel_seen += x.seen;
+        s.kernel_records += x.records;
+        s.kernel_bytes += x.bytes;
+        s.no_ring += x.no_ring;
+        s.filtered_out += x.filtered_out;
+        s.filtered_proc += x.filtered_proc;
+        s.load_fail += x.load_fail;
+        s.truncated += x.truncated;
+        s.wakeups += x.wakeups;
+      }
+    }
+  }
+  return s;
+}
+
+namespace {
+
+// prog ids held open by any process (from /proc/*/fdinfo "prog_id:" lines).
+std::set<uint32_t> prog_ids_held_open() {
+  std::set<uint32_t> ids;
+  DIR* proc = opendir("/proc");
+  if (!proc) return ids;
+  while (dirent* de = readdir(proc)) {
+    if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
+    std::string fddir = std::string("/proc/") + de->d_name + "/fdinfo";
+    DIR* d = opendir(fddir.c_str());
+    if (!d) continue;
+    while (dirent* fe = readdir(d)) {
+      if (fe->d_name[0] == '.') continue;
+      std::ifstream f(fddir + "/" + fe->d_name);
+      std::string line;
+      while (std::getline(f, line)) {
+        if (line.rfind("prog_id:", 0) == 0) {
+          ids.insert(uint32_t(std::stoul(line.substr(8))));
+          break;
+        }
+      }
+    }
+    closedir(d);
+  }
+  closedir(proc);
+  return ids;
+}
+
+bool is_our_prog_name(const std::string& bpf_name) {
+  for (const char* p : {EHP_CAPTURE_PROG_INGRESS, EHP_CAPTURE_PROG_EGRESS}) {
+    std::string n(p);
+    if (bpf_name == n || bpf_name.rfind(n + ":", 0) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int remove_stale_filters(const std::vector<std::string>& ifaces, std::string* report, std::string* err) {
+  std::string dummy, dummy2;
+  if (!report) report = &dummy;
+  if (!err) err = &dummy2;
+  std::vector<std::pair<std::string, int>> devs;
+  if (ifaces.empty()) {
+    struct if_nameindex* ni = ::if_nameindex();
+    if (!ni) {
+      *err = std::string("if_nameindex: ") + strerror(errno);
+      return -1;
+    }
+    for (auto* p = ni; p->if_index; p++) devs.emplace_back(p->if_name, int(p->if_index));
+    if_freenameindex(ni);
+  } else {
+    for (const auto& n : ifaces) {
+      unsigned idx = if_nametoindex(n.c_str());
+      if (!idx) {
+        *err = "unknown interface '" + n + "'";
+        return -1;
+      }
+      devs.emplace_back(n, int(idx));
+    }
+  }
+  std::set<uint32_t> held;
+  bool held_loaded = false;
+  int removed = 0;
+  for (const auto& [name, ifindex] : devs) {
+    for (bool ingress : {true, false}) {
+      std::vector<detail::TcFilter> fs;
+      if (!detail::list_clsact_filters(ifindex, ingress, &fs, err)) return -1;
+      for (const auto& f : fs) {
+        if (f.kind != "bpf" || f.handle == 0 || !is_our_prog_name(f.bpf_name)) continue;
+        if (!held_loaded) {
+          held = prog_ids_held_open();
+          held_loaded = true;
+        }
+        if (held.count(f.bpf_prog_id)) continue;  // a live capture owns it
+        LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+        LIBBPF_OPTS(bpf_tc_opts, o, .handle = f.handle, .priority = f.priority);
+        int rc = bpf_tc_detach(&hook, &o);
+        if (rc != 0) {
+          *err = "remove stale filter on " + name + ": " + strerror(-rc);
+          return -1;
+        }
+        removed++;
+        *report += "removed stale " + std::string(ingress ? "ingress" : "egress") + " filter " + f.bpf_name +
+                   " (prio " + std::to_string(f.priority) + ", handle " + std::to_string(f.handle) + ") on " +
+                   name + "\n";
+      }
+    }
+  }
+  return removed;
+}
+
+}  // namespace ehp::capture

@@ -1,0 +1,143 @@
+#include "capture/tc_netlink.h"
+
+#include <linux/netlink.h>
+#include <linux/pkt_cls.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ehp::capture::detail {
+namespace {
+
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+void parse_attrs(const rtattr* rta, int len, const rtattr** tb, int max) {
+  for (; RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) {
+    if (rta->rta_type <= max) tb[rta->rta_type] = rta;
+  }
+}
+
+}  // namespace
+
+bool list_clsact_filters(int ifindex, bool ingress, std::vector<TcFilter>* out, std::string* err) {
+  out->clear();
+  Fd sock;
+  sock.fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (sock.fd < 0) {
+    *err = std::string("netlink socket: ") + strerror(errno);
+    return false;
+  }
+  struct {
+    nlmsghdr nh;
+    tcmsg tc;
+  } req{};
+  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
+  req.nh.nlmsg_type = RTM_GETTFILTER;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.nh.nlmsg_seq = 1;
+  req.tc.tcm_family = AF_UNSPEC;
+  req.tc.tcm_ifindex = ifindex;
+  req.tc.tcm_parent = TC_H_MAKE(TC_H_CLSACT, ingress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
+  if (send(sock.fd, &req, req.nh.nlmsg_len, 0) < 0) {
+    *err = std::string("netlink send: ") + strerror(errno);
+    return false;
+  }
+  alignas(nlmsghdr) static thread_local char buf[1 << 16];
+  for (;;) {
+    ssize_t n = recv(sock.fd, buf, sizeof(buf), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *err = std::string("netlink recv: ") + strerror(errno);
+      return false;
+    }
+    int len = static_cast<int>(n);
+    for (auto* nh = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(nh, len); nh = NLMSG_NEXT(nh, len)) {
+      if (nh->nlmsg_type == NLMSG_DONE) return true;
+      if (nh->nlmsg_type == NLMSG_ERROR) {
+        auto* e = static_cast<nlmsgerr*>(NLMSG_DATA(nh));
+        // No clsact qdisc (or no device): nothing attached there.
+        if (e->error == -EINVAL || e->error == -ENOENT || e->error == -ENODEV) return true;
+        if (e->error == 0) return true;
+        *err = std::string("netlink filter dump: ") + strerror(-e->error);
+        return false;
+      }
+      if (nh->nlmsg_type != RTM_NEWTFILTER) continue;
+      auto* tc = static_cast<tcmsg*>(NLMSG_DATA(nh));
+      const rtattr* tb[TCA_MAX + 1] = {};
+      parse_attrs(TCA_RTA(tc), static_cast<int>(nh->nlmsg_len - NLMSG_LENGTH(sizeof(*tc))), tb, TCA_MAX);
+      TcFilter f;
+      f.ingress = ingress;
+      f.handle = tc->tcm_handle;
+      f.priority = TC_H_MAJ(tc->tcm_info) >> 16;
+      if (tb[TCA_KIND]) f.kind = static_cast<const char*>(RTA_DATA(tb[TCA_KIND]));
+      if (f.kind == "bpf" && tb[TCA_OPTIONS]) {
+        const rtattr* ob[TCA_BPF_MAX + 1] = {};
+        parse_attrs(static_cast<const rtattr*>(RTA_DATA(tb[TCA_OPTIONS])), RTA_PAYLOAD(tb[TCA_OPTIONS]), ob,
+                    TCA_BPF_MAX);
+        if (ob[TCA_BPF_NAME]) f.bpf_name = static_cast<const char*>(RTA_DATA(ob[TCA_BPF_NAME]));
+        if (ob[TCA_BPF_ID]) memcpy(&f.bpf_prog_id, RTA_DATA(ob[TCA_BPF_ID]), sizeof(uint32_t));
+      }
+      out->push_back(std::move(f));
+    }
+  }
+}
+
+bool has_clsact(int ifindex, bool* out, std::string* err) {
+  *out = false;
+  Fd sock;
+  sock.fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (sock.fd < 0) {
+    *err = std::string("netlink socket: ") + strerror(errno);
+    return false;
+  }
+  struct {
+    nlmsghdr nh;
+    tcmsg tc;
+  } req{};
+  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
+  req.nh.nlmsg_type = RTM_GETQDISC;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.nh.nlmsg_seq = 1;
+  req.tc.tcm_family = AF_UNSPEC;
+  req.tc.tcm_ifindex = ifindex;  // the kernel dumps every device; filter below
+  if (send(sock.fd, &req, req.nh.nlmsg_len, 0) < 0) {
+    *err = std::string("netlink send: ") + strerror(errno);
+    return false;
+  }
+  alignas(nlmsghdr) static thread_local char buf[1 << 16];
+  for (;;) {
+    ssize_t n = recv(sock.fd, buf, sizeof(buf), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *err = std::string("netlink recv: ") + strerror(errno);
+      return false;
+    }
+    int len = static_cast<int>(n);
+    for (auto* nh = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(nh, len); nh = NLMSG_NEXT(nh, len)) {
+      if (nh->nlmsg_type == NLMSG_DONE) return true;
+      if (nh->nlmsg_type == NLMSG_ERROR) {
+        auto* e = static_cast<nlmsgerr*>(NLMSG_DATA(nh));
+        if (e->error == 0) return true;
+        *err = std::string("netlink qdisc dump: ") + strerror(-e->error);
+        return false;
+      }
+      if (nh->nlmsg_type != RTM_NEWQDISC) continue;
+      auto* tc = static_cast<tcmsg*>(NLMSG_DATA(nh));
+      if (tc->tcm_ifindex != ifindex || tc->tcm_parent != TC_H_CLSACT) continue;
+      const rtattr* tb[TCA_MAX + 1] = {};
+      parse_attrs(TCA_RTA(tc), static_cast<int>(nh->nlmsg_len - NLMSG_LENGTH(sizeof(*tc))), tb, TCA_MAX);
+      if (tb[TCA_KIND] && strcmp(static_cast<const char*>(RTA_DATA(tb[TCA_KIND])), "clsact") == 0) *out = true;
+    }
+  }
+}
+
+}  // namespace ehp::capture::detail

@@ -1,0 +1,90 @@
+// OpenSSL uprobes: TLS secrets once per handshake (and, with -m text, the plaintext of
+// SSL_read/SSL_write) from every process that maps a traced libssl.
+//
+// Lifecycle: open() discovers libssl, confirms the struct offsets against that very library
+// (accessor decoding + an in-process calibration handshake, see libssl.h), loads
+// bpf/openssl.bpf.c with the offsets in rodata and attaches by path with pid -1 (uprobes are
+// per inode, so processes started later are covered). poll() drains the ring.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "correlate/tls_secrets.h"
+
+namespace ehp::tlsprobe {
+
+struct Options {
+  std::string libssl_path;  // --libssl override; empty = discover
+  std::optional<uint32_t> pid, uid;  // -p / -u, enforced in the BPF program
+  bool plaintext = false;            // -m text: SSL_read/SSL_write data too
+  // Tests/bench only: skip the handshake_func hooks and use the SSL_do_handshake + per-call
+  // SSL_read/SSL_write/SSL_get_error fallback (what a library without located handshake
+  // functions gets).
+  bool force_io_fallback = false;
+};
+
+struct ProcInfo {
+  uint32_t pid, tid, uid;
+  char comm[16];
+};
+
+// Connection tuple, best effort (from the SSL's rbio fd via /proc/<pid>/fd and /proc/<pid>/net).
+// saddr/sport are the local end of the traced process. ip_version 4 uses the first 4 bytes.
+struct Tuple {
+  uint8_t ip_version;
+  std::array<uint8_t, 16> saddr, daddr;
+  uint16_t sport, dport;
+};
+
+struct PlainData {
+  ProcInfo proc;
+  bool is_write;
+  uint64_t ts_ns;  // wall clock (CLOCK_REALTIME ns)
+  std::optional<Tuple> tuple;
+  std::span<const uint8_t> data;  // valid during the callback only; may be truncated
+  uint64_t len_bytes;             // what the SSL call transferred (>= data.size())
+};
+
+class TlsProbe {
+ public:
+  // nullptr and *err = one line naming the library and version when nothing could be attached
+  // (no libssl found, offsets not confirmed, BPF load/attach failure).
+  static std::unique_ptr<TlsProbe> open(const Options& opt, std::string* err);
+  ~TlsProbe();
+  TlsProbe(const TlsProbe&) = delete;
+  TlsProbe& operator=(const TlsProbe&) = delete;
+
+  // "path (OpenSSL 3.0.19, offsets confirmed by ...)" for each attached library.
+  std::vector<std::string> libraries() const;
+  // One line per discovered library that was NOT attached, and why.
+  std::vector<std::string> skipped() const;
+  int fd() const;  // epoll-able ring fd
+
+  // Drains the ring (waiting up to timeout_ms for the first record). on_secrets runs for every
+  // completed handshake; on_data for plaintext records (-m text). Returns records handled, or a
+  // negative errno.
+  int poll(int timeout_ms, const std::function<void(const ehp::tls::Secrets&, const ProcInfo&)>& on_secrets,
+           const std::function<void(const PlainData&)>& on_data = {});
+
+  struct Stats {
+    uint64_t secrets_events, data_events;
+    uint64_t ring_drops;       // counted in-kernel (secrets + data)
+    uint64_t data_truncated;   // data records shorter than the call (EHP_TLS_MAX_DATA_BYTES)
+    uint64_t read_faults;      // bpf_probe_read_user failures on the SSL struct
+    uint64_t null_secrets;     // finished handshake but zero key material (not sent)
+  };
+  Stats stats() const;
+
+ private:
+  struct Impl;
+  explicit TlsProbe(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ehp::tlsprobe

@@ -1,0 +1,105 @@
+// Pure tests of engine/filter (no privileges): compile errors are one clear line, the
+// translator refuses what it cannot turn into verifier-safe code, and its output has the shape
+// the load-time patch relies on (self-contained, ends in exit, forward jumps in range).
+#include <gtest/gtest.h>
+
+#include "filter/filter.h"
+
+namespace {
+
+using ehp::filter::compile_cbpf;
+using ehp::filter::translate;
+using Cbpf = std::vector<struct sock_filter>;
+
+sock_filter S(uint16_t code, uint32_t k, uint8_t jt = 0, uint8_t jf = 0) { return sock_filter{code, jt, jf, k}; }
+
+TEST(FilterCompile, InvalidSyntaxIsOneLine) {
+  std::string err;
+  EXPECT_FALSE(compile_cbpf("tcp prt 80", 1, 262144, &err));
+  EXPECT_EQ(err, "invalid filter 'tcp prt 80': syntax error");
+  EXPECT_FALSE(compile_cbpf("host 999.1.1.1", 1, 262144, &err));
+  EXPECT_EQ(err.rfind("invalid filter 'host 999.1.1.1': ", 0), 0u) << err;
+  EXPECT_FALSE(compile_cbpf("tcp and\nudp port", 1, 262144, &err));
+  EXPECT_EQ(err.find('\n'), std::string::npos) << err;
+  EXPECT_FALSE(compile_cbpf("ip[0] / 0 > 1", 1, 262144, &err));
+  EXPECT_EQ(err, "invalid filter 'ip[0] / 0 > 1': division by zero");
+  EXPECT_FALSE(compile_cbpf("tcp", 100000, 262144, &err));
+  EXPECT_EQ(err.rfind("invalid filter 'tcp': ", 0), 0u) << err;
+}
+
+TEST(FilterCompile, EmptyMatchesEverythingAndLinktypesDiffer) {
+  std::string err;
+  auto all = compile_cbpf("", 1, 262144, &err);
+  ASSERT_TRUE(all) << err;
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ(all->at(0).code, BPF_RET | BPF_K);
+  EXPECT_NE(all->at(0).k, 0u);
+  // "ip" on Ethernet checks the ethertype at offset 12; on raw IP (DLT_RAW or LINKTYPE_RAW) the
+  // version nibble at offset 0.
+  auto eth = compile_cbpf("ip", 1, 262144, &err);
+  auto raw = compile_cbpf("ip", 12, 262144, &err);
+  auto raw101 = compile_cbpf("ip", ehp::filter::kLinktypeRaw, 262144, &err);
+  ASSERT_TRUE(eth && raw && raw101) << err;
+  EXPECT_EQ(eth->at(0).k, 12u);
+  EXPECT_EQ(raw->size(), raw101->size());
+  EXPECT_NE(eth->at(0).k, raw->at(0).k);
+}
+
+TEST(FilterTranslate, RefusesWhatItCannotHandle) {
+  const std::vector<std::pair<std::string, Cbpf>> bad = {
+      {"empty program", {}},
+      {"jump out of range", {S(BPF_JMP | BPF_JA, 5), S(BPF_RET | BPF_K, 1)}},
+      {"jump out of range", {S(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 9), S(BPF_RET | BPF_K, 1)}},
+      {"falls off the end", {S(BPF_LD | BPF_IMM, 1)}},
+      {"scratch memory index", {S(BPF_ST, 16), S(BPF_RET | BPF_K, 1)}},
+      {"scratch memory index", {S(BPF_LD | BPF_W | BPF_MEM, 99), S(BPF_RET | BPF_K, 1)}},
+      {"unsupported return", {S(BPF_RET | 0x08, 0)}},
+      {"unsupported load", {S(BPF_LDX | BPF_W | BPF_ABS, 0), S(BPF_RET | BPF_K, 1)}},
+      {"unsupported ALU", {S(BPF_ALU | 0xf0 | BPF_K, 1), S(BPF_RET | BPF_K, 1)}},
+      {"unsupported jump", {S(BPF_JMP | 0x70 | BPF_K, 1), S(BPF_RET | BPF_K, 1)}},
+      {"unsupported misc", {S(BPF_MISC | 0x20, 0), S(BPF_RET | BPF_K, 1)}},
+  };
+  for (const auto& [why, prog] : bad) {
+    std::string err;
+    EXPECT_FALSE(translate(prog, &err)) << why;
+    EXPECT_EQ(err.rfind("cannot translate filter: ", 0), 0u) << err;
+  }
+  Cbpf huge(BPF_MAXINSNS + 1, S(BPF_RET | BPF_K, 1));
+  std::string err;
+  EXPECT_FALSE(translate(huge, &err));
+  EXPECT_NE(err.find("4096"), std::string::npos) << err;
+}
+
+// Unreachable instructions are not emitted at all (the verifier refuses unreachable code), even
+// if they would be refused: libpcap's optimiser can leave dead blocks.
+TEST(FilterTranslate, SkipsUnreachableCode) {
+  std::string err;
+  auto body = translate(Cbpf{S(BPF_RET | BPF_K, 1), S(BPF_MISC | 0x20, 0)}, &err);
+  ASSERT_TRUE(body) << err;
+  EXPECT_EQ(body->back().code, BPF_JMP | BPF_EXIT);
+}
+
+TEST(FilterTranslate, RealFiltersAreSelfContainedForwardOnly) {
+  for (const char* expr : {"", "tcp port 443", "vlan and ip6 and udp", "tcp[0:2] + tcp[2:2] > 10000",
+                           "host 10.0.0.1 and (port 80 or port 443) and len > 100"}) {
+    std::string err;
+    auto cbpf = compile_cbpf(expr, 1, 262144, &err);
+    ASSERT_TRUE(cbpf) << err;
+    auto body = translate(*cbpf, &err);
+    ASSERT_TRUE(body) << expr << ": " << err;
+    ASSERT_FALSE(body->empty());
+    EXPECT_EQ(body->back().code, BPF_JMP | BPF_EXIT) << expr;
+    for (size_t i = 0; i < body->size(); ++i) {
+      const auto& in = (*body)[i];
+      const uint8_t cls = BPF_CLASS(in.code);
+      EXPECT_FALSE(in.code == (BPF_JMP | BPF_CALL) && in.src_reg == BPF_PSEUDO_CALL) << expr;
+      EXPECT_NE(in.code, BPF_LD | BPF_DW | BPF_IMM) << expr;
+      if ((cls == BPF_JMP || cls == BPF_JMP32) && BPF_OP(in.code) != BPF_CALL && BPF_OP(in.code) != BPF_EXIT) {
+        EXPECT_GE(in.off, 0) << expr << " insn " << i;
+        EXPECT_LT(i + 1 + in.off, body->size()) << expr << " insn " << i;
+      }
+    }
+  }
+}
+
+}  // namespace

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Bad input: exactly one clear line on stderr, a non-zero exit, no file damaged or left behind,
+# no tc hook left behind.
+TAG=cli
+source "$(dirname "$0")/lib.sh"
+setup_veth 43
+
+# expect_error DESCRIPTION REGEX ARGS... : one stderr line matching REGEX, exit != 0
+expect_error() {
+  local desc=$1 re=$2; shift 2
+  local err rc
+  err=$("$@" 2>&1 >/dev/null); rc=$?
+  local lines; lines=$(printf '%s' "$err" | grep -c .)
+  if [[ $rc -ne 0 && $lines -eq 1 && $err =~ $re ]]; then
+    echo "PASS: $desc  [$err]"; PASS=$((PASS+1))
+  else
+    echo "FAIL: $desc (rc=$rc, $lines lines): $err"; FAIL=$((FAIL+1))
+  fi
+}
+
+echo "precious" >"$WORK/existing.pcapng"
+expect_error "unknown interface" "nosuch0" "$EHP" tls -m pcap -i nosuch0 -w "$WORK/a.pcapng"
+ip link add eh-cli-down type dummy 2>/dev/null
+expect_error "interface that is down" "down" "$EHP" tls -m pcap -i eh-cli-down -w "$WORK/a.pcapng"
+ip link del eh-cli-down 2>/dev/null
+expect_error "invalid filter syntax" "filter" "$EHP" tls -m pcap -i "$HV" -w "$WORK/existing.pcapng" tcp prt 80
+check "an invalid filter leaves the existing file untouched" grep -qx precious "$WORK/existing.pcapng"
+expect_error "unwritable output directory" "/nonexistent-dir" "$EHP" tls -m pcap -i "$HV" -w /nonexistent-dir/x.pcapng
+mkdir -p "$WORK/ww"; chmod 1777 "$WORK/ww"; ln -sf "$WORK/target" "$WORK/ww/link.pcapng"
+expect_error "symlink output refused" "link.pcapng" "$EHP" tls -m pcap -i "$HV" -w "$WORK/ww/link.pcapng"
+check "symlink target not created" test ! -e "$WORK/target"
+expect_error "--cpus out of range" "out of range" "$EHP" tls -m pcap -i "$HV" -w "$WORK/a.pcapng" --cpus 0-999
+expect_error "-b with -w -" "-b" "$EHP" tls -m pcap -i "$HV" -w - -b filesize:1000
+expect_error "unknown -a condition" "unknown condition" "$EHP" tls -m pcap -i "$HV" -w "$WORK/a.pcapng" -a bogus:1
+expect_error "unknown option" "--bogus" "$EHP" tls --bogus
+expect_error "bad mode" "model" "$EHP" tls -m nonsense
+expect_error "missing interface for pcap mode" "interface" "$EHP" tls -m pcap -w "$WORK/a.pcapng"
+expect_error "libssl not found" "libssl" "$EHP" tls -m keylog --keylogfile "$WORK/k.log" --libssl /nonexistent/libssl.so.3
+if command -v setpriv >/dev/null; then
+  expect_error "not root" "root|CAP_BPF|permission|Operation not permitted" \
+    setpriv --reuid=nobody --regid=nogroup --clear-groups "$EHP" tls -m pcap -i "$HV" -w /tmp/ehp-cli-nobody.pcapng
+fi
+check "no output file from failed runs" test ! -e "$WORK/a.pcapng"
+check "no tc filter left on $HV ingress" test -z "$(tc filter show dev "$HV" ingress)"
+check "no clsact left on $HV" bash -c "! tc qdisc show dev '$HV' | grep -q clsact"
+finish

@@ -1,0 +1,178 @@
+// holdback_replay: replays a capture through HoldBack with TLS secrets delivered LATE, the way the
+// uprobes deliver them (after the ServerHello and some application data), and writes a pcapng
+// with p1's encoders. Used by holdback_e2e.sh to prove that the hold-back makes every session
+// decrypt from the file alone, and that writing the keys when they arrive (--mode direct) does not.
+//
+//   holdback_replay --mode hold|direct --out OUT.pcapng IN.pcap[ng] KEYLOG...
+//
+// Keys of a session (all its NSS key log lines, matched by client_random) are delivered after the
+// session's second packet whose TCP payload starts with an application-data record (type 23)
+// following its ServerHello, or at its first FIN/RST, whichever comes first; leftovers at EOF.
+// Last line: "holdback_replay: mode=M packets=P dsb=D late_keys=L keyed=K timeout=T overflow=O
+// without_flow=W"
+#include <pcap/pcap.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "correlate/frame.h"
+#include "correlate/holdback.h"
+#include "correlate/tls_keys.h"
+#include "output/pcapng.h"
+
+namespace {
+
+using ehp::correlate::PacketMeta;
+using Random = std::array<uint8_t, 32>;
+
+// A minimal pcapng file writer on top of the block encoders: SHB + one IDB, then EPBs and DSBs.
+class PcapngFileSink : public ehp::correlate::Sink {
+ public:
+  PcapngFileSink(const char* path, uint16_t linktype) : f_(std::fopen(path, "wb")) {
+    if (!f_) return;
+    ehp::pcapng::ShbInfo shb{"", "Linux", "ehp holdback_replay"};
+    put(ehp::pcapng::shb_size(shb), [&](std::span<uint8_t> o) { return ehp::pcapng::encode_shb(o, shb); });
+    ehp::pcapng::IdbInfo idb;
+    idb.linktype = linktype;
+    idb.name = "lo";
+    put(ehp::pcapng::idb_size(idb), [&](std::span<uint8_t> o) { return ehp::pcapng::encode_idb(o, idb); });
+  }
+  ~PcapngFileSink() override {
+    if (f_) std::fclose(f_);
+  }
+  bool ok() const { return f_ != nullptr && !failed_; }
+  void packet(const PacketMeta& m, std::span<const uint8_t> frame) override {
+    ehp::pcapng::EpbInfo e;
+    e.ts_ns = m.ts_ns;
+    e.caplen = static_cast<uint32_t>(frame.size());
+    e.origlen = m.wire_len;
+    put(ehp::pcapng::epb_size(e), [&](std::span<uint8_t> o) { return ehp::pcapng::encode_epb(o, e, frame); });
+    ++packets;
+  }
+  void secrets(std::string_view lines) override {
+    put(ehp::pcapng::dsb_size(lines), [&](std::span<uint8_t> o) { return ehp::pcapng::encode_dsb(o, lines); });
+    ++dsbs;
+  }
+  uint64_t packets = 0, dsbs = 0;
+
+ private:
+  template <class Enc>
+  void put(size_t n, Enc enc) {
+    if (!f_) return;
+    if (buf_.size() < n) buf_.resize(n);
+    size_t w = enc(std::span<uint8_t>(buf_.data(), n));
+    if (w != n || std::fwrite(buf_.data(), 1, n, f_) != n) failed_ = true;
+  }
+  std::FILE* f_;
+  bool failed_ = false;
+  std::vector<uint8_t> buf_;
+};
+
+struct FlowTrack {
+  Random random{};
+  bool have_random = false, seen_sh = false, keys_given = false;
+  int appdata_after_sh = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string mode = "hold", out;
+  std::vector<std::string> inputs;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--mode" && i + 1 < argc) mode = argv[++i];
+    else if (a == "--out" && i + 1 < argc) out = argv[++i];
+    else inputs.push_back(a);
+  }
+  if (out.empty() || inputs.size() < 2 || (mode != "hold" && mode != "direct")) {
+    std::fprintf(stderr, "usage: holdback_replay --mode hold|direct --out OUT.pcapng IN KEYLOG...\n");
+    return 2;
+  }
+  // Key log lines grouped per client_random, in file order.
+  std::map<Random, std::string> keys;
+  for (size_t i = 1; i < inputs.size(); ++i) {
+    std::ifstream in(inputs[i]);
+    if (!in) {
+      std::fprintf(stderr, "holdback_replay: cannot read key log %s\n", inputs[i].c_str());
+      return 1;
+    }
+    std::string line;
+    while (std::getline(in, line)) {
+      auto e = ehp::tls::parse_keylog_line(line);
+      if (!e) continue;
+      keys[e->client_random] += line + "\n";
+    }
+  }
+  char err[PCAP_ERRBUF_SIZE];
+  pcap_t* p = pcap_open_offline_with_tstamp_precision(inputs[0].c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
+  if (!p) {
+    std::fprintf(stderr, "holdback_replay: %s\n", err);
+    return 1;
+  }
+  const uint16_t linktype = static_cast<uint16_t>(pcap_datalink(p));
+  PcapngFileSink sink(out.c_str(), linktype);
+  if (!sink.ok()) {
+    std::fprintf(stderr, "holdback_replay: cannot write %s\n", out.c_str());
+    return 1;
+  }
+  ehp::correlate::HoldBack hb({}, sink);
+  std::unordered_map<ehp::net::FlowKey, FlowTrack, ehp::net::FlowKeyHash> flows;
+  uint64_t late_keys = 0, packets = 0;
+  auto deliver = [&](FlowTrack& t) {
+    if (t.keys_given || !t.have_random) return;
+    t.keys_given = true;
+    auto it = keys.find(t.random);
+    if (it == keys.end()) return;
+    if (mode == "hold") hb.on_keys(t.random, it->second);
+    else sink.secrets(it->second);
+    ++late_keys;
+  };
+  pcap_pkthdr* h;
+  const u_char* data;
+  while (pcap_next_ex(p, &h, &data) == 1) {
+    PacketMeta m{};
+    m.ts_ns = static_cast<uint64_t>(h->ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(h->ts.tv_usec);
+    m.linktype = linktype;
+    m.wire_len = h->len;
+    m.cap_len = h->caplen;
+    std::span<const uint8_t> frame(data, h->caplen);
+    ++packets;
+    if (mode == "hold") hb.on_packet(m, frame);
+    else sink.packet(m, frame);
+
+    // The "uprobe": decide whether this session's keys arrive now.
+    ehp::net::FrameInfo fi;
+    if (!ehp::net::decode_frame(linktype, frame, fi) || fi.l4_proto != 6) continue;
+    FlowTrack& t = flows[ehp::net::flow_key(fi)];
+    auto payload = frame.subspan(fi.l4_payload_offset, fi.l4_payload_len);
+    auto hello = ehp::net::classify_tls(payload);
+    if (hello.type == ehp::net::TlsHandshake::ClientHello) {
+      if (t.keys_given && t.random != hello.random) t = FlowTrack{};  // a new session on the tuple
+      t.random = hello.random;
+      t.have_random = true;
+    } else if (hello.type == ehp::net::TlsHandshake::ServerHello) {
+      t.seen_sh = true;
+    } else if (t.seen_sh && !payload.empty() && payload[0] == 23 && ++t.appdata_after_sh == 2) {
+      deliver(t);
+    }
+    if (t.seen_sh && (fi.tcp_flags & 0x05)) deliver(t);  // FIN or RST
+  }
+  pcap_close(p);
+  for (auto& [k, t] : flows) deliver(t);
+  hb.flush_all();
+  auto st = hb.stats();
+  std::printf(
+      "holdback_replay: mode=%s packets=%llu written=%llu dsb=%llu late_keys=%llu keyed=%llu "
+      "timeout=%llu overflow=%llu without_flow=%llu\n",
+      mode.c_str(), (unsigned long long)packets, (unsigned long long)sink.packets,
+      (unsigned long long)sink.dsbs, (unsigned long long)late_keys,
+      (unsigned long long)st.released_keyed, (unsigned long long)st.released_timeout,
+      (unsigned long long)st.released_overflow, (unsigned long long)st.keys_without_flow);
+  return sink.ok() && sink.packets == packets ? 0 : 1;
+}
