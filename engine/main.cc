@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "engine.h"
+#include "extcap.h"
 
 namespace {
 
@@ -55,6 +56,7 @@ int list_interfaces() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (ehp::is_extcap_call(argc, argv)) return ehp::run_extcap(argc, argv);
   CLI::App app{"ecapture-hp: packet capture with eBPF that writes TLS secrets into the pcapng"};
   app.set_version_flag("--version", "ecapture-hp 0.1.0");
   app.require_subcommand(0, 1);

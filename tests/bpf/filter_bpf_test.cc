@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "filter/filter.h"
+#include "filter_exprs.h"
 #include "filter_frames.h"
 #include "filter_pcap_oracle.h"
 #include "filter_test.skel.h"
@@ -31,107 +32,14 @@ using ehp::filter::translate;
 using ehp::filter::test::Frame;
 using ehp::filter::test::FrameMaker;
 using ehp::filter::test::pcap_accepts;
+using ehp::filter::test::kEthernetExprs;
+using ehp::filter::test::kRawExprs;
 using Cbpf = std::vector<struct sock_filter>;
 
 constexpr uint32_t kSnapBytes = 262144;
 constexpr int kDltEn10mb = 1;
 constexpr int kDltRaw = 12;
 constexpr size_t kFrameCount = 1500;
-
-// Ethernet (DLT_EN10MB) expressions: host/net/port/portrange, tcp flags, vlan, ip6, icmp,
-// len/greater/less, arithmetic (incl. division/modulo/shift by a packet-derived X that can be 0
-// or >= 32), and/or/not, loads past the end of short frames.
-const std::vector<std::string> kEthernetExprs = {
-    "",
-    "tcp",
-    "udp",
-    "icmp",
-    "ip",
-    "ip6",
-    "arp",
-    "icmp6",
-    "host 10.0.0.1",
-    "src host 10.0.0.1",
-    "dst host 192.168.1.20",
-    "host 2001:db8::1",
-    "ip6 host fe80::1",
-    "net 10.0.0.0/8",
-    "src net 192.168.0.0/16",
-    "dst net 172.16.0.0/12",
-    "net 2001:db8::/32",
-    "ip multicast",
-    "ether broadcast",
-    "ether host 02:00:00:00:00:01",
-    "ether proto 0x0806",
-    "port 443",
-    "tcp port 443",
-    "udp port 53",
-    "src port 80",
-    "dst port 22",
-    "portrange 1000-2000",
-    "tcp portrange 440-450",
-    "udp dst portrange 5000-6000",
-    "tcp[tcpflags] & tcp-syn != 0",
-    "tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn",
-    "tcp[tcpflags] & tcp-rst != 0 or tcp[tcpflags] & tcp-fin != 0",
-    "tcp[13] = 0x18",
-    "vlan",
-    "vlan 100",
-    "vlan and tcp port 80",
-    "vlan 10 and ip",
-    "vlan and ip6",
-    "vlan and vlan 10",
-    "ip6 and tcp",
-    "ip6 and udp port 53",
-    "ip6 proto 58",
-    "ip proto 17",
-    "icmp[icmptype] == icmp-echo",
-    "icmp and icmp[icmptype] != icmp-echoreply",
-    "icmp6 and ip6[40] == 128",
-    "len > 100",
-    "len <= 64",
-    "greater 200",
-    "less 80",
-    "len >= 1000",
-    "ip[2:2] > 576",
-    "ip[6:2] & 0x1fff != 0",
-    "ip[6] & 0x20 != 0",
-    "ip[0] & 0xf > 5",
-    "tcp[0:2] + tcp[2:2] > 10000",
-    "udp[4:2] - 8 < 20",
-    "ip[8] * 3 > 300",
-    "ip[2:2] / 4 > 100",
-    "ip[2:2] % 7 == 3",
-    "ip[1] << 2 > 400",
-    "ip[2:2] >> 3 < 50",
-    "(ip[9] ^ 6) == 0",
-    "(ip[0] | 0x0f) == 0x4f",
-    "-ip[8] & 0xff > 200",
-    "ip[4:2] / (ip[1] & 3) > 1000",
-    "ip[4:2] % (ip[1] & 3) == 1",
-    "ip[4:2] << (ip[1] & 0x3f) > 100000",
-    "ip[4:2] >> (ip[1] & 0x3f) > 10",
-    "udp[8:4] = 0xdeadbeef",
-    "tcp[20:4] == 0x16030100",
-    "ether[100] == 0",
-    "ip[40:4] != 0",
-    "tcp[80:4] > 0x80000000",
-    "tcp[120:1] > 127 or udp[30:2] > 0x8000",
-    "tcp and not port 22",
-    "not ip",
-    "not (tcp or udp)",
-    "host 10.0.0.1 and (port 80 or port 443)",
-    "udp or icmp",
-    "ip and not icmp and len > 60",
-    "arp and arp[7] = 1",
-    "ip and ip[6:2] & 0x3fff != 0 and not tcp",
-};
-
-// LINKTYPE_RAW devices (tun, wireguard): skb->data is the IP header.
-const std::vector<std::string> kRawExprs = {
-    "", "ip", "ip6", "tcp port 443", "host 10.0.0.1", "icmp", "udp and len > 100",
-    "net 2001:db8::/32 and tcp", "ip[6:2] & 0x1fff != 0", "tcp[tcpflags] & tcp-syn != 0",
-};
 
 // One opened+loaded filter_test object; `a`/`b` patch its two programs (nullptr = leave the stub).
 class Loaded {
