@@ -243,7 +243,6 @@ std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err) {
     }
     auto* ro = g.skel->rodata;
     memcpy(const_cast<ehp_tls_offsets*>(&ro->off), &g.off, sizeof g.off);
-    const_cast<ehp_tls_offsets*>(&ro->off)->ssl_st_exporter_master_secret_offset += 64;
     ro->targ_pid = opt.pid.value_or(0);
     ro->filter_uid = opt.uid.has_value();
     ro->targ_uid = opt.uid.value_or(0);

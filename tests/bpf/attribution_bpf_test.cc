@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -408,7 +409,8 @@ class AttributionBpf : public ::testing::Test {
 
   // Crafted Ethernet+IP+L4 frame through attr_test_run. Returns found and fills *out.
   static int test_run(bool egress, uint8_t proto, const char* src, uint16_t sport, const char* dst,
-                      uint16_t dport, ehp_proc_info* out, uint32_t repeat = 1, uint32_t* duration_ns = nullptr) {
+                      uint16_t dport, ehp_proc_info* out, uint32_t repeat = 1, uint32_t* duration_ns = nullptr,
+                      bool baseline = false) {
     uint8_t f[14 + 40 + 20] = {};
     size_t len;
     bool v6 = std::strchr(src, ':') != nullptr;
@@ -446,7 +448,8 @@ class AttributionBpf : public ::testing::Test {
     std::memset(&skel->bss->test_out, 0, sizeof(skel->bss->test_out));
     DECLARE_LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f, .data_size_in = uint32_t(len),
                         .repeat = int(repeat));
-    int rc = bpf_prog_test_run_opts(bpf_program__fd(skel->progs.attr_test_run), &o);
+    int rc = bpf_prog_test_run_opts(
+        bpf_program__fd(baseline ? skel->progs.attr_test_empty : skel->progs.attr_test_run), &o);
     EXPECT_EQ(rc, 0);
     if (duration_ns) *duration_ns = o.duration;
     if (out) *out = skel->bss->test_out;
@@ -628,8 +631,11 @@ TEST_F(AttributionBpf, LookupCostPerPacket) {
   EXPECT_EQ(p.pid, 4242u);
   ASSERT_EQ(test_run(true, 6, "192.0.2.7", 1111, "192.0.2.8", 2222, &p, reps, &miss_ns), 0);
   ASSERT_EQ(test_run(true, 6, "2001:db8::7", 1111, "2001:db8::8", 2222, &p, reps, &v6_ns), 0);
-  printf("[ attribution cost ] exact hit %u ns, wildcard hit %u ns, miss (v4) %u ns, miss (v6) %u ns per packet\n",
-         exact_ns, wild_ns, miss_ns, v6_ns);
+  uint32_t base_ns;
+  test_run(true, 6, "192.0.2.1", 1111, "192.0.2.2", 2222, nullptr, reps, &base_ns, true);
+  printf("[ attribution cost ] per packet, test-run average incl. %u ns empty-program baseline: exact hit %u ns, "
+         "wildcard hit %u ns, miss (v4) %u ns, miss (v6) %u ns\n",
+         base_ns, exact_ns, wild_ns, miss_ns, v6_ns);
   bpf_map_delete_elem(fd, &k);
   bpf_map_delete_elem(fd, &w);
   // Budget for the whole TC program is 0.5 us; the lookup must be a fraction of it. Generous
@@ -637,6 +643,49 @@ TEST_F(AttributionBpf, LookupCostPerPacket) {
   EXPECT_LT(exact_ns, 400u);
   EXPECT_LT(wild_ns, 400u);
   EXPECT_LT(miss_ns, 400u);
+}
+
+// The syscall hooks (raw tracepoints sys_enter/sys_exit) put every syscall of every task on the
+// tracing slow path while attached. Measure what that costs a cheap syscall and a UDP sendto.
+TEST_F(AttributionBpf, SyscallHookOverhead) {
+  int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
+  ASSERT_GE(rx, 0);
+  ASSERT_GE(tx, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(rx, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t alen = sizeof a;
+  ASSERT_EQ(getsockname(rx, reinterpret_cast<sockaddr*>(&a), &alen), 0);
+  char buf[64] = {};
+  auto measure = [&](double* getppid_ns, double* sendto_ns) {
+    const int n = 200000, m = 20000;
+    uint64_t t0 = mono_ns();
+    for (int i = 0; i < n; ++i) (void)getppid();
+    uint64_t t1 = mono_ns();
+    for (int i = 0; i < m; ++i) {
+      (void)sendto(tx, buf, 8, 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      (void)recv(rx, buf, sizeof buf, MSG_DONTWAIT);
+    }
+    uint64_t t2 = mono_ns();
+    *getppid_ns = double(t1 - t0) / n;
+    *sendto_ns = double(t2 - t1) / m;
+  };
+  double on_g, on_s, off_g, off_s;
+  measure(&on_g, &on_s);
+  bpf_link__destroy(skel->links.ehp_attr_sys_enter);
+  bpf_link__destroy(skel->links.ehp_attr_sys_exit);
+  skel->links.ehp_attr_sys_enter = skel->links.ehp_attr_sys_exit = nullptr;
+  measure(&off_g, &off_s);
+  skel->links.ehp_attr_sys_enter = bpf_program__attach(skel->progs.ehp_attr_sys_enter);
+  skel->links.ehp_attr_sys_exit = bpf_program__attach(skel->progs.ehp_attr_sys_exit);
+  ASSERT_NE(skel->links.ehp_attr_sys_enter, nullptr);
+  ASSERT_NE(skel->links.ehp_attr_sys_exit, nullptr);
+  printf("[ syscall hook cost ] getppid %.0f ns with hooks vs %.0f ns without; UDP sendto+recv %.0f vs %.0f ns\n",
+         on_g, off_g, on_s, off_s);
+  close(rx);
+  close(tx);
+  EXPECT_LT(on_g - off_g, 1000.0) << "syscall hooks must stay cheap";
 }
 
 }  // namespace
