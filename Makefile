@@ -22,5 +22,11 @@ unit: build
 demo: build
 	@bash tools/demo.sh $(BUILD)
 
+fuzz: deps
+	@bash tools/fuzz.sh 60
+
+bench: build
+	@bash tools/bench.sh $(BUILD)
+
 clean:
 	rm -rf $(BUILD)
