@@ -50,7 +50,8 @@ void uring_run(benchmark::State& state, bool direct) {
   for (auto _ : state) {
     ehp::output::WriterOptions o;
     o.direct = direct;
-    o.buffer_bytes = kBufferBytes;
+    o.buffer_bytes = size_t(state.range(0));
+    o.buffers = unsigned(state.range(1));
     std::string err;
     auto w = ehp::output::Writer::open(path, o, &err);
     if (!w) {
@@ -119,8 +120,14 @@ void BM_Write2Loop(benchmark::State& state) {
 }
 
 // The writing happens on the writer thread: wall time is the honest clock.
-BENCHMARK(BM_UringDirect)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_UringBuffered)->Unit(benchmark::kMillisecond)->UseRealTime();
+// Args: buffer_bytes, buffers (= max writes in flight). 1 MiB x 16 is the default.
+BENCHMARK(BM_UringDirect)
+    ->Args({1 << 20, 16})
+    ->Args({1 << 20, 8})
+    ->Args({4 << 20, 8})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_UringBuffered)->Args({1 << 20, 16})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Write2Loop)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

@@ -10,13 +10,16 @@
  *       the owner changes, so steady traffic costs a lookup, not an update.
  *   inet_sock_set_state -> TCP_LISTEN    listen(): wildcard (tcp, lport) -> listener. Covers SYN
  *       and SYN-ACK of every connection accepted later (they precede accept()).
+ *   inet_sock_set_state SYN_SENT         connect(): ehp_attr_socks (sk -> task), consumed by TC
+ *       on the SYN or, failing that, turned into the tuple entry at SYN_SENT -> ESTABLISHED.
  *   inet_sock_set_state -> TCP_CLOSE     (any context) marks the entry closed_ns = now.
- *   raw_tp sys_exit, bind() only         a UDP receiver's port is known before its first
- *       datagram arrives (recvmsg's tracepoint fires only after it).
- *   TC egress, in ehp_attr_lookup        on a miss, if the packet is being sent synchronously
- *       by a task (not from softirq), that task is the sender: covers a client's first SYN
- *       (inet_sock_set_state(SYN_SENT) fires before connect() picks the source port) and the
- *       first datagram of a new UDP socket. The exact tuple is inserted so the reply matches.
+ *   syscalls bind/connect (exit), sendto/sendmsg/sendmmsg (entry), UDP only: a receiver's
+ *       port is known before its first datagram arrives (recvmsg's tracepoint fires only after
+ *       it); an unbound sender's socket goes to ehp_attr_socks before autobind.
+ *   TC egress, in ehp_attr_lookup        on a miss, skb->sk is looked up in ehp_attr_socks:
+ *       covers a client's first SYN (inet_sock_set_state(SYN_SENT) fires before connect() picks
+ *       the source port) and the first datagram of a new UDP socket. The exact tuple is
+ *       inserted so the reply (SYN-ACK, UDP answer) matches.
  *   userspace seed_attribution()        sockets already open at start; sweep_attribution()
  *       marks UDP/other sockets that vanished without a state change as closed.
  *
@@ -111,8 +114,8 @@ static __always_inline int ehp_attr_from_sock(struct __sk_buff *skb, struct ehp_
 
 /* Fills `out` with the process owning the host's end of the packet's flow.
  * l3_off: offset of the IPv4/IPv6 header in the frame; egress: 1 on the egress hook.
- * Returns 1 when found, 0 otherwise (non-IP, non-TCP/UDP, later fragments, IPv6 extension
- * headers before L4, or unknown socket). */
+ * Returns 1 when found, 0 otherwise (non-IP, non-TCP/UDP, later fragments, more than 3 IPv6
+ * extension headers before L4, or unknown socket). */
 static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, int egress,
 					   struct ehp_proc_info *out)
 {
@@ -151,6 +154,31 @@ static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, 
 			return 0;
 		ports[0] = rest.ports[0];
 		ports[1] = rest.ports[1];
+		if (key.proto != EHP_ATTR_IPPROTO_TCP && key.proto != EHP_ATTR_IPPROTO_UDP) {
+			/* Rare: extension headers before L4. Walk a few; only this path pays. */
+			__u32 off = l3_off + 40;
+#pragma unroll
+			for (int i = 0; i < 3; i++) {
+				__u8 eh[4];
+				if (key.proto == EHP_ATTR_IPPROTO_TCP || key.proto == EHP_ATTR_IPPROTO_UDP)
+					break;
+				if (bpf_skb_load_bytes(skb, off, eh, sizeof(eh)) < 0)
+					return 0;
+				if (key.proto == 44) { /* fragment: only the first one carries ports */
+					if ((eh[2] << 5 | eh[3] >> 3) != 0)
+						return 0;
+					off += 8;
+				} else if (key.proto == 0 || key.proto == 43 || key.proto == 60) {
+					off += ((__u32)eh[1] + 1) * 8; /* hop-by-hop, routing, dest opts */
+				} else {
+					return 0;
+				}
+				key.proto = eh[0];
+			}
+			if ((key.proto != EHP_ATTR_IPPROTO_TCP && key.proto != EHP_ATTR_IPPROTO_UDP) ||
+			    bpf_skb_load_bytes(skb, off, ports, 4) < 0)
+				return 0;
+		}
 		if (egress) {
 			__builtin_memcpy(key.local_addr, h + 8, 16);
 			__builtin_memcpy(key.remote_addr, rest.daddr, 16);
@@ -168,6 +196,10 @@ static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, 
 
 	struct ehp_attr_value *v = ehp_attr_get(&key);
 	if (v) {
+		/* A closed entry still in its grace period may belong to the previous user of a
+		 * reused tuple (bound source port): a new socket's pending entry wins. */
+		if (v->closed_ns && egress && ehp_attr_from_sock(skb, &key, out))
+			return 1;
 		__builtin_memcpy(out, &v->proc, sizeof(*out));
 		return 1;
 	}
@@ -278,6 +310,23 @@ int BPF_PROG(ehp_attr_state, const struct sock *sk, const int oldstate, const in
 		ehp_attr_remember_sock(sk);
 		return 0;
 	}
+	if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_SENT) {
+		/* Handshake done (softirq): the tuple is complete now. If no TC program consumed the
+		 * pending entry (the SYN left through an interface not captured), convert it here so
+		 * a client that only receives is attributed too. */
+		__u64 skaddr = (__u64)sk;
+		struct ehp_attr_sk_val *sv = bpf_map_lookup_elem(&ehp_attr_socks, &skaddr);
+		struct ehp_attr_key key;
+		if (!sv || ehp_attr_key_from_sk(sk, &key) < 0)
+			return 0;
+		struct ehp_attr_value v = {};
+		__builtin_memcpy(&v.proc, &sv->proc, sizeof(v.proc));
+		v.sock_ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+		v.source = EHP_ATTR_SRC_STATE;
+		bpf_map_update_elem(&ehp_attr_flows, &key, &v, BPF_NOEXIST);
+		bpf_map_delete_elem(&ehp_attr_socks, &skaddr);
+		return 0;
+	}
 	if (newstate != TCP_CLOSE)
 		return 0;
 	if (oldstate == TCP_SYN_SENT) {
@@ -320,37 +369,109 @@ static __always_inline struct sock *ehp_attr_fd_sock(int fd)
 }
 
 /* UDP has no state tracepoint and recvmsg's fires only after a datagram arrived, so UDP is
- * followed at the syscalls. sys_enter/sys_exit are one raw tracepoint each for all syscalls:
- * bail out on the syscall number first.
- *   sys_exit bind/connect (success)   the port (and peer) is known before the first datagram
- *                                     arrives or leaves -> wildcard / exact entry.
- *   sys_enter sendto/sendmsg/sendmmsg on an unbound socket -> ehp_attr_socks (autobind picks the
- *                                     port inside the call, TC sees the first datagram). */
+ * followed at the syscalls:
+ *   exit of bind/connect (success)   the port (and peer) is known before the first datagram
+ *                                    arrives or leaves -> wildcard / exact entry.
+ *   entry of sendto/sendmsg/sendmmsg on an unbound socket -> ehp_attr_socks (autobind picks the
+ *                                    port inside the call, TC then sees the first datagram).
+ * Two flavours of the same hooks:
+ *   default  tp_btf/sys_enter + tp_btf/sys_exit: raw tracepoints, no tracefs needed, but a BPF
+ *            call on every syscall of every task (measured here: +300-450 ns per syscall).
+ *   "?"      tracepoint/syscalls/<one per syscall>: BPF runs only for those five syscalls
+ *            (measured: +100-170 ns per syscall, the syscall tracing slow path), but attaching
+ *            needs tracefs. Not autoloaded; ehp::capture::prepare_attribution() switches to them
+ *            when tracefs is available (engine/capture/attribution.h). */
+static __always_inline void ehp_attr_on_bound(int fd)
+{
+	struct sock *sk = ehp_attr_fd_sock(fd);
+	/* TCP gets its wildcard at listen() and its tuple via SYN_SENT. */
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != EHP_ATTR_IPPROTO_UDP)
+		return;
+	ehp_attr_remember(sk, EHP_ATTR_SRC_STATE);
+}
+
+static __always_inline void ehp_attr_on_send(int fd)
+{
+	struct sock *sk = ehp_attr_fd_sock(fd);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != EHP_ATTR_IPPROTO_UDP ||
+	    BPF_CORE_READ(sk, __sk_common.skc_num) != 0)
+		return;
+	ehp_attr_remember_sock(sk);
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(ehp_attr_sys_exit, struct pt_regs *regs, long ret)
 {
 	if (ret != 0)
 		return 0;
 	long nr = BPF_CORE_READ(regs, orig_ax);
-	if (nr != EHP_ATTR_NR_BIND && nr != EHP_ATTR_NR_CONNECT)
-		return 0;
-	struct sock *sk = ehp_attr_fd_sock((int)BPF_CORE_READ(regs, di));
-	/* TCP gets its wildcard at listen() and its tuple via SYN_SENT. */
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != EHP_ATTR_IPPROTO_UDP)
-		return 0;
-	ehp_attr_remember(sk, EHP_ATTR_SRC_STATE);
+	if (nr == EHP_ATTR_NR_BIND || nr == EHP_ATTR_NR_CONNECT)
+		ehp_attr_on_bound((int)BPF_CORE_READ(regs, di));
 	return 0;
 }
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(ehp_attr_sys_enter, struct pt_regs *regs, long id)
 {
-	if (id != EHP_ATTR_NR_SENDTO && id != EHP_ATTR_NR_SENDMSG && id != EHP_ATTR_NR_SENDMMSG)
-		return 0;
-	struct sock *sk = ehp_attr_fd_sock((int)BPF_CORE_READ(regs, di));
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != EHP_ATTR_IPPROTO_UDP ||
-	    BPF_CORE_READ(sk, __sk_common.skc_num) != 0)
-		return 0;
-	ehp_attr_remember_sock(sk);
+	if (id == EHP_ATTR_NR_SENDTO || id == EHP_ATTR_NR_SENDMSG || id == EHP_ATTR_NR_SENDMMSG)
+		ehp_attr_on_send((int)BPF_CORE_READ(regs, di));
+	return 0;
+}
+
+/* Per-syscall tracepoint records (see /sys/kernel/tracing/events/syscalls/<name>/format). */
+struct ehp_attr_sc_enter {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__u64 args[6];
+};
+struct ehp_attr_sc_exit {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__s64 ret;
+};
+
+/* The exit record has no arguments: the fd comes from the task's saved user registers. */
+static __always_inline int ehp_attr_exit_fd(void)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	return (int)BPF_CORE_READ(regs, di);
+}
+
+SEC("?tracepoint/syscalls/sys_exit_bind")
+int ehp_attr_tp_bind(struct ehp_attr_sc_exit *ctx)
+{
+	if (ctx->ret == 0)
+		ehp_attr_on_bound(ehp_attr_exit_fd());
+	return 0;
+}
+
+SEC("?tracepoint/syscalls/sys_exit_connect")
+int ehp_attr_tp_connect(struct ehp_attr_sc_exit *ctx)
+{
+	if (ctx->ret == 0)
+		ehp_attr_on_bound(ehp_attr_exit_fd());
+	return 0;
+}
+
+SEC("?tracepoint/syscalls/sys_enter_sendto")
+int ehp_attr_tp_sendto(struct ehp_attr_sc_enter *ctx)
+{
+	ehp_attr_on_send((int)ctx->args[0]);
+	return 0;
+}
+
+SEC("?tracepoint/syscalls/sys_enter_sendmsg")
+int ehp_attr_tp_sendmsg(struct ehp_attr_sc_enter *ctx)
+{
+	ehp_attr_on_send((int)ctx->args[0]);
+	return 0;
+}
+
+SEC("?tracepoint/syscalls/sys_enter_sendmmsg")
+int ehp_attr_tp_sendmmsg(struct ehp_attr_sc_enter *ctx)
+{
+	ehp_attr_on_send((int)ctx->args[0]);
 	return 0;
 }

@@ -24,6 +24,8 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include "abi/tls_abi.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -35,6 +37,10 @@ const volatile __u32 targ_uid = 0;  /* uid to trace when filter_uid */
 const volatile bool filter_uid = false;
 const volatile bool capture_plaintext = false;
 
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define AF_INET 2
+#define AF_INET6 10
 #define TLS1_VERSION 0x0301
 #define TLS1_3_VERSION 0x0304
 
@@ -69,7 +75,7 @@ struct {
 
 /* pid_tgid -> SSL* between handshake entry and return. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH); /* LRU: a thread that dies mid-call leaves no leak */
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, __u64);
@@ -82,7 +88,7 @@ struct read_args {
 	__u64 readbytes; /* size_t* of SSL_read_ex, 0 for SSL_read */
 };
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH); /* LRU: a thread that dies mid-call leaves no leak */
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct read_args);
@@ -227,6 +233,49 @@ static __always_inline void emit_secrets(void *ssl, __u16 source, bool check_ini
 	bpf_map_update_elem(&ehp_tls_sent, &key, cr, BPF_ANY);
 }
 
+/* Connection tuple of socket `fd` of the current task, read from the kernel's socket (CO-RE)
+ * at the moment of the call: no /proc lookup in userspace, which would race with short-lived
+ * processes. Leaves ip_version 0 when fd is not an inet socket. */
+static __always_inline void fill_tuple(struct ehp_tls_data_event *ev, int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = 0;
+	struct sock *sk;
+	__u16 family;
+
+	ev->ip_version = 0;
+	if (fd < 0 || !fdt || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), fds + fd) || !f)
+		return;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	/* BPF_CORE_READ_INTO copies sizeof(*dst): give it typed destinations. */
+	if (family == AF_INET) {
+		__be32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__be32 b = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(ev->saddr, &a, 4);
+		__builtin_memcpy(ev->daddr, &b, 4);
+		ev->ip_version = 4;
+	} else if (family == AF_INET6) {
+		BPF_CORE_READ_INTO((struct in6_addr *)ev->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)ev->daddr, sk, __sk_common.skc_v6_daddr);
+		ev->ip_version = 6;
+	} else {
+		return;
+	}
+	ev->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	ev->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+}
+
 /* Copies up to EHP_TLS_MAX_DATA_BYTES of plaintext into a data record. */
 static __always_inline void emit_data(void *ssl, const void *buf, __u64 len, bool is_write)
 {
@@ -247,8 +296,12 @@ static __always_inline void emit_data(void *ssl, const void *buf, __u64 len, boo
 		if (bpf_probe_read_user(&rbio, sizeof(rbio), ssl + off.ssl_st_rbio_offset) == 0 && rbio)
 			bpf_probe_read_user(&s->ev.fd, sizeof(s->ev.fd), rbio + off.bio_st_num_offset);
 	}
+	__builtin_memset(s->ev.saddr, 0, sizeof(s->ev.saddr) + sizeof(s->ev.daddr));
+	s->ev.sport = s->ev.dport = 0;
+	s->ev.pad = 0;
+	s->ev.pad2 = 0;
+	fill_tuple(&s->ev, s->ev.fd);
 	s->ev.is_write = is_write;
-	s->ev.pad[0] = s->ev.pad[1] = s->ev.pad[2] = 0;
 	s->ev.len_bytes = len > 0xffffffffULL ? 0xffffffffU : (__u32)len;
 	n = len > EHP_TLS_MAX_DATA_BYTES ? EHP_TLS_MAX_DATA_BYTES : (__u32)len;
 	if (n < len)

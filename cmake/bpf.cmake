@@ -10,6 +10,7 @@ add_custom_command(
   COMMAND ${BPFTOOL} btf dump file /sys/kernel/btf/vmlinux format c > ${EHP_BPF_OUT}/vmlinux.h.tmp
   COMMAND ${CMAKE_COMMAND} -E rename ${EHP_BPF_OUT}/vmlinux.h.tmp ${EHP_BPF_OUT}/vmlinux.h
   COMMENT "Generating vmlinux.h from /sys/kernel/btf/vmlinux")
+add_custom_target(ehp_vmlinux DEPENDS ${EHP_BPF_OUT}/vmlinux.h)
 
 # ehp_bpf_skeleton(<name> <source> [headers...]) -> target bpf_<name>
 function(ehp_bpf_skeleton name src)
@@ -30,4 +31,5 @@ function(ehp_bpf_skeleton name src)
     DEPENDS ${obj}
     COMMENT "Skeleton ${name}")
   add_custom_target(bpf_${name} DEPENDS ${skel})
+  add_dependencies(bpf_${name} ehp_vmlinux)
 endfunction()

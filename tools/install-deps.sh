@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(
   # build
-  build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
+  build-essential cmake pkg-config clang llvm libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
   libpcap-dev libssl-dev libtbb-dev libconcurrentqueue-dev liburing-dev
   libbenchmark-dev libgtest-dev libcli11-dev libspdlog-dev libfmt-dev
   # test peers

@@ -107,11 +107,15 @@ struct ehp_tls_secrets_event {
 struct ehp_tls_data_event {
 	struct ehp_tls_hdr hdr;
 	ehp_tls_u64 ssl;
-	ehp_tls_s32 fd; /* rbio->num (the socket fd for socket BIOs), -1 when unknown */
+	ehp_tls_s32 fd;         /* rbio->num (the socket fd for socket BIOs), -1 when unknown */
 	ehp_tls_u8 is_write;
-	ehp_tls_u8 pad[3];
+	ehp_tls_u8 ip_version;  /* 4 or 6 when fd is a TCP/UDP socket (tuple below valid), else 0 */
+	ehp_tls_u16 pad;
 	ehp_tls_u32 len_bytes;      /* what the SSL call read/wrote */
 	ehp_tls_u32 data_len_bytes; /* what follows this header in the record */
+	ehp_tls_u16 sport, dport;   /* host order; s = this process's end */
+	ehp_tls_u32 pad2;
+	ehp_tls_u8 saddr[16], daddr[16]; /* network order; IPv4 in the first 4 bytes */
 	/* ehp_tls_u8 data[data_len_bytes]; */
 };
 
@@ -120,12 +124,12 @@ struct ehp_tls_data_event {
 static_assert(sizeof(ehp_tls_hdr) == 40, "ehp_tls_hdr layout");
 static_assert(offsetof(ehp_tls_secrets_event, client_random) == 56, "secrets layout");
 static_assert(sizeof(ehp_tls_secrets_event) == 56 + 32 + 48 + 5 * 64, "secrets layout");
-static_assert(sizeof(ehp_tls_data_event) == 64, "data layout");
+static_assert(sizeof(ehp_tls_data_event) == 104, "data layout");
 static_assert(sizeof(ehp_tls_offsets) == 15 * 4, "offsets layout");
 #else
 _Static_assert(sizeof(struct ehp_tls_hdr) == 40, "ehp_tls_hdr layout");
 _Static_assert(__builtin_offsetof(struct ehp_tls_secrets_event, client_random) == 56, "secrets layout");
 _Static_assert(sizeof(struct ehp_tls_secrets_event) == 56 + 32 + 48 + 5 * 64, "secrets layout");
-_Static_assert(sizeof(struct ehp_tls_data_event) == 64, "data layout");
+_Static_assert(sizeof(struct ehp_tls_data_event) == 104, "data layout");
 _Static_assert(sizeof(struct ehp_tls_offsets) == 15 * 4, "offsets layout");
 #endif

@@ -3,7 +3,9 @@
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <dirent.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,11 +89,13 @@ bool is_all_digits(const char* s) {
   return true;
 }
 
-// Socket inodes held open by `pid` (from /proc/<pid>/fd -> "socket:[N]"). False if pid is gone.
-bool socket_inodes_of(int pid, std::unordered_set<uint64_t>* out) {
+enum class FdScan { kOk, kGone, kUnreadable };
+
+// Socket inodes held open by `pid` (from /proc/<pid>/fd -> "socket:[N]").
+FdScan scan_socket_inodes(int pid, std::unordered_set<uint64_t>* out) {
   std::string dir = "/proc/" + std::to_string(pid) + "/fd";
   DIR* d = opendir(dir.c_str());
-  if (!d) return errno != ENOENT && errno != ESRCH;  // EACCES etc.: alive but unreadable
+  if (!d) return (errno == ENOENT || errno == ESRCH) ? FdScan::kGone : FdScan::kUnreadable;
   char target[64];
   while (dirent* e = readdir(d)) {
     if (!is_all_digits(e->d_name)) continue;
@@ -105,7 +109,29 @@ bool socket_inodes_of(int pid, std::unordered_set<uint64_t>* out) {
     if (parse_dec(t.substr(8, t.size() - 9), &ino)) out->insert(ino);
   }
   closedir(d);
-  return true;
+  return FdScan::kOk;
+}
+
+bool socket_inodes_of(int pid, std::unordered_set<uint64_t>* out) {
+  return scan_socket_inodes(pid, out) == FdScan::kOk;
+}
+
+// BPF records kernel (init namespace) pids. Only there do they name our /proc entries; in a
+// nested pid namespace (NSpid lists several ids) the sweeper must not judge liveness by pid.
+bool in_init_pid_namespace() {
+  std::string status = read_small_file("/proc/self/status");
+  size_t p = status.find("\nNSpid:");
+  if (p == std::string::npos) return true;  // kernel without NSpid: no nesting info, assume init
+  size_t e = status.find('\n', p + 1);
+  std::string_view line(status.data() + p + 7, (e == std::string::npos ? status.size() : e) - (p + 7));
+  size_t ids = 0;
+  bool in_id = false;
+  for (char c : line) {
+    bool digit = c >= '0' && c <= '9';
+    if (digit && !in_id) ++ids;
+    in_id = digit;
+  }
+  return ids <= 1;
 }
 
 uint64_t netns_of(int pid) {
@@ -141,7 +167,50 @@ NetnsSockets read_netns_sockets(int pid) {
   return out;
 }
 
+// The tracefs directory libbpf 1.1 will use to resolve tracepoint ids: the debugfs path when it
+// exists, else /sys/kernel/tracing.
+std::string libbpf_tracefs_dir() {
+  if (access("/sys/kernel/debug/tracing", F_OK) == 0) return "/sys/kernel/debug/tracing";
+  return "/sys/kernel/tracing";
+}
+
+bool syscall_tracepoints_visible() {
+  return access((libbpf_tracefs_dir() + "/events/syscalls/sys_exit_bind/id").c_str(), R_OK) == 0;
+}
+
+constexpr const char* kPerSyscallProgs[] = {"ehp_attr_tp_bind", "ehp_attr_tp_connect", "ehp_attr_tp_sendto",
+                                            "ehp_attr_tp_sendmsg", "ehp_attr_tp_sendmmsg"};
+constexpr const char* kRawProgs[] = {"ehp_attr_sys_enter", "ehp_attr_sys_exit"};
+
 }  // namespace
+
+SyscallHooks prepare_attribution(bpf_object* obj, std::string* note) {
+  auto say = [&](const std::string& s) {
+    if (note) *note = s;
+  };
+  if (!obj) {
+    say("no object");
+    return SyscallHooks::kRaw;
+  }
+  for (const char* name : kPerSyscallProgs) {
+    if (!bpf_object__find_program_by_name(obj, name)) {
+      say(std::string("object lacks ") + name + "; keeping raw syscall hooks");
+      return SyscallHooks::kRaw;
+    }
+  }
+  if (!syscall_tracepoints_visible() && access("/sys/kernel/debug/tracing", F_OK) != 0)
+    mount("nodev", "/sys/kernel/tracing", "tracefs", 0, nullptr);  // failure -> raw below
+  if (!syscall_tracepoints_visible()) {
+    say("tracefs unavailable (" + libbpf_tracefs_dir() + "); using raw sys_enter/sys_exit hooks");
+    return SyscallHooks::kRaw;
+  }
+  for (const char* name : kPerSyscallProgs)
+    bpf_program__set_autoload(bpf_object__find_program_by_name(obj, name), true);
+  for (const char* name : kRawProgs)
+    if (bpf_program* p = bpf_object__find_program_by_name(obj, name)) bpf_program__set_autoload(p, false);
+  say("per-syscall tracepoints via " + libbpf_tracefs_dir());
+  return SyscallHooks::kPerSyscall;
+}
 
 std::string format_comment(const ehp_proc_info& info) {
   size_t comm_len = strnlen(info.comm, sizeof(info.comm));
@@ -271,8 +340,9 @@ bool sweep_attribution(int map_fd, uint64_t now_mono_ns, SweepStats* stats, std:
 
   // Per-sweep caches: a pid's socket inodes, and its (proto, local port) set for entries that
   // carry no inode (the ones TC wrote for a first SYN/datagram).
+  const bool judge_liveness = in_init_pid_namespace();
   struct PidState {
-    bool alive = false;
+    FdScan scan = FdScan::kGone;
     std::unordered_set<uint64_t> inodes;
     bool ports_loaded = false;
     std::set<std::pair<uint8_t, uint16_t>> ports;  // local port in network order
@@ -282,7 +352,7 @@ bool sweep_attribution(int map_fd, uint64_t now_mono_ns, SweepStats* stats, std:
     auto it = pids.find(pid);
     if (it != pids.end()) return it->second;
     PidState ps;
-    ps.alive = pid != 0 && socket_inodes_of(static_cast<int>(pid), &ps.inodes);
+    ps.scan = pid == 0 ? FdScan::kGone : scan_socket_inodes(static_cast<int>(pid), &ps.inodes);
     return pids.emplace(pid, std::move(ps)).first->second;
   };
 
@@ -307,8 +377,10 @@ bool sweep_attribution(int map_fd, uint64_t now_mono_ns, SweepStats* stats, std:
         to_delete.push_back(key);
       continue;
     }
+    if (!judge_liveness) continue;
     PidState& ps = pid_state(v.proc.pid);
-    bool alive = ps.alive;
+    if (ps.scan == FdScan::kUnreadable) continue;  // can't tell: leave it to close/LRU
+    bool alive = ps.scan == FdScan::kOk;
     if (alive && v.sock_ino) {
       alive = ps.inodes.count(v.sock_ino) != 0;
     } else if (alive) {

@@ -11,7 +11,22 @@
 
 #include "abi/attribution_abi.h"
 
+struct bpf_object;
+
 namespace ehp::capture {
+
+// Which flavour of the UDP syscall hooks an object uses (see bpf/attribution.h).
+enum class SyscallHooks {
+  kRaw,         // tp_btf/sys_enter + sys_exit: always attachable, a BPF call on every syscall
+  kPerSyscall,  // tracepoint/syscalls/<5 syscalls>: cheaper for the host, needs tracefs
+};
+
+// Optional; call between open and load of any object that includes bpf/attribution.h (e.g. the
+// tc_capture skeleton: prepare_attribution(skel->obj, &note)). If tracefs is available (mounting
+// it at /sys/kernel/tracing if needed) it switches the object to the per-syscall tracepoints,
+// else leaves the raw ones, which the skeleton attaches without tracefs. Never fails the
+// capture; `note` (may be null) says what was chosen and why.
+SyscallHooks prepare_attribution(bpf_object* obj, std::string* note);
 
 // "pid=1234 tid=1234 uid=0 comm=curl" -- the EPB opt_comment text for an attributed packet.
 std::string format_comment(const ehp_proc_info& info);
@@ -33,6 +48,9 @@ struct SweepStats {
 // (closed_ns = now, so they keep matching for the grace period), deletes entries closed longer
 // than EHP_ATTR_GRACE_NS. Call it every second or two (e.g. from the stats tick); it reads /proc
 // once per distinct pid. `now_mono_ns` is CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
+// Liveness is judged only when running in the initial pid namespace (BPF records global pids)
+// and for processes whose /proc/<pid>/fd is readable; otherwise entries are left to TCP close
+// and the LRU.
 // Returns false with *err set if the map can't be read.
 bool sweep_attribution(int map_fd, uint64_t now_mono_ns, SweepStats* stats, std::string* err);
 

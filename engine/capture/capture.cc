@@ -37,6 +37,7 @@
 #include <thread>
 
 #include "abi/capture_abi.h"
+#include "capture/attribution.h"
 #include "capture/tc_netlink.h"
 #include "tc_capture.skel.h"
 
@@ -160,6 +161,19 @@ struct Capture::Impl {
   };
   std::vector<LogEntry> log;  // kMaxOutstanding entries
   uint64_t next_seq = 0, released_seq = 0;
+  // Attribution housekeeping.
+  std::string attr_note;
+  std::thread housekeeping;
+  std::mutex hk_mu;
+  std::condition_variable hk_cv;
+  bool hk_stop = false;
+  std::atomic<uint64_t> attr_seeded{0}, attr_swept{0}, attr_errors{0};
+  int attr_map_fd() const {
+    bpf_map* m = bpf_object__find_map_by_name(skel->obj, "ehp_attr_flows");
+    return m ? bpf_map__fd(m) : -1;
+  }
+  void housekeeping_main();
+  std::vector<uint64_t> wm_buf;   // per ring scratch for merge()
   std::vector<uint64_t> rel_pos;  // per ring scratch for release()
   std::vector<uint32_t> rel_dirty;
 
@@ -337,6 +351,7 @@ bool Capture::Impl::create_rings(std::string* err) {
   }
   log.resize(Capture::kMaxOutstanding);
   rel_pos.assign(rings.size(), 0);
+  wm_buf.assign(rings.size(), 0);
   rel_dirty.reserve(rings.size());
   return true;
 }
@@ -400,7 +415,9 @@ std::unique_ptr<Capture> Capture::open(const Options& opts, std::string* err) {
   ro->filter_pid = opts.pid.value_or(0);
   ro->filter_uid_on = opts.uid.has_value();
   ro->filter_uid = opts.uid.value_or(0);
-  ro->wakeup_bytes = opts.wakeup_bytes;
+  // A threshold the ring can never reach would leave only the poll timeout.
+  ro->wakeup_bytes = std::min<uint64_t>(opts.wakeup_bytes, opts.ring_bytes_per_cpu / 4);
+  if (opts.attribution) prepare_attribution(im->skel->obj, &im->attr_note);
 
   bpf_map__set_max_entries(im->skel->maps.rings, ncpu);
   bpf_map__set_max_entries(im->skel->maps.scratch, ncpu);
@@ -441,6 +458,7 @@ std::unique_ptr<Capture> Capture::open(const Options& opts, std::string* err) {
 }
 
 const std::vector<Interface>& Capture::interfaces() const { return impl_->ifaces; }
+std::string Capture::attribution_note() const { return impl_->attr_note; }
 int Capture::ingress_prog_fd() const { return bpf_program__fd(impl_->skel->progs.ehp_cap_ingress); }
 int Capture::egress_prog_fd() const { return bpf_program__fd(impl_->skel->progs.ehp_cap_egress); }
 bpf_object* Capture::object() const { return impl_->skel->obj; }
@@ -464,6 +482,17 @@ bool Capture::attach(std::string* err) {
     im.links.push_back(link);
   }
   im.attached = true;
+  // The hooks only learn sockets that act from now on; add the ones already open.
+  if (im.opts.attribution && im.attr_map_fd() >= 0) {
+    std::string serr;
+    long n = seed_attribution(im.attr_map_fd(), &serr);
+    if (n < 0) {
+      im.attr_errors++;
+      im.attr_note += (im.attr_note.empty() ? "" : "; ") + std::string("seeding failed: ") + serr;
+    } else {
+      im.attr_seeded += uint64_t(n);
+    }
+  }
   for (const auto& i : im.ifaces) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = i.ifindex, .attach_point = BPF_TC_INGRESS);
     bool exists = false;
@@ -560,10 +589,27 @@ void Capture::start() {
       assign[rr++ % cpus.size()].push_back(r.get());
     }
   }
+  if (im.opts.attribution && im.attr_map_fd() >= 0) im.housekeeping = std::thread([&im] { im.housekeeping_main(); });
   for (size_t i = 0; i < cpus.size(); i++) {
     int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     im.event_fds.push_back(efd);
     im.threads.emplace_back([&im, mine = assign[i], cpu = cpus[i], efd] { im.consumer_main(mine, cpu, efd); });
+  }
+}
+
+void Capture::Impl::housekeeping_main() {
+  int fd = attr_map_fd();
+  std::unique_lock<std::mutex> lk(hk_mu);
+  while (!hk_cv.wait_for(lk, std::chrono::seconds(1), [this] { return hk_stop; })) {
+    lk.unlock();
+    SweepStats ss;
+    std::string e;
+    if (sweep_attribution(fd, mono_ns(), &ss, &e)) {
+      attr_swept += ss.deleted;
+    } else {
+      attr_errors++;
+    }
+    lk.lock();
   }
 }
 
@@ -700,6 +746,14 @@ void Capture::stop() {
   }
   for (auto& t : im.threads) t.join();
   im.threads.clear();
+  if (im.housekeeping.joinable()) {
+    {
+      std::lock_guard<std::mutex> lk(im.hk_mu);
+      im.hk_stop = true;
+    }
+    im.hk_cv.notify_all();
+    im.housekeeping.join();
+  }
   if (!im.started) {
     // No consumer ever ran: nothing will be delivered.
     for (auto& r : im.rings) r->watermark_ns.store(kNever, std::memory_order_release);
@@ -722,9 +776,11 @@ void Capture::Impl::fill_ref(const Ring& r, uint32_t slot, const Item& it, Packe
   memcpy(&h, rec, sizeof(h));
   if (h.ts_ns < last_mono_delivered) out_of_order++;
   last_mono_delivered = std::max(last_mono_delivered, h.ts_ns);
-  // Wall clock = monotonic + offset; the offset is refreshed, so keep the output monotonic.
+  // Wall clock = monotonic + offset. Refreshing the offset moves it by measurement jitter and
+  // NTP slew (microseconds): hide such tiny steps back so the file stays ordered. A real clock
+  // step (settimeofday) is passed through rather than freezing timestamps until it catches up.
   uint64_t wall = uint64_t(int64_t(h.ts_ns) + offset_ns);
-  if (wall < last_wall_ns) wall = last_wall_ns;
+  if (wall < last_wall_ns && last_wall_ns - wall < 1'000'000) wall = last_wall_ns;
   last_wall_ns = wall;
   ref->ts_ns = wall;
   ref->ifindex = h.ifindex;
@@ -755,13 +811,7 @@ size_t Capture::Impl::merge(PacketRef* out, size_t max) {
     caller_backpressure++;
     if (max == 0) return 0;
   }
-  uint64_t w[256];
-  std::vector<uint64_t> wbig;
-  uint64_t* wm = w;
-  if (nr > 256) {
-    wbig.resize(nr);
-    wm = wbig.data();
-  }
+  uint64_t* wm = wm_buf.data();  // per ring: watermark read before that ring's refill
   // Watermark first, then dequeue: everything at or before the watermark is then staged.
   for (size_t i = 0; i < nr; i++) {
     wm[i] = rings[i]->watermark_ns.load(std::memory_order_acquire);
@@ -831,6 +881,8 @@ size_t Capture::next_batch(PacketRef* out, size_t max, int timeout_ms) {
   }
 }
 
+bool Capture::drained() { return impl_->all_done(); }
+
 void Capture::release(const PacketRef& ref) {
   auto& im = *impl_;
   if (ref.seq < im.released_seq || ref.seq >= im.next_seq) return;  // already released / not ours
@@ -858,6 +910,9 @@ Capture::Stats Capture::stats() const {
   s.delivered = im.delivered;
   s.out_of_order = im.out_of_order;
   s.caller_backpressure = im.caller_backpressure;
+  s.attr_seeded = im.attr_seeded.load();
+  s.attr_swept = im.attr_swept.load();
+  s.attr_errors = im.attr_errors.load();
   s.per_cpu_reserve_fail.assign(im.num_possible_cpus, 0);
   if (im.skel) {
     std::vector<ehp_capture_counters> v(im.num_possible_cpus);

@@ -36,6 +36,10 @@ struct Options {
   // consumer drains on its poll timeout.
   uint32_t wakeup_bytes = 256u << 10;
   int poll_timeout_ms = 10;
+  // Socket -> process attribution housekeeping (capture/attribution.h): pick the syscall hooks
+  // before load, seed the flow map with sockets already open at attach(), sweep closed entries
+  // every second while started. The BPF lookup itself always runs.
+  bool attribution = true;
 };
 
 struct Interface {
@@ -82,6 +86,10 @@ class Capture {
   // Done with `ref` and with every ref delivered before it (in next_batch order, across all
   // rings): their ring space may be reused. Releasing only the last ref of a batch is enough.
   void release(const PacketRef& ref);
+  // True once stop() has completed and next_batch has delivered every record: next_batch will
+  // only return 0 from now on. Call from the next_batch thread. A pump loop should end on
+  // `n == 0 && drained()`, not on its own stop flag (records may still be draining).
+  bool drained();
   static constexpr size_t kMaxOutstanding = 1u << 17;
 
   void detach();  // removes the TC filters (and the clsact hook if we created it and it is empty) and links
@@ -98,8 +106,12 @@ class Capture {
     uint64_t delivered = 0;     // refs returned by next_batch
     uint64_t out_of_order = 0;  // a record older than one already delivered (should stay 0)
     uint64_t caller_backpressure = 0;  // next_batch calls cut short by kMaxOutstanding
+    uint64_t attr_seeded = 0, attr_swept = 0, attr_errors = 0;  // attribution housekeeping
   };
   Stats stats() const;
+
+  // What prepare_attribution chose (and any seeding/sweep error), for a startup log line.
+  std::string attribution_note() const;
 
   // For tests and diagnostics.
   int ingress_prog_fd() const;

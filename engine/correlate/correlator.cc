@@ -33,13 +33,15 @@ struct HoldMsg {
 
 bool secrets_are_null(const ehp::tls::Secrets& s) {
   if (all_zero(s.client_random.data(), s.client_random.size())) return true;
-  if (s.version == ehp::tls::kTls12) return all_zero(s.master_key.data(), s.master_key.size());
+  if (s.version >= 0x0301 && s.version <= ehp::tls::kTls12)  // TLS 1.0-1.2: CLIENT_RANDOM
+    return all_zero(s.master_key.data(), s.master_key.size());
   if (s.version == ehp::tls::kTls13) {
     size_t h = ehp::tls::tls13_hash_len(s.cipher_id);
     if (h == 0 || h > s.handshake_secret.size()) return true;
     return all_zero(s.handshake_secret.data(), h) || all_zero(s.handshake_traffic_hash.data(), h) ||
            all_zero(s.client_app_traffic_secret.data(), h) ||
-           all_zero(s.server_app_traffic_secret.data(), h);
+           all_zero(s.server_app_traffic_secret.data(), h) ||
+           all_zero(s.exporter_master_secret.data(), h);
   }
   return true;  // unknown protocol version
 }
@@ -169,25 +171,25 @@ void Correlator::tick(uint64_t now_ns) {
   g_->hold_node.try_put(std::move(m));
 }
 
-void Correlator::drain() { g_->g.wait_for_all(); }
+void Correlator::wait_idle() { g_->g.wait_for_all(); }
 
-void Correlator::finish() {
-  drain();
+void Correlator::drain() {
+  wait_idle();
   HoldMsg m;
   m.kind = HoldMsg::Kind::Flush;
   g_->put_and_wait(std::move(m));
-  drain();
+  wait_idle();
 }
 
 CorrelatorStats Correlator::stats() const {
   CorrelatorStats s;
   {
     std::lock_guard lk(g_->mu);
-    s.hold = g_->hb.stats();
+    s.holdback = g_->hb.stats();
   }
   s.secrets_in = g_->secrets_in.load(std::memory_order_relaxed);
-  s.secrets_duplicate = g_->secrets_duplicate.load(std::memory_order_relaxed);
-  s.secrets_null = g_->secrets_null.load(std::memory_order_relaxed);
+  s.duplicates = g_->secrets_duplicate.load(std::memory_order_relaxed);
+  s.null_keys = g_->secrets_null.load(std::memory_order_relaxed);
   s.keys_derived = g_->keys_derived.load(std::memory_order_relaxed);
   s.packet_batches = g_->packet_batches.load(std::memory_order_relaxed);
   s.packets_in = g_->packets_in.load(std::memory_order_relaxed);

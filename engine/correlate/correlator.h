@@ -35,10 +35,10 @@ struct SecretsEvent {
 };
 
 struct CorrelatorStats {
-  HoldBackStats hold;
+  HoldBackStats holdback;
   uint64_t secrets_in = 0;           // push_secrets() calls
-  uint64_t secrets_duplicate = 0;    // client_random already emitted (ClientRandomDedup)
-  uint64_t secrets_null = 0;         // rejected: all-zero / unusable material
+  uint64_t duplicates = 0;           // client_random already emitted (ClientRandomDedup)
+  uint64_t null_keys = 0;            // rejected: all-zero / unusable material
   uint64_t keys_derived = 0;         // keylog line sets handed to the hold-back stage
   uint64_t packet_batches = 0;
   uint64_t packets_in = 0;
@@ -48,7 +48,7 @@ class Correlator {
  public:
   // `derive_concurrency`: how many derivations may run at once (0 = unlimited).
   Correlator(HoldBackConfig cfg, Sink& sink, size_t dedup_capacity, size_t derive_concurrency = 0);
-  ~Correlator();  // drains, does not flush: call finish() for that
+  ~Correlator();  // waits for in-flight messages; does not release held flows (call drain())
   Correlator(const Correlator&) = delete;
   Correlator& operator=(const Correlator&) = delete;
 
@@ -59,10 +59,12 @@ class Correlator {
   void push_secrets(const ehp::tls::Secrets& s) { push_secrets(SecretsEvent{s, 0, {}}); }
   // Releases flows whose keys did not come in time. `now_ns` on the PacketMeta::ts_ns clock.
   void tick(uint64_t now_ns);
-  // Waits until every message pushed so far (including derivations) has reached the sink.
+  // Waits until every message pushed so far (including derivations) has reached the hold-back
+  // stage; held flows stay held.
+  void wait_idle();
+  // Shutdown: wait_idle(), then release every flow still held (counted as timeout releases).
+  // Call it after the last push; later pushes are processed normally.
   void drain();
-  // drain(), then release everything still held (shutdown).
-  void finish();
   CorrelatorStats stats() const;
 
  private:

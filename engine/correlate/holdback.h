@@ -9,6 +9,13 @@
 // `hold_ns` (counted); caps bound the memory. Nothing else ever waits: packets of flows that
 // are not held go straight to the sink.
 //
+// Consequences for the output: it is in capture order per flow, not globally (a released flow's
+// packets follow later packets of other flows; readers do not mind non-monotonic timestamps).
+// Every DSB precedes its session's ClientHello: a key that arrives before its ClientHello is
+// written at once; one that arrives while the session is held is written right before it.
+// Hold storage: whole 16 KiB chunks from a slab pool, so no allocation per packet; the flow and
+// "remembered random" tables allocate per session only.
+//
 // Single-threaded: driven by one serial stage (see correlator.h).
 #pragma once
 #include <array>
@@ -91,7 +98,8 @@ class HoldBack {
   // has not been seen -- now, which is still earlier in the file than it.
   void on_keys(const std::array<uint8_t, 32>& client_random, std::string_view keylog_lines);
   // Releases sessions whose secrets did not come within hold_ns of their first held packet.
-  // `now_ns` is on the PacketMeta::ts_ns clock. Cheap when nothing expires; call it often.
+  // `now_ns` is on the PacketMeta::ts_ns clock. O(1) when nothing expires, otherwise the work is
+  // the released packets themselves; call it often (every batch, every 100 ms when idle).
   void tick(uint64_t now_ns);
   // At shutdown: releases everything still held (counted as timeout releases).
   void flush_all();

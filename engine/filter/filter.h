@@ -19,8 +19,9 @@
 //     BPF_PROG_TEST_RUN). Offloaded tags are invisible to it, as they are to the saved frame.
 #pragma once
 
-#include <linux/bpf.h>  // struct bpf_insn (eBPF)
+#include <linux/bpf.h>  // struct bpf_insn (eBPF). Clashes with <pcap.h>: see filter/prepared.h.
 
+#include <cstdint>
 #include <span>
 
 #include "filter/cbpf.h"
@@ -30,14 +31,24 @@ struct bpf_program;
 namespace ehp::filter {
 
 // Classic BPF -> eBPF instructions forming the body of the ehp_filter subprogram (R1 = ctx on
-// entry, R0 = 0 reject / 1..n accept on exit). Packet bytes are read with bpf_skb_load_bytes
-// into the stack (works in subprograms and on non-linear skbs; LD_ABS/LD_IND are not allowed in
-// subprograms; the first 96 bytes are copied once per packet and later loads served from the
-// stack). Uses R6-R9 and 168 bytes of stack. Refuses (nullopt, *err) anything it cannot
+// entry, R0 = 0 reject / 1 accept on exit). Packet bytes are read with bpf_skb_load_bytes: the
+// first 96 bytes once per packet into the stack, later loads from there (loads beyond: one
+// helper call each). Works on non-linear skbs; see README.md for why not LD_ABS or direct
+// packet access. Uses R6-R9 and 168 bytes of stack. Refuses (nullopt, *err) anything it cannot
 // translate into verifier-safe code: unknown opcodes, jumps out of range, falling off the end,
 // scratch-memory index >= 16, programs longer than 4096 instructions.
-std::optional<std::vector<struct bpf_insn>> translate(std::span<const struct sock_filter> prog,
-                                                      std::string* err);
+std::optional<std::vector<struct bpf_insn>> translate(std::span<const struct sock_filter> prog, std::string* err);
+
+// One program attached to several interfaces whose filters differ -- the same expression
+// compiled for DLT_EN10MB on one and DLT_RAW on another -- gets one body that looks at
+// skb->ifindex and runs that interface's translated body (2 instructions per interface).
+// Packets from an interface not listed are rejected. Refuses an empty or duplicate list.
+struct InterfaceFilter {
+  uint32_t ifindex;
+  std::vector<struct bpf_insn> body;  // from translate()
+};
+std::optional<std::vector<struct bpf_insn>> dispatch_by_ifindex(std::span<const InterfaceFilter> filters,
+                                                         std::string* err);
 
 // Arranges for `prog` (of an opened, not yet loaded bpf_object, in SEC(EHP_TC_SEC) = "tc") to
 // have its ehp_filter stub replaced by `body` when it loads. How: this library registers a libbpf

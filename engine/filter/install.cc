@@ -17,6 +17,7 @@
 // needs every crossing jump and BTF record rewritten.
 #include "filter/filter.h"
 
+#include <linux/bpf.h>
 #include <bpf/bpf.h>  // struct bpf_prog_load_opts
 #include <bpf/libbpf.h>
 

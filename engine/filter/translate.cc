@@ -17,6 +17,7 @@
 
 #include "filter/filter.h"
 
+#include <linux/bpf.h>
 #include <linux/filter.h>
 
 #include <cstddef>
@@ -24,6 +25,7 @@
 
 namespace ehp::filter {
 namespace {
+
 
 constexpr uint8_t kA = BPF_REG_6;
 constexpr uint8_t kX = BPF_REG_7;
@@ -199,8 +201,7 @@ std::string at(size_t pc) { return " at instruction " + std::to_string(pc); }
 
 }  // namespace
 
-std::optional<std::vector<struct bpf_insn>> translate(std::span<const struct sock_filter> prog,
-                                                      std::string* err) {
+std::optional<std::vector<struct bpf_insn>> translate(std::span<const struct sock_filter> prog, std::string* err) {
   auto fail = [&](std::string why) -> std::optional<std::vector<struct bpf_insn>> {
     if (err) *err = "cannot translate filter: " + why;
     return std::nullopt;
@@ -263,6 +264,8 @@ std::optional<std::vector<struct bpf_insn>> translate(std::span<const struct soc
     const auto& f = prog[pc];
     const uint16_t code = f.code;
     const int size = load_size(code);
+    // Opcodes are 8 bits; libpcap's interpreter aborts on anything else and the kernel refuses it.
+    if (code > 0xff) return fail("unknown opcode" + at(pc));
     auto mem_off = [&](uint32_t k) { return static_cast<int16_t>(kMemOff + 4 * static_cast<int>(k)); };
 
     switch (BPF_CLASS(code)) {
@@ -342,6 +345,7 @@ std::optional<std::vector<struct bpf_insn>> translate(std::span<const struct soc
             }
             break;
           case BPF_NEG:
+            if (by_x) return fail("unsupported ALU operation" + at(pc));
             e.put(make(BPF_ALU | BPF_NEG, kA, 0, 0, 0));
             break;
           default:
@@ -352,6 +356,7 @@ std::optional<std::vector<struct bpf_insn>> translate(std::span<const struct soc
       case BPF_JMP: {
         const uint16_t op = BPF_OP(code);
         if (op == BPF_JA) {
+          if (BPF_SRC(code) != BPF_K) return fail("unsupported jump" + at(pc));
           if (f.k != 0) e.ja(pc + 1 + f.k);
           break;
         }
@@ -378,10 +383,10 @@ std::optional<std::vector<struct bpf_insn>> translate(std::span<const struct soc
         break;
       }
       case BPF_RET:
-        if (BPF_RVAL(code) == BPF_K) {
+        if (code == (BPF_RET | BPF_K)) {
           // Accept/reject is all the capture needs; normalise the snap length to 1.
           e.mov32_imm(BPF_REG_0, f.k != 0 ? 1 : 0);
-        } else if (BPF_RVAL(code) == BPF_A) {
+        } else if (code == (BPF_RET | BPF_A)) {
           e.mov32_reg(BPF_REG_0, kA);
         } else {
           return fail("unsupported return" + at(pc));
@@ -418,6 +423,37 @@ std::optional<std::vector<struct bpf_insn>> translate(std::span<const struct soc
     e.out[fx.at].off = static_cast<int16_t>(off);
   }
   return std::move(e.out);
+}
+
+std::optional<std::vector<struct bpf_insn>> dispatch_by_ifindex(std::span<const InterfaceFilter> filters,
+                                                         std::string* err) {
+  auto fail = [&](std::string why) -> std::optional<std::vector<struct bpf_insn>> {
+    if (err) *err = "cannot combine filters: " + why;
+    return std::nullopt;
+  };
+  if (filters.empty()) return fail("no interfaces");
+  // Header: load ifindex, one compare per interface, then "return 0" for anything else. The
+  // bodies follow back to back; their jumps are relative and they start from R1 = ctx, which
+  // the header leaves untouched.
+  const size_t header = 1 + filters.size() + 2;
+  std::vector<struct bpf_insn> out;
+  out.push_back(make(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_2, BPF_REG_1,
+                     static_cast<int16_t>(offsetof(struct __sk_buff, ifindex)), 0));
+  size_t start = header;
+  for (size_t i = 0; i < filters.size(); ++i) {
+    if (filters[i].body.empty()) return fail("empty body for ifindex " + std::to_string(filters[i].ifindex));
+    for (size_t j = 0; j < i; ++j)
+      if (filters[j].ifindex == filters[i].ifindex) return fail("ifindex " + std::to_string(filters[i].ifindex) + " twice");
+    const int64_t off = static_cast<int64_t>(start) - static_cast<int64_t>(out.size()) - 1;
+    if (off > std::numeric_limits<int16_t>::max()) return fail("combined program too large for eBPF jump offsets");
+    out.push_back(make(BPF_JMP32 | BPF_JEQ | BPF_K, BPF_REG_2, 0, static_cast<int16_t>(off),
+                       static_cast<int32_t>(filters[i].ifindex)));
+    start += filters[i].body.size();
+  }
+  out.push_back(make(BPF_ALU | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0));
+  out.push_back(make(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
+  for (const auto& f : filters) out.insert(out.end(), f.body.begin(), f.body.end());
+  return out;
 }
 
 }  // namespace ehp::filter

@@ -111,6 +111,7 @@ class Writer {
   bool disable_direct();
   void submit_sealed(const Sealed& s);
   void submit_write(unsigned slot_index);
+  void preallocate(uint64_t end);
   void on_write_done(unsigned slot_index, int res);
   void complete_in_order();
   void reap(bool wait, long timeout_ns);
@@ -139,18 +140,19 @@ class Writer {
   std::unique_ptr<RingHolder> ring_;
   std::thread thread_;
 
-  // --- producer thread only ---
-  uint8_t* cur_data_ = nullptr;
-  size_t used_bytes_ = 0;       // == cap_bytes_ when there is no current buffer
+  // --- producer thread only (own cache line: commit() must not share one with the writer) ---
+  alignas(64) uint8_t* cur_data_ = nullptr;
+  size_t used_bytes_ = 0;       // > cap_bytes_ when there is no current buffer (closed/failed)
   unsigned cur_slot_p_ = 0;
   uint64_t cur_file_off_ = 0;   // file offset of the current buffer
   uint64_t boundary_le_aligned_ = 0;  // largest block boundary <= floor_align(end of data)
   uint64_t seq_ = 0;
   bool closed_ = false;
   bool close_ok_ = true;
+  std::atomic<uint64_t> st_committed_{0}, st_blocks_{0};  // written by commit() only
 
   // --- shared, under mu_ ---
-  mutable std::mutex mu_;
+  alignas(64) mutable std::mutex mu_;
   std::condition_variable free_cv_;
   std::unique_ptr<unsigned[]> free_list_;
   unsigned free_count_ = 0;
@@ -161,7 +163,7 @@ class Writer {
   std::string error_;
 
   // --- writer thread only ---
-  std::unique_ptr<unsigned[]> fifo_;  // slots with a request, in file order (durability tracking)
+  alignas(64) std::unique_ptr<unsigned[]> fifo_;  // slots with a request, in file order (durability tracking)
   unsigned fifo_head_ = 0, fifo_count_ = 0;
   unsigned inflight_ = 0;
   uint64_t durable_end_ = 0;       // contiguous prefix of the file known written
@@ -170,15 +172,19 @@ class Writer {
   size_t flushed_final_bytes_ = 0;     // ...how much of it needs no rewrite (aligned part)
   size_t flushed_total_bytes_ = 0;     // ...and how much it wrote in all
   uint64_t event_buf_ = 0;
+  bool prealloc_ok_ = false;     // regular files only; false after the first fallocate failure
+  uint64_t prealloc_end_ = 0;    // blocks reserved (KEEP_SIZE) up to here
   bool woken_ = false;  // an eventfd completion was consumed since the queue was last checked
 
-  // --- atomics ---
-  std::atomic<bool> failed_{false};
+  // Written by the writer thread (stats), read by anyone.
+  std::atomic<uint64_t> st_written_{0}, st_submitted_{0}, st_short_{0}, st_flushes_{0};
+  std::atomic<uint64_t> truncated_at_{UINT64_MAX};  // where the error path cut the file
+
+  // --- read-mostly flags; st_backpressure_ only changes when the producer waits anyway ---
+  alignas(64) std::atomic<bool> failed_{false};
   std::atomic<bool> flush_requested_{false};
   std::atomic<bool> direct_{false};
-  std::atomic<uint64_t> truncated_at_{UINT64_MAX};  // where the error path cut the file
-  std::atomic<uint64_t> st_committed_{0}, st_written_{0}, st_blocks_{0}, st_submitted_{0},
-      st_short_{0}, st_backpressure_{0}, st_flushes_{0};
+  std::atomic<uint64_t> st_backpressure_{0};
 };
 
 }  // namespace ehp::output

@@ -2,18 +2,14 @@
 // cleanup path (the destructor).
 #include "tlsprobe/tlsprobe.h"
 
-#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fstream>
-#include <map>
-#include <sstream>
-#include <unordered_map>
 
 #include "abi/tls_abi.h"
 #include "openssl.skel.h"
@@ -41,38 +37,6 @@ struct Group {
   std::vector<bpf_link*> links;
 };
 
-// Parses /proc/<pid>/net/tcp{,6} for the socket with inode `ino`.
-std::optional<Tuple> tuple_for_inode(uint32_t pid, uint64_t ino) {
-  for (int v6 = 0; v6 < 2; ++v6) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/net/" + (v6 ? "tcp6" : "tcp"));
-    std::string line;
-    std::getline(f, line);  // header
-    while (std::getline(f, line)) {
-      char local[64], remote[64];
-      unsigned long long inode = 0;
-      // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-      if (sscanf(line.c_str(), "%*s %63s %63s %*s %*s %*s %*s %*s %*s %llu", local, remote, &inode) != 3 ||
-          inode != ino)
-        continue;
-      Tuple t{};
-      t.ip_version = v6 ? 6 : 4;
-      auto parse = [&](const char* s, std::array<uint8_t, 16>* addr, uint16_t* port) {
-        const char* colon = strchr(s, ':');
-        if (!colon) return false;
-        size_t n = colon - s;  // 8 or 32 hex digits: 32-bit words in host order
-        for (size_t w = 0; w * 8 < n && w < 4; ++w) {
-          uint32_t word = strtoul(std::string(s + w * 8, 8).c_str(), nullptr, 16);
-          memcpy(addr->data() + w * 4, &word, 4);
-        }
-        *port = uint16_t(strtoul(colon + 1, nullptr, 16));
-        return true;
-      };
-      if (parse(local, &t.saddr, &t.sport) && parse(remote, &t.daddr, &t.dport)) return t;
-    }
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 struct TlsProbe::Impl {
@@ -85,13 +49,6 @@ struct TlsProbe::Impl {
   // Set for the duration of poll().
   const std::function<void(const ehp::tls::Secrets&, const ProcInfo&)>* on_secrets = nullptr;
   const std::function<void(const PlainData&)>* on_data = nullptr;
-  // (pid << 32 | fd) -> (SSL*, tuple): one /proc lookup per connection, not per record.
-  struct TupleCache {
-    uint64_t ssl;
-    std::optional<Tuple> tuple;
-  };
-  std::unordered_map<uint64_t, TupleCache> tuples;
-
   ~Impl() {
     if (rb) ring_buffer__free(rb);
     for (auto& g : groups) {
@@ -130,31 +87,21 @@ struct TlsProbe::Impl {
       if (e.data_len_bytes > size - sizeof e) return 0;
       data_events++;
       if (!on_data || !*on_data) return 0;
-      PlainData d{p, e.is_write != 0, h.ts_ns + realtime_minus_mono_ns, tuple_for(h.pid, e.fd, e.ssl),
+      std::optional<Tuple> tuple;
+      if (e.ip_version == 4 || e.ip_version == 6) {
+        tuple.emplace();
+        tuple->ip_version = e.ip_version;
+        memcpy(tuple->saddr.data(), e.saddr, 16);
+        memcpy(tuple->daddr.data(), e.daddr, 16);
+        tuple->sport = e.sport;
+        tuple->dport = e.dport;
+      }
+      PlainData d{p, e.is_write != 0, h.ts_ns + realtime_minus_mono_ns, tuple,
                   std::span<const uint8_t>(static_cast<const uint8_t*>(data) + sizeof e, e.data_len_bytes),
                   e.len_bytes};
       (*on_data)(d);
     }
     return 0;
-  }
-
-  std::optional<Tuple> tuple_for(uint32_t pid, int fd, uint64_t ssl) {
-    if (fd < 0) return std::nullopt;
-    uint64_t key = uint64_t(pid) << 32 | uint32_t(fd);
-    auto it = tuples.find(key);
-    if (it != tuples.end() && it->second.ssl == ssl && it->second.tuple) return it->second.tuple;
-    if (tuples.size() > 65536) tuples.clear();  // bound the cache; it refills on demand
-    char link[64];
-    std::string fdpath = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
-    ssize_t n = readlink(fdpath.c_str(), link, sizeof link - 1);
-    std::optional<Tuple> t;
-    if (n > 0) {
-      link[n] = 0;
-      unsigned long long ino;
-      if (sscanf(link, "socket:[%llu]", &ino) == 1) t = tuple_for_inode(pid, ino);
-    }
-    tuples[key] = {ssl, t};
-    return t;
   }
 };
 
@@ -232,9 +179,6 @@ std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err) {
     return nullptr;
   }
 
-  libbpf_set_print([](enum libbpf_print_level lvl, const char* fmt, va_list ap) {
-    return lvl == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
-  });
   for (auto& g : impl->groups) {
     g.skel = openssl__open();
     if (!g.skel) {

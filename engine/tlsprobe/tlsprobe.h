@@ -34,8 +34,9 @@ struct ProcInfo {
   char comm[16];
 };
 
-// Connection tuple, best effort (from the SSL's rbio fd via /proc/<pid>/fd and /proc/<pid>/net).
-// saddr/sport are the local end of the traced process. ip_version 4 uses the first 4 bytes.
+// Connection tuple, best effort: the kernel socket behind the SSL's rbio fd, read in the probe.
+// Absent when the app uses its own BIO (curl 7.88 does) or a non-inet fd. saddr/sport are the
+// traced process's end; addresses in network order, IPv4 in the first 4 bytes.
 struct Tuple {
   uint8_t ip_version;
   std::array<uint8_t, 16> saddr, daddr;

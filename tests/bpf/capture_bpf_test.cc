@@ -152,10 +152,32 @@ TEST(CaptureBpf, RecordCarriesFrameAndMetadata) {
   EXPECT_EQ(s.kernel_bytes, 1200u);
   EXPECT_EQ(s.reserve_fail, 0u);
   EXPECT_EQ(s.delivered, 2u);
+  EXPECT_FALSE(c->drained());
   c->detach();
   c->stop();
   PacketRef r;
   EXPECT_EQ(c->next_batch(&r, 1, 1000), 0u);
+  EXPECT_TRUE(c->drained());
+}
+
+// Records still in the rings at stop() are delivered after it, then next_batch returns 0.
+TEST(CaptureBpf, StopDrainsWhatIsLeft) {
+  std::string err;
+  auto c = Capture::open(lo_opts(), &err);
+  ASSERT_TRUE(c) << err;
+  c->start();
+  EXPECT_EQ(run_prog(c->ingress_prog_fd(), make_frame(500, 9), 100), -1);
+  c->detach();
+  c->stop();
+  std::vector<PacketRef> refs(256);
+  size_t total = 0, n;
+  while ((n = c->next_batch(refs.data(), refs.size(), 1000)) > 0) {
+    total += n;
+    c->release(refs[n - 1]);
+  }
+  EXPECT_EQ(total, 100u);
+  EXPECT_TRUE(c->drained());
+  EXPECT_EQ(c->stats().kernel_records, 100u);
 }
 
 TEST(CaptureBpf, SnaplenTruncates) {

@@ -10,7 +10,7 @@ add_library(ehp_filter_testlib STATIC
 target_include_directories(ehp_filter_testlib PUBLIC ${EHP_TEST_DIR}/bpf)
 target_link_libraries(ehp_filter_testlib PUBLIC ehp_filter)
 
-add_executable(filter_unit_test ${EHP_TEST_DIR}/bpf/filter_unit_test.cc)
+add_executable(filter_unit_test ${EHP_TEST_DIR}/bpf/filter_unit_test.cc ${EHP_TEST_DIR}/bpf/filter_prepared_test.cc)
 target_link_libraries(filter_unit_test PRIVATE ehp_filter_testlib GTest::gtest_main)
 gtest_discover_tests(filter_unit_test PROPERTIES LABELS unit)
 

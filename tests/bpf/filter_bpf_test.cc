@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "filter/filter.h"
+#include "filter/prepared.h"
 #include "filter_exprs.h"
 #include "filter_frames.h"
 #include "filter_pcap_oracle.h"
@@ -232,11 +233,24 @@ TEST(FilterBpf, StubAcceptsAllAndProgramsArePatchedIndependently) {
     ASSERT_TRUE(loaded) << err;
     for (const auto& f : frames) ASSERT_EQ(run(loaded->fd_a(), f.bytes), 1);
   }
-  const auto tcp = body_for("tcp", kDltEn10mb), udp = body_for("udp", kDltEn10mb);
+  // Program A through install() directly, program B through the engine's Prepared wrapper.
+  const auto tcp = body_for("tcp", kDltEn10mb);
   auto cbpf_tcp = compile_cbpf("tcp", kDltEn10mb, kSnapBytes, &err);
   auto cbpf_udp = compile_cbpf("udp", kDltEn10mb, kSnapBytes, &err);
-  auto loaded = Loaded::make(&tcp, &udp, &err);
-  ASSERT_TRUE(loaded) << err;
+  auto udp = ehp::filter::Prepared::compile("udp", kDltEn10mb, kSnapBytes, &err);
+  ASSERT_TRUE(udp) << err;
+  struct filter_test* skel = filter_test__open();
+  ASSERT_NE(skel, nullptr);
+  std::unique_ptr<struct filter_test, void (*)(struct filter_test*)> guard(skel, filter_test__destroy);
+  ASSERT_TRUE(install(skel->progs.ehp_filter_test, tcp, &err)) << err;
+  ASSERT_TRUE(udp->install(skel->progs.ehp_filter_test2, &err)) << err;
+  ASSERT_EQ(filter_test__load(skel), 0) << ehp::filter::last_install_error();
+  struct {
+    int a, b;
+    int fd_a() const { return a; }
+    int fd_b() const { return b; }
+  } fds{bpf_program__fd(skel->progs.ehp_filter_test), bpf_program__fd(skel->progs.ehp_filter_test2)};
+  auto* loaded = &fds;
   size_t tcp_hits = 0, udp_hits = 0;
   for (const auto& f : frames) {
     const auto n = static_cast<uint32_t>(f.bytes.size());
@@ -249,6 +263,31 @@ TEST(FilterBpf, StubAcceptsAllAndProgramsArePatchedIndependently) {
   }
   EXPECT_GT(tcp_hits, 0u);
   EXPECT_GT(udp_hits, 0u);
+}
+
+// dispatch_by_ifindex in the kernel: BPF_PROG_TEST_RUN runs on the loopback device (ifindex 1).
+TEST(FilterBpf, DispatchByIfindexLoadsAndSelectsByInterface) {
+  std::string err;
+  auto udp = compile_cbpf("udp", kDltEn10mb, kSnapBytes, &err);
+  ASSERT_TRUE(udp) << err;
+  const auto udp_body = body_for("udp", kDltEn10mb), raw_tcp = body_for("tcp", kDltRaw);
+  const std::vector<ehp::filter::InterfaceFilter> on_lo = {{5, raw_tcp}, {1, udp_body}};
+  const std::vector<ehp::filter::InterfaceFilter> elsewhere = {{5, raw_tcp}, {6, udp_body}};
+  auto on_lo_body = ehp::filter::dispatch_by_ifindex(on_lo, &err);
+  auto elsewhere_body = ehp::filter::dispatch_by_ifindex(elsewhere, &err);
+  ASSERT_TRUE(on_lo_body && elsewhere_body) << err;
+  auto loaded = Loaded::make(&*on_lo_body, &*elsewhere_body, &err);
+  ASSERT_TRUE(loaded) << err;
+  FrameMaker maker(0x5eed0404);
+  size_t hits = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const Frame f = maker.ethernet();
+    const bool want = pcap_accepts(*udp, f.bytes.data(), static_cast<uint32_t>(f.bytes.size()));
+    ASSERT_EQ(run(loaded->fd_a(), f.bytes) != 0, want) << f.kind;
+    ASSERT_EQ(run(loaded->fd_b(), f.bytes), 0) << f.kind;
+    hits += want;
+  }
+  EXPECT_GT(hits, 0u);
 }
 
 TEST(FilterBpf, InstallRefusesLoadedProgramAndOtherSections) {

@@ -9,17 +9,17 @@ namespace {
 constexpr size_t kStackBytes = 512;
 constexpr uint64_t kMaxSteps = 1'000'000;
 
-// Address space of the interpreted program: the stack (R10 = its end) and the ctx, of which
-// only __sk_buff.len (offset 0) is readable. Addresses are real host addresses, checked.
+// Address space of the interpreted program: the stack (R10 = its end) and the ctx (read only).
+// Addresses are real host addresses, checked.
 struct Machine {
   alignas(8) uint8_t stack[kStackBytes] = {};
-  uint32_t ctx_len = 0;  // stands for struct __sk_buff, only `len` is modelled
+  struct __sk_buff ctx {};
 
   uint8_t* map(uint64_t addr, size_t n, bool write) {
     auto* p = reinterpret_cast<uint8_t*>(addr);
     if (p >= stack && p + n <= stack + kStackBytes) return p;
-    auto* c = reinterpret_cast<uint8_t*>(&ctx_len);
-    if (!write && p >= c && p + n <= c + sizeof(ctx_len)) return p;
+    auto* c = reinterpret_cast<uint8_t*>(&ctx);
+    if (!write && p >= c && p + n <= c + sizeof(ctx)) return p;
     return nullptr;
   }
 };
@@ -35,15 +35,16 @@ uint64_t bswap(uint64_t v, int bits) {
 }  // namespace
 
 std::optional<uint64_t> run_ebpf(std::span<const struct bpf_insn> prog, std::span<const uint8_t> pkt,
-                                 std::string* err) {
+                                 std::string* err, uint32_t ifindex) {
   auto fail = [&](std::string why, size_t pc) -> std::optional<uint64_t> {
     if (err) *err = why + " at insn " + std::to_string(pc);
     return std::nullopt;
   };
   Machine m;
-  m.ctx_len = static_cast<uint32_t>(pkt.size());
+  m.ctx.len = static_cast<uint32_t>(pkt.size());
+  m.ctx.ifindex = ifindex;
   uint64_t r[11] = {};
-  r[1] = reinterpret_cast<uint64_t>(&m.ctx_len);
+  r[1] = reinterpret_cast<uint64_t>(&m.ctx);
   r[10] = reinterpret_cast<uint64_t>(m.stack + kStackBytes);
 
   size_t pc = 0;
@@ -113,7 +114,7 @@ std::optional<uint64_t> run_ebpf(std::span<const struct bpf_insn> prog, std::spa
           if (in.src_reg != 0 || in.imm != BPF_FUNC_skb_load_bytes) return fail("unsupported call", pc - 1);
           const uint64_t off = static_cast<uint32_t>(r[2]), len = static_cast<uint32_t>(r[4]);
           uint8_t* to = m.map(r[3], len, true);
-          if (r[1] != reinterpret_cast<uint64_t>(&m.ctx_len) || to == nullptr || len == 0)
+          if (r[1] != reinterpret_cast<uint64_t>(&m.ctx) || to == nullptr || len == 0)
             return fail("bad bpf_skb_load_bytes arguments", pc - 1);
           if (off + len > pkt.size()) {
             std::memset(to, 0, len);

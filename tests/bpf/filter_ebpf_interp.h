@@ -15,8 +15,10 @@ namespace ehp::filter::test {
 
 // Runs `prog` as the ehp_filter body on `pkt` (skb->len = pkt.size()). Returns R0, or nullopt
 // with *err on anything the kernel would not do either (memory access outside the 512-byte
-// stack or the ctx's len field, unknown opcode, falling off the end, running too long).
+// stack or a read outside the ctx (struct __sk_buff, only len and ifindex set), a write to the
+// ctx, unknown opcode, falling off the end, running too long).
+// `ifindex` is what the program reads as skb->ifindex.
 std::optional<uint64_t> run_ebpf(std::span<const struct bpf_insn> prog, std::span<const uint8_t> pkt,
-                                 std::string* err);
+                                 std::string* err, uint32_t ifindex = 1);
 
 }  // namespace ehp::filter::test

@@ -18,4 +18,10 @@ bool pcap_accepts(const std::vector<struct sock_filter>& prog, const uint8_t* da
   return pcap_offline_filter(&bp, &h, data) != 0;
 }
 
+bool pcap_validates(const std::vector<struct sock_filter>& prog) {
+  std::vector<struct bpf_insn> insns(prog.size());
+  std::memcpy(insns.data(), prog.data(), prog.size() * sizeof(struct bpf_insn));
+  return bpf_validate(insns.data(), static_cast<int>(insns.size())) != 0;
+}
+
 }  // namespace ehp::filter::test

@@ -9,4 +9,6 @@
 namespace ehp::filter::test {
 // pcap_offline_filter with caplen = wire length = len_bytes; true = accept.
 bool pcap_accepts(const std::vector<struct sock_filter>& prog, const uint8_t* data, uint32_t len_bytes);
+// libpcap's bpf_validate: programs it refuses may trap its interpreter (division by constant 0).
+bool pcap_validates(const std::vector<struct sock_filter>& prog);
 }

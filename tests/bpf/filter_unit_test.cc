@@ -64,6 +64,9 @@ TEST(FilterTranslate, RefusesWhatItCannotHandle) {
       {"unsupported ALU", {S(BPF_ALU | 0xf0 | BPF_K, 1), S(BPF_RET | BPF_K, 1)}},
       {"unsupported jump", {S(BPF_JMP | 0x70 | BPF_K, 1), S(BPF_RET | BPF_K, 1)}},
       {"unsupported misc", {S(BPF_MISC | 0x20, 0), S(BPF_RET | BPF_K, 1)}},
+      {"opcode above 8 bits (libpcap aborts on it)", {S(0x6600, 1), S(BPF_RET | BPF_K, 1)}},
+      {"return with stray bits", {S(BPF_RET | BPF_K | 0x20, 1)}},
+      {"neg with X bit", {S(BPF_ALU | BPF_NEG | BPF_X, 0), S(BPF_RET | BPF_K, 1)}},
   };
   for (const auto& [why, prog] : bad) {
     std::string err;
@@ -145,6 +148,36 @@ TEST(FilterTranslate, InterpretedTranslationMatchesLibpcap) {
   for (int i = 0; i < 2000; ++i) raw.push_back(maker.raw_ip());
   check(kEthernetExprs, 1, eth);
   check(kRawExprs, 12, raw);
+}
+
+// A program shared by an Ethernet and a raw-IP interface: the dispatcher runs the right
+// linktype's translation per skb->ifindex and rejects unknown interfaces.
+TEST(FilterTranslate, DispatchByIfindex) {
+  using namespace ehp::filter::test;
+  std::string err;
+  auto eth = compile_cbpf("tcp port 443 or icmp", 1, 262144, &err);
+  auto raw = compile_cbpf("tcp port 443 or icmp", 12, 262144, &err);
+  ASSERT_TRUE(eth && raw) << err;
+  auto eth_body = translate(*eth, &err), raw_body = translate(*raw, &err);
+  ASSERT_TRUE(eth_body && raw_body) << err;
+  const std::vector<ehp::filter::InterfaceFilter> table = {{3, *eth_body}, {7, *raw_body}};
+  auto both = ehp::filter::dispatch_by_ifindex(table, &err);
+  ASSERT_TRUE(both) << err;
+  FrameMaker maker(0x5eed4321);
+  size_t hits = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const Frame e = maker.ethernet(), r = maker.raw_ip();
+    const auto n_e = static_cast<uint32_t>(e.bytes.size()), n_r = static_cast<uint32_t>(r.bytes.size());
+    ASSERT_EQ(*run_ebpf(*both, e.bytes, &err, 3) != 0, pcap_accepts(*eth, e.bytes.data(), n_e)) << e.kind;
+    ASSERT_EQ(*run_ebpf(*both, r.bytes, &err, 7) != 0, pcap_accepts(*raw, r.bytes.data(), n_r)) << r.kind;
+    ASSERT_EQ(*run_ebpf(*both, e.bytes, &err, 9), 0u);
+    hits += pcap_accepts(*eth, e.bytes.data(), n_e) + pcap_accepts(*raw, r.bytes.data(), n_r);
+  }
+  EXPECT_GT(hits, 100u);
+  EXPECT_FALSE(ehp::filter::dispatch_by_ifindex(std::vector<ehp::filter::InterfaceFilter>{}, &err));
+  const std::vector<ehp::filter::InterfaceFilter> dup = {{3, *eth_body}, {3, *raw_body}};
+  EXPECT_FALSE(ehp::filter::dispatch_by_ifindex(dup, &err));
+  EXPECT_NE(err.find("twice"), std::string::npos) << err;
 }
 
 }  // namespace

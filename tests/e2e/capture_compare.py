@@ -130,6 +130,21 @@ def main():
     if worst > 1_000_000_000:
         errors.append(f'timestamps differ from tcpdump by up to {worst / 1e9:.3f} s')
 
+    # Attribution made it into the records: curl's TCP frames in both directions, and the
+    # host-side python3 UDP sender (frames from the netns have no local socket on this host).
+    attr = collections.Counter()
+    for i, ((ts, wire, f), m) in enumerate(zip(cap, meta)):
+        kind = l4(f)
+        attributed, comm = m[5] == '1', m[7] if len(m) > 7 else ''
+        if kind == 'tcp':
+            attr['tcp'] += 1
+            if not attributed or comm != 'curl':
+                errors.append(f'record {i}: TCP frame (dir {m[1]}) attributed={attributed} comm={comm!r}, expected curl')
+        elif kind == 'udp' and src_ip(f) == a.host_ip:
+            attr['udp'] += 1
+            if not attributed or comm != 'python3':
+                errors.append(f'record {i}: host UDP frame attributed={attributed} comm={comm!r}, expected python3')
+
     kinds = collections.Counter(l4(f) for _, _, f in cap)
     for k, n in (('icmp', 12), ('udp', 7), ('tcp', 20)):
         if kinds[k] < n:
@@ -137,7 +152,8 @@ def main():
     big = max((len(f) for _, _, f in cap), default=0)
 
     print(f'compare: tcpdump {len(td)} frames, capture {len(cap)} frames, directions {dict(dirs)}, '
-          f'kinds {dict(kinds)}, largest frame {big} B, max |ts - tcpdump ts| {worst / 1e6:.3f} ms')
+          f'kinds {dict(kinds)}, attributed checks {dict(attr)}, largest frame {big} B, '
+          f'max |ts - tcpdump ts| {worst / 1e6:.3f} ms')
     if errors:
         print('\n'.join(errors), file=sys.stderr)
         return 1

@@ -8,6 +8,8 @@
 #            untouched afterwards.
 #   stale    filters of a SIGKILLed run are found and removed; a live run's filters are not.
 #   flood    sendmmsg UDP flood over the veth: throughput and every loss accounted.
+#   multi    two interfaces in one capture: records carry the right ifindex and direction.
+#   uid      --uid keeps only packets attributed to that uid (curl as nobody vs root).
 set -euo pipefail
 TOOLS=$1
 MODE=$2
@@ -29,8 +31,9 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   ip link del "$H" 2>/dev/null || true
+  ip link del "p5g$ID" 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true
-  rm -rf "$TMP"
+  [ -n "${P5_KEEP:-}" ] && echo "kept $TMP" >&2 || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
@@ -238,7 +241,15 @@ mode_flood() {
   local secs=${FLOOD_SECONDS:-3} len=${FLOOD_PAYLOAD:-64}
   start_probe flood --count-only
   local probe=$PROBE_PID
-  "$FLOOD" "$NIP" 9 "$secs" "$len" >"$TMP/flood.sent" || fail "flood"
+  # Two senders pinned to different CPUs: both rings fill at once, the merge must interleave.
+  taskset -c 0 "$FLOOD" "$NIP" 9 "$secs" "$len" >"$TMP/flood.sent0" &
+  local f0=$!
+  taskset -c 1 "$FLOOD" "$NIP" 9 "$secs" "$len" >"$TMP/flood.sent1" 2>/dev/null || taskset -c 0 "$FLOOD" "$NIP" 9 "$secs" "$len" >"$TMP/flood.sent1"
+  wait "$f0" || fail "flood"
+  python3 -c "
+import re, sys
+t = sum(int(re.search(r'sent=(\d+)', open(f).read()).group(1)) for f in sys.argv[1:])
+print(f'sent={t}')" "$TMP/flood.sent0" "$TMP/flood.sent1" >"$TMP/flood.sent"
   pingx "$NIP" 1 || fail "sentinel ping"
   stop_probe "$probe" flood
   cat "$TMP/flood.sent" "$TMP/flood.out"
@@ -254,7 +265,73 @@ mode_flood() {
   [ "$kr" = "$del" ] || fail "kernel wrote $kr records, userspace delivered $del"
   [ $((kr + rf + nr + lf)) = "$seen" ] || fail "unaccounted packets: seen=$seen records=$kr reserve_fail=$rf"
   [ "$seen" -ge "$sent" ] || fail "program saw $seen packets but $sent were sent on the egress hook"
+  [ "$(stat_of "$TMP/flood.out" out_of_order)" = 0 ] || fail "merge delivered records out of timestamp order"
   python3 -c "print('flood: sent %d pkts in %ss, captured %d (%.0f pkt/s), reserve_fail %d' % ($sent, '$secs', $kr, $kr / $secs, $rf))"
+}
+
+mode_multi() {
+  setup
+  # A second veth pair into the same netns: one capture, two interfaces, two ifindexes.
+  local H2=p5g$ID N2=p5m$ID NET2=10.206.$((ID % 250))
+  ip link add "$H2" type veth peer name "$N2" netns "$NS"
+  echo 1 > /proc/sys/net/ipv6/conf/"$H2"/disable_ipv6
+  nsx sh -c "echo 1 > /proc/sys/net/ipv6/conf/$N2/disable_ipv6"
+  ip addr add "$NET2.1/24" dev "$H2"
+  nsx ip addr add "$NET2.2/24" dev "$N2"
+  ip link set "$H2" up
+  nsx ip link set "$N2" up
+  wait_for "second veth carrier" 10 grep -qx 1 /sys/class/net/"$H2"/carrier
+  start_probe multi -i "$H2" --meta "$TMP/multi.tsv"
+  local probe=$PROBE_PID
+  pingx "$NIP" 3 || fail "ping over $H"
+  pingx "$NET2.2" 5 || fail "ping over $H2"
+  stop_probe "$probe" multi
+  ip link del "$H2"
+  local ix1 ix2
+  ix1=$(cat /sys/class/net/"$H"/ifindex)
+  python3 - "$TMP/multi.tsv" "$ix1" <<'PY' || fail "per-interface records wrong"
+import collections, sys
+rows = [l.split('\t') for l in open(sys.argv[1])]
+by = collections.Counter((int(r[2]), int(r[1])) for r in rows)
+ix1 = int(sys.argv[2])
+others = {ix for ix, _ in by if ix != ix1}
+print('records by (ifindex, direction):', dict(by))
+# ARP may add a few frames on the second pair (no static neighbours there).
+assert by[(ix1, 0)] == 3 and by[(ix1, 1)] == 3, 'first interface: 3 requests out, 3 replies in'
+assert len(others) == 1, 'exactly one other interface'
+ix2 = others.pop()
+assert by[(ix2, 0)] >= 5 and by[(ix2, 1)] >= 5, 'second interface: >= 5 each way'
+PY
+}
+
+mode_uid() {
+  setup
+  mkdir -p "$TMP/www"
+  chmod 755 "$TMP" "$TMP/www"
+  echo hello >"$TMP/www/index.html"
+  nsx python3 -m http.server 8080 --bind "$NIP" --directory "$TMP/www" >"$TMP/http.out" 2>"$TMP/http.err" &
+  PIDS+=($!)
+  wait_for "http server" 10 nsx sh -c "ss -ltn | grep -q '$NIP:8080'"
+  # Capture only uid 65534: the curl run as nobody is in, root's curl and ping are out.
+  start_probe uid --uid 65534 --meta "$TMP/uid.tsv"
+  local probe=$PROBE_PID
+  curl -s -o /dev/null "http://$NIP:8080/" || fail "root curl"
+  setpriv --reuid 65534 --regid 65534 --clear-groups curl -s -o /dev/null "http://$NIP:8080/" || fail "nobody curl"
+  pingx "$NIP" 2 || fail "ping"
+  curl -s -o /dev/null "http://$NIP:8080/" || fail "root curl 2"
+  stop_probe "$probe" uid
+  cat "$TMP/uid.out"
+  [ "$(stat_of "$TMP/uid.out" filtered_proc)" -ge 14 ] || fail "root's packets were not filtered out"
+  python3 - "$TMP/uid.tsv" <<'PY' || fail "uid filter let the wrong packets through"
+import sys
+rows = [l.rstrip('\n').split('\t') for l in open(sys.argv[1])]
+assert len(rows) >= 8, f'only {len(rows)} records for the nobody curl (handshake, request, response, close)'
+dirs = {r[1] for r in rows}
+assert dirs == {'0', '1'}, f'directions {dirs}'
+for r in rows:
+    assert r[5] == '1' and r[8] == '65534' and r[7] == 'curl', f'record not from uid 65534 curl: {r}'
+print(f'uid filter: {len(rows)} records, all uid 65534 curl, both directions')
+PY
 }
 
 case "$MODE" in
@@ -262,6 +339,8 @@ case "$MODE" in
   foreign) mode_foreign ;;
   stale) mode_stale ;;
   flood) mode_flood ;;
+  multi) mode_multi ;;
+  uid) mode_uid ;;
   *) fail "unknown mode $MODE" ;;
 esac
 echo PASS

@@ -1,7 +1,7 @@
 // Test driver for ehp::capture: captures on the given interfaces until SIGINT/SIGTERM and writes
 // what next_batch delivered, in delivery order, to a nanosecond pcap plus a TSV of metadata.
 //   capture_probe -i IF [-i IF2] [--pcap F] [--meta F] [--ready F] [--snaplen N] [--cpus 0,1]
-//                 [--count-only] [--ring-bytes N]
+//                 [--count-only] [--ring-bytes N] [--uid N] [--pid N]
 //   capture_probe --remove-stale [-i IF]
 // On exit prints "stats key=value ..." to stdout.
 #include <signal.h>
@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
     else if (a == "--meta") meta_path = next();
     else if (a == "--ready") ready_path = next();
     else if (a == "--snaplen") o.snaplen = uint32_t(std::stoul(next()));
+    else if (a == "--uid") o.uid = uint32_t(std::stoul(next()));
+    else if (a == "--pid") o.pid = uint32_t(std::stoul(next()));
     else if (a == "--ring-bytes") o.ring_bytes_per_cpu = uint32_t(std::stoul(next()));
     else if (a == "--cpus") {
       std::string v = next();
@@ -116,8 +118,8 @@ int main(int argc, char** argv) {
         fwrite(r.data, 1, r.cap_len, pcap);
       }
       if (meta)
-        fprintf(meta, "%llu\t%u\t%u\t%u\t%u\t%d\t%u\t%s\n", (unsigned long long)r.ts_ns, r.direction, r.ifindex,
-                r.wire_len, r.cap_len, r.attributed ? 1 : 0, r.pid, r.comm);
+        fprintf(meta, "%llu\t%u\t%u\t%u\t%u\t%d\t%u\t%s\t%u\n", (unsigned long long)r.ts_ns, r.direction, r.ifindex,
+                r.wire_len, r.cap_len, r.attributed ? 1 : 0, r.pid, r.comm, r.uid);
       delivered_bytes += r.cap_len;
     }
     delivered += n;
@@ -138,10 +140,10 @@ int main(int argc, char** argv) {
   auto s = cap->stats();
   double secs = std::chrono::duration<double>(t1 - t0).count();
   printf("stats delivered=%llu delivered_bytes=%llu records=%llu kernel_seen=%llu kernel_records=%llu reserve_fail=%llu "
-         "queue_full=%llu no_ring=%llu load_fail=%llu out_of_order=%llu wakeups=%llu seconds=%.3f\n",
+         "queue_full=%llu no_ring=%llu load_fail=%llu out_of_order=%llu wakeups=%llu filtered_proc=%llu seconds=%.3f\n",
          (unsigned long long)delivered, (unsigned long long)delivered_bytes, (unsigned long long)s.records,
          (unsigned long long)s.kernel_seen, (unsigned long long)s.kernel_records, (unsigned long long)s.reserve_fail,
          (unsigned long long)s.queue_full, (unsigned long long)s.no_ring, (unsigned long long)s.load_fail,
-         (unsigned long long)s.out_of_order, (unsigned long long)s.wakeups, secs);
+         (unsigned long long)s.out_of_order, (unsigned long long)s.wakeups, (unsigned long long)s.filtered_proc, secs);
   return 0;
 }

@@ -1,6 +1,6 @@
-// libFuzzer target for engine/filter. Build (not wired into CMake yet), e.g.:
+// libFuzzer target for engine/filter (tests/fuzz/fuzz.cmake builds it with EHP_FUZZ=ON), or by hand:
 //   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I engine -I tests/bpf \
-//     tests/fuzz/fuzz_filter.cc engine/filter/{compile,translate,install}.cc \
+//     tests/fuzz/fuzz_filter.cc engine/filter/{compile,translate,install,prepared}.cc \
 //     tests/bpf/filter_{ebpf_interp,pcap_oracle}.cc -lpcap -lbpf -o fuzz_filter
 //
 // Input byte 0 picks the mode:
@@ -9,26 +9,53 @@
 //         output must never be refused).
 //   odd:  the rest is raw cBPF (8 bytes per instruction). translate() may refuse; if it accepts,
 //         the body must be self-contained and forward-only, and when libpcap's bpf_validate
-//         accepts the program too, the interpreted translation must give pcap_offline_filter's
-//         verdict on a few packets derived from the input.
-#include <pcap/bpf.h>  // bpf_validate; its struct bpf_insn is only used through the oracle
-
+//         accepts the program too (and it never reads scratch memory before storing it), the
+//         interpreted translation must give pcap_offline_filter's verdict on a few packets
+//         derived from the input.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
-// <linux/bpf.h> (through filter.h) and <pcap/bpf.h> both define struct bpf_insn; keep pcap's
-// under another name here.
-#define bpf_insn pcap_bpf_insn_unused
 #include "filter/filter.h"
-#undef bpf_insn
-
 #include "filter_ebpf_interp.h"
 #include "filter_pcap_oracle.h"
 
 namespace {
+
+// libpcap's M[] starts uninitialised (and bpf_validate does not check it), so its verdict is
+// garbage for a program that may read a scratch slot before storing it; ours reads 0. Returns
+// true when every reachable LD/LDX MEM reads a slot stored on every path to it.
+bool mem_reads_initialised(const std::vector<struct sock_filter>& prog) {
+  const size_t n = prog.size();
+  std::vector<uint32_t> in(n, 0xffff);  // slots definitely stored on entry (intersection)
+  std::vector<bool> reached(n, false);
+  in[0] = 0;
+  reached[0] = true;
+  for (size_t pc = 0; pc < n; ++pc) {
+    if (!reached[pc]) continue;
+    const auto& f = prog[pc];
+    const uint16_t cls = BPF_CLASS(f.code);
+    if ((cls == BPF_LD || cls == BPF_LDX) && BPF_MODE(f.code) == BPF_MEM && f.k < 16 && !(in[pc] >> f.k & 1))
+      return false;
+    uint32_t out = in[pc];
+    if ((f.code == BPF_ST || f.code == BPF_STX) && f.k < 16) out |= 1u << f.k;
+    auto flow = [&](uint64_t t) {
+      if (t >= n) return;
+      in[t] = reached[t] ? (in[t] & out) : out;
+      reached[t] = true;
+    };
+    if (cls == BPF_RET) continue;
+    if (cls == BPF_JMP) {
+      if (BPF_OP(f.code) == BPF_JA) flow(uint64_t{pc} + 1 + f.k);
+      else { flow(pc + 1 + f.jt); flow(pc + 1 + f.jf); }
+    } else {
+      flow(pc + 1);
+    }
+  }
+  return true;
+}
 
 [[noreturn]] void die(const char* what, const std::string& detail) {
   std::fprintf(stderr, "fuzz_filter: %s: %s\n", what, detail.c_str());
@@ -75,7 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // libpcap's interpreter traps on some programs its validator refuses (division by constant 0,
   // jumps past the end); compare verdicts only when it accepts the program.
-  if (!bpf_validate(reinterpret_cast<const struct bpf_insn*>(prog.data()), static_cast<int>(n))) return 0;
+  if (!ehp::filter::test::pcap_validates(prog) || !mem_reads_initialised(prog)) return 0;
   std::vector<uint8_t> pkt(data, data + size);
   for (size_t len : {size_t{0}, size_t{14}, size / 2, size}) {
     pkt.resize(len);

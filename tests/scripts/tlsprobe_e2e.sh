@@ -6,7 +6,8 @@
 #           lines (per client_random, every label and value) and carry the client's pid/comm;
 #           the server side (s_server -www drives TLS through the ssl BIO) is seen too.
 #           keylog: handshake_func hooks; keylog_fallback: SSL_do_handshake + per-call hooks.
-#   filter: a probe with -p <pid of one client> sees that client and nobody else.
+#   filter: a probe with -p <pid of one client> sees that client and nobody else; a probe with
+#           -u 65534 sees curl run as nobody and not curl run as root.
 #   text:   -m text shows "GET / HTTP/1.1" written by curl with curl's pid/comm, the reply it
 #           read, and s_client's request with its connection tuple.
 #   refuse: a fake vendor libssl (drifted offsets) is refused with one line naming it.
@@ -210,6 +211,18 @@ want = {tuple(l.split()) for l in open(sys.argv[2]) if len(l.split()) == 3}
 sys.exit(0 if probe == want else (print("probe", probe, "want", want) or 1))
 EOF
   echo "filter ok: only pid $PY captured"
+  # -u: a probe for uid 65534 sees curl run as nobody and not curl run as root.
+  start_probe probeu -u 65534
+  setpriv --reuid 65534 --regid 65534 --clear-groups \
+    curl -sk --http1.1 -o /dev/null "$URL" 2>/dev/null &
+  NB=$!
+  wait $NB || fail "curl as nobody failed"
+  run_curl root --tlsv1.2 --tls-max 1.2
+  wait_for 20 grep -q "^K $NB [0-9]* 65534 curl " "$T/probeu.out" || fail "-u 65534 did not capture curl run as nobody"
+  stop_probe probeu
+  awk '$1=="K" && $4!="65534" {bad=1; print "FAIL: uid " $4 " leaked through -u 65534"} END {exit bad}' \
+    "$T/probeu.out" || fail "-u filter let other uids through"
+  echo "filter ok: -u 65534 captured only uid 65534"
   ;;
 text)
   SSLKEYLOGFILE="$T/t.keys" curl -sk --http1.1 -o "$T/t.body" "$URL" &
@@ -227,7 +240,26 @@ text)
   wait $SC || fail "s_client failed"
   wait_for 20 grep -q "^D $SC [0-9]* [0-9]* openssl W [0-9]* 127.0.0.1:[0-9]*->127.0.0.1:$PORT GET /sc HTTP/1.1" \
     "$T/probe.out" || fail "s_client's request line with its connection tuple not in text output"
+  # One 40 KB SSL_write_ex: the record keeps the call's length, carries the first 16 KiB, and
+  # the in-kernel truncation counter says so.
+  python3 - "$PORT" <<'EOF' &
+import socket, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+with ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="x") as s:
+    s.sendall(b"GET /big HTTP/1.0\r\nX-Pad: " + b"a" * 40000 + b"\r\n\r\n")
+    try:
+        s.recv(100)
+    except OSError:
+        pass
+EOF
+  BIG=$!
+  wait $BIG || true
+  wait_for 20 grep -q "^D $BIG [0-9]* [0-9]* python3 W 40030 [^ ]* GET /big" "$T/probe.out" ||
+    fail "40 KB write not recorded with its full length"
   stop_probe probe
+  grep -q '^S .* truncated=[1-9]' "$T/probe.out" || fail "truncation not counted: $(grep '^S' "$T/probe.out")"
+  grep "^D $BIG" "$T/probe.out" | awk '$6=="W" {exit !(length($0) < 16384 + 200)}' ||
+    fail "truncated record carries more than 16 KiB"
   grep "^D $CURL" "$T/probe.out" | cut -c1-160
   ;;
 esac

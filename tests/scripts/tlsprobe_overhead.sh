@@ -21,7 +21,7 @@ trap 'kill $SRV 2>/dev/null; rm -rf "$T"' EXIT
 until bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null; do sleep 0.05; done
 stime() {  # prints connections/s
   openssl s_time -connect "127.0.0.1:$PORT" "$@" -time "${STIME_SECS:-3}" 2>/dev/null |
-    awk '/connections in .* real seconds/ {print $1 / $(NF-2) ; exit}'
+    awk '/connections in .* real seconds/ {printf "%.0f", $1 / $4; exit}'
 }
 for mode in off secrets fallback off secrets fallback; do
   PROBE=
@@ -34,6 +34,6 @@ for mode in off secrets fallback off secrets fallback; do
   fi
   new=$(stime -new)
   reuse=$(stime -reuse -www /)
-  echo "s_time $mode: new ${new} conn/s, reuse+GET ${reuse} conn/s"
+  echo "s_time $mode: new ${new} conn/s, resumed+GET ${reuse} conn/s"
   [ -n "$PROBE" ] && { kill $PROBE; wait $PROBE 2>/dev/null || true; }
 done

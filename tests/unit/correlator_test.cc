@@ -94,7 +94,7 @@ TEST(Correlator, SecretsReleaseHeldFlowWithDsbFirst) {
   b.push(c);
   ASSERT_EQ(sink.inner.events.size(), 1u) << "only the UDP packet may pass before the keys";
   c.push_secrets(tls12(r));
-  c.drain();
+  c.wait_idle();
   ASSERT_EQ(sink.inner.events.size(), 4u);
   EXPECT_EQ(sink.inner.events[1].kind, Event::Secrets);
   std::string key_hex;
@@ -104,9 +104,28 @@ TEST(Correlator, SecretsReleaseHeldFlowWithDsbFirst) {
   EXPECT_EQ(sink.inner.events[3].meta.ts_ns, 3u);
   auto st = c.stats();
   EXPECT_EQ(st.keys_derived, 1u);
-  EXPECT_EQ(st.hold.released_keyed, 1u);
+  EXPECT_EQ(st.holdback.released_keyed, 1u);
   EXPECT_EQ(st.packets_in, 3u);
   EXPECT_EQ(st.packet_batches, 1u);
+}
+
+// The lifetime contract: once push_packets() returns, the caller may reuse the memory the frames
+// were in (ring slots). Held packets must come out with their original bytes.
+TEST(Correlator, FramesMayBeReusedAfterPushPacketsReturns) {
+  LockedSink sink;
+  Correlator c({}, sink, 1024);
+  Random r = make_random(9);
+  Batch b;
+  b.add(1, tcp_frame(cli(40000), kSrv, kPsh | kAck, hello_record(1, r)));
+  b.add(2, tcp_frame(cli(40000), kSrv, kPsh | kAck, appdata_record(3000, 0x77)));
+  std::vector<std::vector<uint8_t>> original(b.frames.begin(), b.frames.end());
+  b.push(c);
+  for (auto& f : b.frames) std::fill(f.begin(), f.end(), 0xEE);  // the ring slot is reused
+  c.push_secrets(tls12(r));
+  c.wait_idle();
+  ASSERT_EQ(sink.inner.events.size(), 3u);
+  EXPECT_EQ(sink.inner.events[1].bytes, original[0]);
+  EXPECT_EQ(sink.inner.events[2].bytes, original[1]);
 }
 
 TEST(Correlator, Tls13SecretsBecomeFiveLinesInOneDsb) {
@@ -117,7 +136,7 @@ TEST(Correlator, Tls13SecretsBecomeFiveLinesInOneDsb) {
   b.add(1, tcp_frame(cli(40000), kSrv, kPsh | kAck, hello_record(1, r)));
   b.push(c);
   c.push_secrets(tls13(r));
-  c.drain();
+  c.wait_idle();
   ASSERT_EQ(sink.inner.events.size(), 2u);
   const std::string& l = sink.inner.events[0].lines;
   for (const char* label : {"CLIENT_HANDSHAKE_TRAFFIC_SECRET ", "SERVER_HANDSHAKE_TRAFFIC_SECRET ",
@@ -131,12 +150,12 @@ TEST(Correlator, DuplicateSecretsAreWrittenOnce) {
   Correlator c({}, sink, 1024);
   Random r = make_random(4);
   for (int i = 0; i < 5; ++i) c.push_secrets(tls12(r));
-  c.drain();
+  c.wait_idle();
   EXPECT_EQ(sink.inner.events.size(), 1u);
   auto st = c.stats();
   EXPECT_EQ(st.secrets_in, 5u);
-  EXPECT_EQ(st.secrets_duplicate, 4u);
-  EXPECT_EQ(st.hold.dsb_written, 1u);
+  EXPECT_EQ(st.duplicates, 4u);
+  EXPECT_EQ(st.holdback.dsb_written, 1u);
 }
 
 TEST(Correlator, NullKeysAreRejectedAndDoNotShadowRealOnes) {
@@ -153,17 +172,17 @@ TEST(Correlator, NullKeysAreRejectedAndDoNotShadowRealOnes) {
   auto t13 = tls13(make_random(6));
   t13.cipher_id = 0x9999;                // unknown suite
   c.push_secrets(t13);
-  c.drain();
+  c.wait_idle();
   EXPECT_EQ(sink.inner.events.size(), 0u);
-  EXPECT_EQ(c.stats().secrets_null, 3u);
+  EXPECT_EQ(c.stats().null_keys, 3u);
   c.push_secrets(tls12(r));  // the real secrets for the same random still get through
-  c.drain();
+  c.wait_idle();
   ASSERT_EQ(sink.inner.events.size(), 2u);
   EXPECT_EQ(sink.inner.events[0].kind, Event::Secrets);
-  EXPECT_EQ(c.stats().secrets_duplicate, 0u);
+  EXPECT_EQ(c.stats().duplicates, 0u);
 }
 
-TEST(Correlator, TickReleasesStalledFlowAndFinishFlushes) {
+TEST(Correlator, TickReleasesStalledFlowAndDrainFlushes) {
   LockedSink sink;
   HoldBackConfig cfg;
   cfg.hold_ns = 100 * kMs;
@@ -173,15 +192,15 @@ TEST(Correlator, TickReleasesStalledFlowAndFinishFlushes) {
   b.add(1001, tcp_frame(cli(40001), kSrv, kPsh | kAck, hello_record(1, make_random(8))));
   b.push(c);
   c.tick(1000 + 50 * kMs);
-  c.drain();
+  c.wait_idle();
   EXPECT_EQ(sink.inner.events.size(), 0u);
   c.tick(1000 + 100 * kMs);
-  c.drain();
+  c.wait_idle();
   EXPECT_EQ(sink.inner.events.size(), 1u);
-  EXPECT_EQ(c.stats().hold.released_timeout, 1u);
-  c.finish();
+  EXPECT_EQ(c.stats().holdback.released_timeout, 1u);
+  c.drain();
   EXPECT_EQ(sink.inner.events.size(), 2u);
-  EXPECT_EQ(c.stats().hold.released_timeout, 2u);
+  EXPECT_EQ(c.stats().holdback.released_timeout, 2u);
 }
 
 // Packets from one thread, secrets (with duplicates) from another, racing: every flow ends up
@@ -205,12 +224,12 @@ TEST(Correlator, ConcurrentPacketsAndSecretsKeepPerFlowOrder) {
     b.push(c);
   }
   keys.join();
-  c.finish();
+  c.drain();
   auto st = c.stats();
   // make_random(i) for i and i+256 collide only above 255; 200 distinct randoms.
-  EXPECT_EQ(st.secrets_duplicate, static_cast<uint64_t>(kFlows));
-  EXPECT_EQ(st.hold.dsb_written, static_cast<uint64_t>(kFlows));
-  EXPECT_EQ(st.hold.released_timeout, 0u);
+  EXPECT_EQ(st.duplicates, static_cast<uint64_t>(kFlows));
+  EXPECT_EQ(st.holdback.dsb_written, static_cast<uint64_t>(kFlows));
+  EXPECT_EQ(st.holdback.released_timeout, 0u);
   std::map<std::string, uint16_t> port_of;
   for (int i = 0; i < kFlows; ++i) port_of[hex(make_random(static_cast<uint8_t>(i)))] = static_cast<uint16_t>(42000 + i);
   std::map<uint16_t, std::vector<uint64_t>> per_flow;

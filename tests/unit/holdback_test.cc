@@ -301,6 +301,35 @@ TEST_F(HoldBackTest, SecondSessionWhileFirstStillHeldKeepsFileOrder) {
   EXPECT_EQ(hb.stats().flows_held_now, 0u);
 }
 
+TEST_F(HoldBackTest, ManySessionsOnOneTupleGiveUpOnTheOldest) {
+  HoldBack hb({}, sink);
+  Conn c = conn(40000);
+  for (uint8_t i = 1; i <= 5; ++i) feed(hb, i, c.ch(make_random(i)));
+  // At most 4 sessions wait per flow: the first one is released (overflow) to make room.
+  ASSERT_EQ(packets(), 1u);
+  EXPECT_EQ(sink.events[0].meta.ts_ns, 1u);
+  EXPECT_EQ(hb.stats().released_overflow, 1u);
+  for (uint8_t i = 5; i >= 2; --i) hb.on_keys(make_random(i), std::to_string(i) + "\n");
+  // DSBs 5,4,3 wait for session 2; then everything goes out in capture order.
+  ASSERT_EQ(sink.events.size(), 1u + 4u + 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(sink.events[5 + i].meta.ts_ns, 2 + i);
+  EXPECT_EQ(hb.stats().released_keyed, 4u);
+  EXPECT_EQ(hb.stats().flows_held_now, 0u);
+}
+
+TEST_F(HoldBackTest, HugeFrameBeyondTheFlowCapIsNotLost) {
+  HoldBackConfig cfg;
+  cfg.max_flow_bytes = HoldBack::kChunkBytes;
+  HoldBack hb(cfg, sink);
+  Conn c = conn(40000);
+  const auto& ch = feed(hb, 1, c.ch(make_random(1)));
+  const auto& big = feed(hb, 2, c.s2c(60000, 0x42));  // a GSO super-packet
+  ASSERT_EQ(packets(), 2u);
+  EXPECT_EQ(sink.events[0].bytes, ch);
+  EXPECT_EQ(sink.events[1].bytes, big);
+  EXPECT_EQ(hb.stats().released_overflow, 1u);
+}
+
 TEST_F(HoldBackTest, RstAndFinWhileHeldAreKeptAndReleasedInOrder) {
   HoldBack hb({}, sink);
   Conn c = conn(40000);

@@ -1,6 +1,8 @@
 // io_uring writer on filesystems the e2e script mounts (root): a small tmpfs that fills up
-// (ENOSPC) and a ramfs, which refuses O_DIRECT. Run by tests/e2e/writer_fs.sh, which sets
-// EHP_WRITER_TMPFS (a tmpfs of EHP_WRITER_TMPFS_BYTES) and EHP_WRITER_RAMFS.
+// (ENOSPC), a ramfs, which refuses O_DIRECT, and an ext4 on a loop device that was shrunk under
+// the mounted filesystem, so writes past the new end fail with EIO. Run by
+// tests/e2e/writer_fs.sh, which sets EHP_WRITER_TMPFS (a tmpfs of EHP_WRITER_TMPFS_BYTES),
+// EHP_WRITER_RAMFS and EHP_WRITER_EIO.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -85,6 +87,58 @@ TEST(WriterFs, FallsBackToBufferedWhenODirectRefused) {
   ASSERT_TRUE(w->close(&err)) << err;
   EXPECT_EQ(read_file(path), feed.expected());
   EXPECT_EQ(readers_complaints(path), "");
+}
+
+// The device under an ext4 ends before the filesystem does: O_DIRECT writes past the end get
+// EIO from the block layer. The writer must report it and leave the blocks that did reach the
+// device as a valid pcapng.
+TEST(WriterFs, EioFromFailingDeviceDirect) {
+  const std::string dir = env_dir("EHP_WRITER_EIO");
+  ASSERT_FALSE(dir.empty()) << "run through tests/e2e/writer_fs.sh";
+  const std::string path = dir + "/eio-direct.pcapng";
+  WriterOptions o;
+  o.buffer_bytes = 256 << 10;
+  o.buffers = 8;
+  std::string err;
+  auto w = Writer::open(path, o, &err);
+  ASSERT_TRUE(w) << err;
+  EXPECT_TRUE(w->stats().direct_io);
+  PcapngFeeder feed(*w, 24);
+  bool ok = feed.shb() && feed.idb();
+  while (ok && feed.expected().size() < (200u << 20)) ok = feed.random_block(60000);
+  EXPECT_FALSE(ok) << "never failed";
+  EXPECT_FALSE(w->close(&err));
+  EXPECT_NE(err.find("Input/output error"), std::string::npos) << err;
+  const auto st = w->stats();
+  const auto got = read_file(path);
+  std::fprintf(stderr, "eio: committed=%lu file=%zu truncated_to=%lu\n",
+               (unsigned long)st.bytes_committed, got.size(), (unsigned long)st.truncated_to_bytes);
+  EXPECT_EQ(uint64_t(got.size()), st.truncated_to_bytes);
+  EXPECT_GT(got.size(), 1u << 20);
+  ASSERT_LE(got.size(), feed.expected().size());
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), feed.expected().begin())) << "content differs";
+  EXPECT_EQ(ehp::pcapng::complete_prefix(got), got.size()) << "file does not end on a block";
+  EXPECT_EQ(readers_complaints(path), "");
+  ::unlink(path.c_str());
+}
+
+// Buffered writes land in the page cache; the device error shows up at writeback, and the
+// writer must report it from close() (fsync) instead of claiming success.
+TEST(WriterFs, EioFromFailingDeviceBufferedSurfacesAtClose) {
+  const std::string dir = env_dir("EHP_WRITER_EIO");
+  ASSERT_FALSE(dir.empty()) << "run through tests/e2e/writer_fs.sh";
+  const std::string path = dir + "/eio-buffered.pcapng";
+  WriterOptions o;
+  o.direct = false;
+  std::string err;
+  auto w = Writer::open(path, o, &err);
+  ASSERT_TRUE(w) << err;
+  PcapngFeeder feed(*w, 25);
+  bool ok = feed.shb() && feed.idb();
+  while (ok && feed.expected().size() < (64u << 20)) ok = feed.random_block(9000);
+  EXPECT_FALSE(w->close(&err));
+  EXPECT_NE(err.find("Input/output error"), std::string::npos) << err;
+  ::unlink(path.c_str());
 }
 
 }  // namespace

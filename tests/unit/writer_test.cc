@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "writer_testlib.h"
@@ -35,6 +36,22 @@ bool dir_supports_odirect(const std::string& dir) {
   if (statfs(dir.c_str(), &fs) != 0) return false;
   return fs.f_type == EXT4_SUPER_MAGIC || fs.f_type == XFS_SUPER_MAGIC ||
          fs.f_type == BTRFS_SUPER_MAGIC;
+}
+
+// Flags (octal, from /proc/self/fdinfo) of every fd this process has open on `path`.
+std::vector<long> open_flags_of(const std::string& path) {
+  std::vector<long> flags;
+  for (int fd = 0; fd < 1024; fd++) {
+    char link[4096];
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    const ssize_t n = readlink(proc.c_str(), link, sizeof link - 1);
+    if (n <= 0 || std::string(link, size_t(n)) != path) continue;
+    std::ifstream info("/proc/self/fdinfo/" + std::to_string(fd));
+    std::string key, value;
+    while (info >> key >> value)
+      if (key == "flags:") flags.push_back(std::strtol(value.c_str(), nullptr, 8));
+  }
+  return flags;
 }
 
 std::unique_ptr<Writer> must_open(const std::string& path, const WriterOptions& o) {
@@ -103,6 +120,10 @@ TEST(Writer, UsesODirectOnARealFilesystem) {
   auto w = must_open(path, WriterOptions{});
   ASSERT_TRUE(w);
   EXPECT_TRUE(w->stats().direct_io);
+  // The kernel's view: one description with O_DIRECT (data), one without (the unaligned tail).
+  const auto flags = open_flags_of(path);
+  ASSERT_EQ(flags.size(), 2u);
+  EXPECT_EQ(int(flags[0] & O_DIRECT) + int(flags[1] & O_DIRECT), O_DIRECT);
   PcapngFeeder feed(*w, 2);
   ASSERT_TRUE(feed.shb() && feed.idb());
   while (feed.expected().size() < (5u << 20)) ASSERT_TRUE(feed.random_block(9000));
@@ -110,6 +131,10 @@ TEST(Writer, UsesODirectOnARealFilesystem) {
   ASSERT_TRUE(w->close(&err)) << err;
   EXPECT_TRUE(w->stats().direct_io) << "O_DIRECT was dropped during the run";
   EXPECT_EQ(read_file(path), feed.expected());
+  // Blocks preallocated past the end (fallocate KEEP_SIZE) were given back at close.
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_LE(uint64_t(st.st_blocks) * 512, uint64_t(st.st_size) + (1u << 20));
   EXPECT_EQ(readers_complaints(path), "");
 }
 
@@ -193,6 +218,27 @@ TEST(Writer, DataVisibleWithin2sWithoutFurtherCalls) {
   EXPECT_EQ(read_file(path), feed.expected());
 }
 
+// flush() hands the committed part over now, with the timer off (flush_interval_ms = 0).
+TEST(Writer, ExplicitFlushWithTimerOff) {
+  TempDir dir(test_parent_dir());
+  const std::string path = dir.path() + "/flush.pcapng";
+  WriterOptions o;
+  o.flush_interval_ms = 0;
+  auto w = must_open(path, o);
+  ASSERT_TRUE(w);
+  PcapngFeeder feed(*w, 6);
+  ASSERT_TRUE(feed.shb() && feed.idb() && feed.epb(1000) && feed.dsb());
+  w->flush();
+  const auto deadline = Clock::now() + std::chrono::seconds(2);
+  while (Clock::now() < deadline && read_file(path) != feed.expected())
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling interval only
+  EXPECT_EQ(read_file(path), feed.expected()) << "flush() did not reach the file";
+  EXPECT_EQ(w->stats().flushes, 1u);
+  std::string err;
+  ASSERT_TRUE(w->close(&err)) << err;
+  EXPECT_EQ(read_file(path), feed.expected());
+}
+
 // Short writes for real: RLIMIT_FSIZE cuts a write at the limit (SIGXFSZ ignored, so the kernel
 // returns the partial count, then EFBIG). The writer must resubmit the rest (that retry is what
 // gets EFBIG), fail cleanly, and leave a file that ends in a complete block.
@@ -262,6 +308,11 @@ TEST(Writer, StdoutPipeByteExact) {
   EXPECT_FALSE(w->stats().direct_io);
   std::vector<uint8_t> got;
   std::thread reader([&] {
+    // Read nothing until the producer has had to wait for a buffer (pipe full, every buffer
+    // in flight): bounded depth means backpressure, not unbounded queueing.
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (w->stats().backpressure_waits == 0 && Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // polling interval only
     std::vector<uint8_t> buf(8192);
     for (int i = 0;; i++) {
       ssize_t r = read(pfd[0], buf.data(), buf.size());
@@ -275,15 +326,46 @@ TEST(Writer, StdoutPipeByteExact) {
   while (ok && feed.expected().size() < (16u << 20)) ok = feed.random_block(60000);
   EXPECT_TRUE(ok) << w->error();
   EXPECT_TRUE(w->close(&err)) << err;
-  const uint64_t w_short = w->stats().short_writes, w_writes = w->stats().writes_submitted;
-  w.reset();  // closes the write end: the reader sees EOF
-  reader.join();
+  const auto pst = w->stats();
+  const uint64_t w_short = pst.short_writes, w_writes = pst.writes_submitted,
+                 w_backpressure = pst.backpressure_waits;
+  reader.join();  // close() closed the write end: the reader saw EOF
+  w.reset();
   close(pfd[0]);
   EXPECT_EQ(got.size(), feed.expected().size());
   EXPECT_TRUE(got == feed.expected());
   EXPECT_EQ(ehp::pcapng::complete_prefix(got), got.size());
   // A 256 KiB write into a 64 KiB pipe comes back short; the rest was resubmitted (content above).
   EXPECT_GE(w_short, 1u) << "writes: " << w_writes;
+  EXPECT_GE(w_backpressure, 1u) << "a stalled reader must make reserve() wait";
+}
+
+// The reader of "-" goes away (e.g. `ecapture-hp -w - | head -c 100`): with SIGPIPE ignored,
+// as the engine does, the writer reports EPIPE and stops instead of hanging.
+TEST(Writer, StdoutReaderGoneReportsBrokenPipe) {
+  signal(SIGPIPE, SIG_IGN);
+  int pfd[2];
+  ASSERT_EQ(pipe2(pfd, O_CLOEXEC), 0);
+  fflush(stdout);
+  const int saved = dup(STDOUT_FILENO);
+  ASSERT_EQ(dup2(pfd[1], STDOUT_FILENO), STDOUT_FILENO);
+  WriterOptions o;
+  o.buffer_bytes = 64 << 10;
+  o.buffers = 2;
+  std::string err;
+  auto w = Writer::open("-", o, &err);
+  dup2(saved, STDOUT_FILENO);
+  close(saved);
+  close(pfd[1]);
+  close(pfd[0]);  // nobody will ever read
+  ASSERT_TRUE(w) << err;
+  PcapngFeeder feed(*w, 7);
+  bool ok = feed.shb() && feed.idb();
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (ok && Clock::now() < deadline) ok = feed.random_block(1500);
+  EXPECT_FALSE(ok);
+  EXPECT_FALSE(w->close(&err));
+  EXPECT_EQ(err, "write stdout: Broken pipe");
 }
 
 }  // namespace

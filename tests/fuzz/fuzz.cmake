@@ -1,0 +1,58 @@
+# libFuzzer targets (issue 7, "Fuzzing"). Included by tests/CMakeLists.txt only with
+# -DEHP_FUZZ=ON; tools/fuzz.sh configures such a build (CC=clang CXX=clang++) and runs them.
+#
+# Every target is compiled with -fsanitize=fuzzer,address,undefined. tools/fuzz.sh also passes
+# -fsanitize=fuzzer-no-link,address,undefined in CMAKE_{C,CXX}_FLAGS so the engine libraries the
+# targets link (ehp_correlate, ehp_output, ehp_filter) are coverage-instrumented too; without it
+# the targets still build and run, only with coverage feedback from their own code.
+#
+#   fuzz_frame          ehp::net::decode_frame + classify_tls + flow_key
+#   fuzz_keylog         ehp::tls::parse_keylog_line, keylog_lines round trip
+#   fuzz_ring_record    capture ring walk + record decode (reference decoder, see the source)
+#   fuzz_translate      ehp::filter::translate -> kernel verifier (root) + verdict vs libpcap
+#   fuzz_filter         engineer p4's differential: translate vs userspace eBPF interpreter
+#   fuzz_pcapng_prefix  ehp::pcapng::complete_prefix / scan_prefix
+#   fuzz_seeds          seed corpus generator (not a fuzzer)
+if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  message(FATAL_ERROR "EHP_FUZZ=ON needs clang (libFuzzer): configure with CC=clang CXX=clang++")
+endif()
+
+set(EHP_FUZZ_DIR ${CMAKE_CURRENT_LIST_DIR})
+set(EHP_FUZZ_FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+    -fno-omit-frame-pointer -g)
+set(EHP_FUZZ_TARGETS "")
+
+function(ehp_fuzz_target name)
+  add_executable(${name} ${EHP_FUZZ_DIR}/${name}.cc)
+  target_compile_options(${name} PRIVATE ${EHP_FUZZ_FLAGS})
+  target_link_options(${name} PRIVATE ${EHP_FUZZ_FLAGS})
+  target_include_directories(${name} PRIVATE ${EHP_FUZZ_DIR} ${CMAKE_SOURCE_DIR}/engine
+                             ${CMAKE_SOURCE_DIR}/bpf)
+  target_link_libraries(${name} PRIVATE ${ARGN})
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz)
+  set(EHP_FUZZ_TARGETS ${EHP_FUZZ_TARGETS} ${name} PARENT_SCOPE)
+endfunction()
+
+ehp_fuzz_target(fuzz_frame ehp_correlate)
+ehp_fuzz_target(fuzz_keylog ehp_correlate)
+ehp_fuzz_target(fuzz_ring_record ehp_correlate)
+ehp_fuzz_target(fuzz_pcapng_prefix ehp_output)
+if(TARGET ehp_filter_testlib)
+  # Only filter_test.skel.h is needed: depend on that skeleton alone rather than on ehp_bpf
+  # (all skeletons), so a BPF program being edited elsewhere cannot break the fuzz build.
+  ehp_fuzz_target(fuzz_translate ehp_filter_testlib PkgConfig::LIBBPF)
+  target_include_directories(fuzz_translate PRIVATE ${EHP_BPF_OUT})
+  add_dependencies(fuzz_translate bpf_filter_test)
+  ehp_fuzz_target(fuzz_filter ehp_filter_testlib)
+endif()
+
+# The generator is an ordinary program (no libFuzzer main), sanitized like the rest.
+add_executable(fuzz_seeds ${EHP_FUZZ_DIR}/fuzz_seeds.cc)
+target_compile_options(fuzz_seeds PRIVATE -fsanitize=address,undefined)
+target_link_options(fuzz_seeds PRIVATE -fsanitize=address,undefined)
+target_include_directories(fuzz_seeds PRIVATE ${CMAKE_SOURCE_DIR}/engine ${CMAKE_SOURCE_DIR}/bpf)
+target_link_libraries(fuzz_seeds PRIVATE ehp_correlate ehp_output ehp_filter)
+set_target_properties(fuzz_seeds PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz)
+
+# One target that builds everything tools/fuzz.sh runs (binaries land in <build>/fuzz/).
+add_custom_target(fuzz_all DEPENDS ${EHP_FUZZ_TARGETS} fuzz_seeds)

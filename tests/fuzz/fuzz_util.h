@@ -1,0 +1,28 @@
+// Helpers shared by the libFuzzer targets in tests/fuzz/.
+#pragma once
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace ehp::fuzz {
+
+// A property failed: print why and abort, so libFuzzer records the input as a crash
+// (a plain return would be "uninteresting input" and the bug would go unnoticed).
+[[noreturn]] inline void fail(const char* target, const std::string& what) {
+  std::fprintf(stderr, "%s: property violated: %s\n", target, what.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+inline std::string hex(const unsigned char* p, size_t n) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(n * 2);
+  for (size_t i = 0; i < n; ++i) {
+    s.push_back(kDigits[p[i] >> 4]);
+    s.push_back(kDigits[p[i] & 15]);
+  }
+  return s;
+}
+
+}  // namespace ehp::fuzz
