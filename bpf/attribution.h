@@ -124,6 +124,7 @@ static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, 
 	__u8 h[24];
 	struct ehp_attr_key key = {};
 	__u16 ports[2];
+	__u32 l4_off = 0;
 
 	if (bpf_skb_load_bytes(skb, l3_off, h, sizeof(h)) < 0)
 		return 0;
@@ -133,6 +134,7 @@ static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, 
 		if (h[6] & 0x1f || h[7]) /* fragment offset != 0: no L4 header here */
 			return 0;
 		key.proto = h[9];
+		l4_off = l3_off + ihl_bytes;
 		if (ihl_bytes == 20) {
 			__builtin_memcpy(ports, h + 20, 4);
 		} else {
@@ -154,6 +156,7 @@ static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, 
 			return 0;
 		ports[0] = rest.ports[0];
 		ports[1] = rest.ports[1];
+		l4_off = l3_off + 40;
 		if (key.proto != EHP_ATTR_IPPROTO_TCP && key.proto != EHP_ATTR_IPPROTO_UDP) {
 			/* Rare: extension headers before L4. Walk a few; only this path pays. */
 			__u32 off = l3_off + 40;
@@ -178,6 +181,7 @@ static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, 
 			if ((key.proto != EHP_ATTR_IPPROTO_TCP && key.proto != EHP_ATTR_IPPROTO_UDP) ||
 			    bpf_skb_load_bytes(skb, off, ports, 4) < 0)
 				return 0;
+			l4_off = off;
 		}
 		if (egress) {
 			__builtin_memcpy(key.local_addr, h + 8, 16);
@@ -194,14 +198,59 @@ static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, 
 	key.local_port = egress ? ports[0] : ports[1];
 	key.remote_port = egress ? ports[1] : ports[0];
 
-	struct ehp_attr_value *v = ehp_attr_get(&key);
+	struct ehp_attr_value *v;
+	if (!egress) {
+		/* Ingress: name the SENDING process when it lives on this host too (another netns
+		 * behind a veth, a container): its socket's key is ours reversed. Otherwise the
+		 * local receiver. Order: sender exact, receiver exact, then the wildcards; a SYN-ACK
+		 * comes from a listener, so for it the sender's listener wildcard goes first. */
+		struct ehp_attr_key snd = {};
+		__builtin_memcpy(snd.local_addr, key.remote_addr, 16);
+		__builtin_memcpy(snd.remote_addr, key.local_addr, 16);
+		snd.local_port = key.remote_port;
+		snd.remote_port = key.local_port;
+		snd.proto = key.proto;
+		v = ehp_attr_get(&snd);
+		if (v)
+			goto found;
+		int synack = 0;
+		if (key.proto == EHP_ATTR_IPPROTO_TCP) {
+			__u8 fl = 0;
+			if (bpf_skb_load_bytes(skb, l4_off + 13, &fl, 1) == 0 && (fl & 0x12) == 0x12)
+				synack = 1;
+		}
+		struct ehp_attr_key sw = {};
+		sw.local_port = snd.local_port;
+		sw.proto = key.proto;
+		if (synack) {
+			v = ehp_attr_get(&sw);
+			if (v)
+				goto found;
+		}
+		v = ehp_attr_get(&key);
+		if (v)
+			goto found;
+		if (!synack) {
+			v = ehp_attr_get(&sw);
+			if (v)
+				goto found;
+		}
+		struct ehp_attr_key rw = {};
+		rw.local_port = key.local_port;
+		rw.proto = key.proto;
+		v = ehp_attr_get(&rw);
+		if (v)
+			goto found;
+		return 0;
+	}
+
+	v = ehp_attr_get(&key);
 	if (v) {
 		/* A closed entry still in its grace period may belong to the previous user of a
 		 * reused tuple (bound source port): a new socket's pending entry wins. */
-		if (v->closed_ns && egress && ehp_attr_from_sock(skb, &key, out))
+		if (v->closed_ns && ehp_attr_from_sock(skb, &key, out))
 			return 1;
-		__builtin_memcpy(out, &v->proc, sizeof(*out));
-		return 1;
+		goto found;
 	}
 
 	/* Listener / unconnected UDP socket: {0, 0, lport, 0, proto}. */
@@ -209,13 +258,12 @@ static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, 
 	wild.local_port = key.local_port;
 	wild.proto = key.proto;
 	v = ehp_attr_get(&wild);
-	if (v) {
-		__builtin_memcpy(out, &v->proc, sizeof(*out));
-		return 1;
-	}
-	if (egress)
-		return ehp_attr_from_sock(skb, &key, out);
-	return 0;
+	if (v)
+		goto found;
+	return ehp_attr_from_sock(skb, &key, out);
+found:
+	__builtin_memcpy(out, &v->proc, sizeof(*out));
+	return 1;
 }
 
 /* ---------------------------------------------------------------- map producers */

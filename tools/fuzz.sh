@@ -7,7 +7,8 @@
 #   FUZZ_JOBS     build parallelism (default 2)
 # Seed corpora are generated at run time by fuzz_seeds (built from the project's own encoders);
 # what libFuzzer finds is kept in $BUILD_FUZZ/fuzz-corpus/<target>/ across runs, crash
-# reproducers go to $BUILD_FUZZ/fuzz-artifacts/. Exits non-zero if any target crashes, leaks,
+# reproducers go to $BUILD_FUZZ/fuzz-artifacts/ (keep the ones worth keeping in
+# tests/fuzz/crashers/<target>/: every run replays them). Exits non-zero if any target crashes, leaks,
 # times out or violates its property. fuzz_translate loads programs into the kernel verifier
 # and needs root for that (without it, it checks translation only and says so).
 set -euo pipefail
@@ -71,11 +72,15 @@ for t in $targets; do
   start=$SECONDS
   rc=0
   # -timeout: one input running > 25 s is a hang; the outer timeout catches a stuck process.
+  # Reproducers of bugs found earlier (tests/fuzz/crashers/<target>/, text-hex or small files)
+  # are replayed first on every run, so a fixed bug stays fixed.
+  crashers=()
+  [[ -d $root/tests/fuzz/crashers/$t ]] && crashers=("$root/tests/fuzz/crashers/$t")
   dict_opt=()
   [[ -f $seeds/$t.dict ]] && dict_opt=(-dict="$seeds/$t.dict")
   timeout --kill-after=10 $((secs + 120)) "$build/fuzz/$t" "${dict_opt[@]}" -max_total_time="$secs" -timeout=25 \
     -rss_limit_mb=2560 -print_final_stats=1 -artifact_prefix="$artifacts/$t-" \
-    "$corpus_root/$t" "$seeds/$t" >"$log" 2>&1 || rc=$?
+    "$corpus_root/$t" "$seeds/$t" "${crashers[@]}" >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 || true)
   if ((rc != 0)); then

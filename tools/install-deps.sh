@@ -9,7 +9,7 @@ PKGS=(
   libbenchmark-dev libgtest-dev libcli11-dev libspdlog-dev libfmt-dev
   # test peers
   tshark wireshark-common tcpdump curl nghttp2-server nghttp2-client iproute2 python3 openssl
-  util-linux procps fio
+  util-linux procps fio iputils-ping
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -48,6 +48,13 @@ struct TlsHello {
 };
 // Looks at the start of a TCP payload: a TLS handshake record (content type 22, version 3.x)
 // carrying a ClientHello or ServerHello. Only the first 43 bytes of the handshake are needed.
+// Only call it on L4 payloads (FrameInfo::is_fragment == false): a non-first fragment's
+// bytes are not the start of a TCP segment.
 TlsHello classify_tls(std::span<const uint8_t> tcp_payload);
+
+// A TLS 1.3 HelloRetryRequest is a ServerHello whose random is SHA-256("HelloRetryRequest")
+// (RFC 8446 4.1.3). After one, the client sends a second ClientHello on the same connection
+// carrying the SAME client random, so a flow can show two ClientHellos with one random.
+bool is_hello_retry_request(const TlsHello& h);
 
 }  // namespace ehp::net

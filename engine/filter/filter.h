@@ -35,8 +35,9 @@ namespace ehp::filter {
 // first 96 bytes once per packet into the stack, later loads from there (loads beyond: one
 // helper call each). Works on non-linear skbs; see README.md for why not LD_ABS or direct
 // packet access. Uses R6-R9 and 168 bytes of stack. Refuses (nullopt, *err) anything it cannot
-// translate into verifier-safe code: unknown opcodes, jumps out of range, falling off the end,
-// scratch-memory index >= 16, programs longer than 4096 instructions.
+// translate into verifier-safe code: unknown opcodes, jumps out of range, backward jumps
+// (libpcap's `protochain` loop), falling off the end, scratch-memory index >= 16, programs
+// longer than 4096 instructions.
 std::optional<std::vector<struct bpf_insn>> translate(std::span<const struct sock_filter> prog, std::string* err);
 
 // One program attached to several interfaces whose filters differ -- the same expression

@@ -132,15 +132,13 @@ int prepare_load(struct bpf_program* prog, struct bpf_prog_load_opts* opts, long
 
   // Subprogram starts: 0 and every BPF-to-BPF call or callback (ld_imm64 of a function) target.
   size_t start = 0, end = cnt;
-  for (size_t i = 0; i < cnt; ++i) {
-    int64_t target = -1;
-    if (is_pseudo_call(insns[i])) target = static_cast<int64_t>(i) + 1 + insns[i].imm;
-    else if (is_ld_imm64(insns[i]) && insns[i].src_reg == BPF_PSEUDO_FUNC) target = static_cast<int64_t>(i) + 1 + insns[i].imm;
-    if (target < 0 || target > static_cast<int64_t>(cnt)) continue;
+  for (size_t i = 0; i < cnt; i += is_ld_imm64(insns[i]) ? 2 : 1) {
+    const bool refers = is_pseudo_call(insns[i]) || (is_ld_imm64(insns[i]) && insns[i].src_reg == BPF_PSEUDO_FUNC);
+    const int64_t target = static_cast<int64_t>(i) + 1 + insns[i].imm;
+    if (!refers || target < 0 || target >= static_cast<int64_t>(cnt)) continue;
     const size_t t = static_cast<size_t>(target);
     if (t <= marker && t > start) start = t;
     if (t > marker && t < end) end = t;
-    if (is_ld_imm64(insns[i])) ++i;
   }
   if (start == 0) return fail("the ehp_filter stub is not a separate subprogram (missing __noinline?)");
   if (end - start < 2 || end - start > kMaxStubInsns || insns[end - 1].code != (BPF_JMP | BPF_EXIT))

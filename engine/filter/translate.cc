@@ -11,8 +11,9 @@
 // Packet loads. A helper call per cBPF load cost ~19 ns each here (6 of them for
 // "tcp port 443"), so the prologue copies the packet's first kPrefixBytes into the stack with
 // one bpf_skb_load_bytes, and a load that fits in the prefix is a bounds check against R9 plus
-// a stack read. Loads past the prefix (IP options, deep payload offsets) fall back to their
-// own bpf_skb_load_bytes call, which also decides out-of-bounds (reject, as libpcap does).
+// aligned stack reads. Loads past the prefix (deep payload offsets) fall back to their own
+// bpf_skb_load_bytes call, which also decides out-of-bounds (reject, as libpcap does). With
+// the cache, "tcp port 443" went from ~113 ns to ~25 ns per packet (BPF_PROG_TEST_RUN).
 // Direct packet access (skb->data/data_end) would only see the linear part of the skb.
 
 #include "filter/filter.h"
@@ -25,7 +26,6 @@
 
 namespace ehp::filter {
 namespace {
-
 
 constexpr uint8_t kA = BPF_REG_6;
 constexpr uint8_t kX = BPF_REG_7;
@@ -231,6 +231,10 @@ std::optional<std::vector<struct bpf_insn>> translate(std::span<const struct soc
     if (is_ret(f.code) || is_const_div0(f)) continue;
     if (cls == BPF_JMP) {
       if (BPF_OP(f.code) == BPF_JA) {
+        // libpcap's `protochain` walks IPv6 extension headers with a loop: a JA whose k wraps
+        // around to jump backwards (its own interpreter allows it; the kernel's cBPF does not).
+        if (f.k >= 0x80000000u && uint64_t{pc} + 1 + f.k >= n)
+          return fail("backward jump (a loop, e.g. from 'protochain') is not supported" + at(pc));
         if (!mark(uint64_t{pc} + 1 + f.k)) return fail("jump out of range" + at(pc));
       } else if (!mark(pc + 1 + f.jt) || !mark(pc + 1 + f.jf)) {
         return fail("jump out of range" + at(pc));

@@ -111,7 +111,6 @@ class Writer {
   bool disable_direct();
   void submit_sealed(const Sealed& s);
   void submit_write(unsigned slot_index);
-  void preallocate(uint64_t end);
   void on_write_done(unsigned slot_index, int res);
   void complete_in_order();
   void reap(bool wait, long timeout_ns);
@@ -172,8 +171,6 @@ class Writer {
   size_t flushed_final_bytes_ = 0;     // ...how much of it needs no rewrite (aligned part)
   size_t flushed_total_bytes_ = 0;     // ...and how much it wrote in all
   uint64_t event_buf_ = 0;
-  bool prealloc_ok_ = false;     // regular files only; false after the first fallocate failure
-  uint64_t prealloc_end_ = 0;    // blocks reserved (KEEP_SIZE) up to here
   bool woken_ = false;  // an eventfd completion was consumed since the queue was last checked
 
   // Written by the writer thread (stats), read by anyone.

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -45,7 +46,8 @@ struct TlsProbe::Impl {
   std::vector<std::string> skipped;
   ring_buffer* rb = nullptr;
   uint64_t realtime_minus_mono_ns = 0;
-  uint64_t secrets_events = 0, data_events = 0;
+  // Written by the polling thread, read by stats() from any thread.
+  std::atomic<uint64_t> secrets_events{0}, data_events{0};
   // Set for the duration of poll().
   const std::function<void(const ehp::tls::Secrets&, const ProcInfo&)>* on_secrets = nullptr;
   const std::function<void(const PlainData&)>* on_data = nullptr;
@@ -79,13 +81,13 @@ struct TlsProbe::Impl {
       memcpy(s.client_app_traffic_secret.data(), e.client_app_traffic_secret, 64);
       memcpy(s.server_app_traffic_secret.data(), e.server_app_traffic_secret, 64);
       memcpy(s.exporter_master_secret.data(), e.exporter_master_secret, 64);
-      secrets_events++;
+      secrets_events.fetch_add(1, std::memory_order_relaxed);
       if (on_secrets && *on_secrets) (*on_secrets)(s, p);
     } else if (h.kind == EHP_TLS_EV_DATA && size >= sizeof(ehp_tls_data_event)) {
       ehp_tls_data_event e;
       memcpy(&e, data, sizeof e);
       if (e.data_len_bytes > size - sizeof e) return 0;
-      data_events++;
+      data_events.fetch_add(1, std::memory_order_relaxed);
       if (!on_data || !*on_data) return 0;
       std::optional<Tuple> tuple;
       if (e.ip_version == 4 || e.ip_version == 6) {
@@ -286,7 +288,7 @@ int TlsProbe::poll(int timeout_ms,
 }
 
 TlsProbe::Stats TlsProbe::stats() const {
-  Stats s{impl_->secrets_events, impl_->data_events, 0, 0, 0, 0};
+  Stats s{impl_->secrets_events.load(std::memory_order_relaxed), impl_->data_events.load(std::memory_order_relaxed), 0, 0, 0, 0};
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return s;
   std::vector<uint64_t> vals(ncpu);

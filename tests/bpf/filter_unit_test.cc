@@ -79,6 +79,16 @@ TEST(FilterTranslate, RefusesWhatItCannotHandle) {
   EXPECT_NE(err.find("4096"), std::string::npos) << err;
 }
 
+// libpcap's protochain emits a loop (a backward JA); eBPF could loop, but the verifier would
+// have to prove it terminates. Refused with a message that says so.
+TEST(FilterTranslate, RefusesProtochainLoop) {
+  std::string err;
+  auto cbpf = compile_cbpf("ip6 protochain 6", 1, 262144, &err);
+  ASSERT_TRUE(cbpf) << err;
+  EXPECT_FALSE(translate(*cbpf, &err));
+  EXPECT_NE(err.find("protochain"), std::string::npos) << err;
+}
+
 // Unreachable instructions are not emitted at all (the verifier refuses unreachable code), even
 // if they would be refused: libpcap's optimiser can leave dead blocks.
 TEST(FilterTranslate, SkipsUnreachableCode) {

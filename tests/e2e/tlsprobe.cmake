@@ -37,3 +37,8 @@ set_tests_properties(tlsprobe_e2e_keylog tlsprobe_e2e_keylog_fallback tlsprobe_e
 #   tests/scripts/tlsprobe_overhead.sh build-dir/tests/tlsprobe_bench
 add_executable(tlsprobe_bench ${EHP_TEST_DIR}/e2e/tlsprobe_bench.cc)
 target_link_libraries(tlsprobe_bench PRIVATE ehp_tlsprobe OpenSSL::SSL)
+
+# Verifier acceptance of the uprobe program for every offset row (root).
+add_executable(tlsprobe_bpf_load_test ${EHP_TEST_DIR}/e2e/tlsprobe_bpf_load_test.cc)
+target_link_libraries(tlsprobe_bpf_load_test PRIVATE ehp_tlsprobe GTest::gtest_main)
+gtest_discover_tests(tlsprobe_bpf_load_test TEST_PREFIX "tlsprobe." PROPERTIES LABELS bpf)

@@ -29,14 +29,13 @@ mkdir "$base/tmpfs" "$base/ramfs" "$base/eio"
 tmpfs_bytes=$((6 * 1024 * 1024))
 mount -t tmpfs -o size=${tmpfs_bytes},mode=0700 p2-writer-tmpfs "$base/tmpfs"
 mount -t ramfs -o mode=0700 p2-writer-ramfs "$base/ramfs"
-# 256 MiB ext4 (4 KiB blocks, no journal so metadata never needs the missing end), then the
-# device is cut to 128 MiB: data blocks allocated past that fail with EIO. (ext4 puts the
-# writer's preallocated extents from 64 MiB on, so the cut leaves room for the first ones.)
-truncate -s 256M "$base/disk.img"
+# 128 MiB ext4 (4 KiB blocks, no journal so metadata never needs the missing end), then the
+# device is cut to 24 MiB: data blocks allocated past that fail with EIO.
+truncate -s 128M "$base/disk.img"
 mkfs.ext4 -q -F -b 4096 -O ^has_journal -E lazy_itable_init=0 "$base/disk.img"
 loopdev=$(losetup -f --show "$base/disk.img")
 mount -o errors=continue "$loopdev" "$base/eio"
-truncate -s 128M "$base/disk.img"
+truncate -s 24M "$base/disk.img"
 losetup -c "$loopdev"
 EHP_WRITER_TMPFS=$base/tmpfs EHP_WRITER_TMPFS_BYTES=$tmpfs_bytes EHP_WRITER_RAMFS=$base/ramfs \
   EHP_WRITER_EIO=$base/eio "$bin"

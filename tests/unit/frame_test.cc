@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/sha.h>
 
 #include <cstring>
 #include <memory>
@@ -484,6 +485,18 @@ TEST(FrameClassifyTls, RejectsNonHellos) {
   const std::string http = "GET / HTTP/1.1\r\nHost: example\r\nUser-Agent: x\r\nAccept: */*\r\n\r\n";
   EXPECT_EQ(classify_tls(std::span(reinterpret_cast<const uint8_t*>(http.data()), http.size())).type,
             TlsHandshake::None);
+}
+
+TEST(FrameClassifyTls, HelloRetryRequestRecognised) {
+  // The marker is SHA-256("HelloRetryRequest"); compute it independently.
+  std::array<uint8_t, 32> hrr;
+  const char* text = "HelloRetryRequest";
+  SHA256(reinterpret_cast<const uint8_t*>(text), std::strlen(text), hrr.data());
+  const TlsHello h = classify_tls(tls_hello(2, hrr));
+  EXPECT_EQ(h.type, TlsHandshake::ServerHello);
+  EXPECT_TRUE(is_hello_retry_request(h));
+  EXPECT_FALSE(is_hello_retry_request(classify_tls(tls_hello(2, test_random(1)))));
+  EXPECT_FALSE(is_hello_retry_request(classify_tls(tls_hello(1, hrr))));  // a ClientHello
 }
 
 }  // namespace

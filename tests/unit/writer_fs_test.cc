@@ -105,7 +105,7 @@ TEST(WriterFs, EioFromFailingDeviceDirect) {
   EXPECT_TRUE(w->stats().direct_io);
   PcapngFeeder feed(*w, 24);
   bool ok = feed.shb() && feed.idb();
-  while (ok && feed.expected().size() < (200u << 20)) ok = feed.random_block(60000);
+  while (ok && feed.expected().size() < (96u << 20)) ok = feed.random_block(60000);
   EXPECT_FALSE(ok) << "never failed";
   EXPECT_FALSE(w->close(&err));
   EXPECT_NE(err.find("Input/output error"), std::string::npos) << err;
