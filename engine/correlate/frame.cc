@@ -225,6 +225,13 @@ TlsHello classify_tls(std::span<const uint8_t> tcp_payload) {
   constexpr uint16_t kMaxRecordLen = (1u << 14) + 2048;  // TLSCiphertext bound, generous
 
   TlsHello h;
+  // TLS 1.3 middlebox compatibility mode (RFC 8446 D.4): after a HelloRetryRequest the
+  // client sends a dummy ChangeCipherSpec record and its second ClientHello in one segment,
+  // so skip one leading CCS record (14 03 0x 00 01 01).
+  if (tcp_payload.size() >= 6 && tcp_payload[0] == 20 && tcp_payload[1] == 3 &&
+      tcp_payload[3] == 0 && tcp_payload[4] == 1 && tcp_payload[5] == 1) {
+    tcp_payload = tcp_payload.subspan(6);
+  }
   const Reader r{tcp_payload.data(), tcp_payload.size()};
   if (!r.has(0, kNeeded)) return h;
   if (r.u8(0) != 22 || r.u8(1) != 3 || r.u8(2) > 4) return h;

@@ -181,6 +181,7 @@ struct Connection {
   Random client_random{};
   size_t secret_len = 0;
   std::set<std::string> labels;
+  bool hrr = false;  // sent to the P-256-only server: HelloRetryRequest expected
 };
 
 struct Hello {
@@ -190,7 +191,7 @@ struct Hello {
   FrameInfo fi;
 };
 
-// One capture shared by all checks below: starting servers, capture and 9 handshakes once.
+// One capture shared by all checks below: servers, capture and 10 handshakes, once.
 class ClientHelloE2E : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -205,11 +206,13 @@ class ClientHelloE2E : public ::testing::Test {
 
     port4_ = free_port(AF_INET);
     port6_ = free_port(AF_INET6);
+    port_hrr_ = free_port(AF_INET);
     marker_port_ = free_port(AF_INET);
-    ASSERT_TRUE(port4_ && port6_ && marker_port_);
+    ASSERT_TRUE(port4_ && port6_ && port_hrr_ && marker_port_);
     capture_ = dir_ / "hello.pcapng";
     const std::string filter = "tcp port " + std::to_string(port4_) + " or tcp port " +
-                               std::to_string(port6_) + " or udp port " + std::to_string(marker_port_);
+                               std::to_string(port6_) + " or tcp port " + std::to_string(port_hrr_) +
+                               " or udp port " + std::to_string(marker_port_);
     dumpcap_ = spawn({"dumpcap", "-q", "-i", "lo", "-f", filter, "-w", capture_.string()},
                      dir_ / "dumpcap.log");
     ASSERT_GT(dumpcap_, 0) << "dumpcap did not start";
@@ -222,13 +225,20 @@ class ClientHelloE2E : public ::testing::Test {
         std::chrono::seconds(20)))
         << "dumpcap never captured the start marker: " << slurp(dir_ / "dumpcap.log");
 
-    for (int family : {AF_INET, AF_INET6}) {
-      const std::string host = family == AF_INET ? "127.0.0.1:" + std::to_string(port4_)
-                                                 : "[::1]:" + std::to_string(port6_);
-      const fs::path log = dir_ / (family == AF_INET ? "s_server4.log" : "s_server6.log");
-      const pid_t pid = spawn({"openssl", "s_server", "-cert", (dir_ / "cert.pem").string(), "-key",
-                               (dir_ / "key.pem").string(), "-accept", host, "-www"},
-                              log);
+    // Third server: accepts only P-256, so a client offering an X25519 key share first gets
+    // a HelloRetryRequest and sends a second ClientHello with the same random.
+    for (int which = 0; which < 3; ++which) {
+      const std::string host = which == 0   ? "127.0.0.1:" + std::to_string(port4_)
+                               : which == 1 ? "[::1]:" + std::to_string(port6_)
+                                            : "127.0.0.1:" + std::to_string(port_hrr_);
+      const fs::path log = dir_ / ("s_server" + std::to_string(which) + ".log");
+      std::vector<std::string> argv = {"openssl", "s_server", "-cert", (dir_ / "cert.pem").string(),
+                                       "-key", (dir_ / "key.pem").string(), "-accept", host, "-www"};
+      if (which == 2) {
+        argv.push_back("-groups");
+        argv.push_back("P-256");
+      }
+      const pid_t pid = spawn(argv, log);
       ASSERT_GT(pid, 0);
       servers_.push_back(pid);
       ASSERT_TRUE(wait_until([&] { return slurp(log).find("ACCEPT") != std::string::npos; },
@@ -253,14 +263,22 @@ class ClientHelloE2E : public ::testing::Test {
         conn(AF_INET6, "-tls1_2", ""),
         conn(AF_INET6, "-tls1_3", "TLS_CHACHA20_POLY1305_SHA256"),
         conn(AF_INET6, "-tls1_3", "TLS_AES_256_GCM_SHA384"),
+        conn(AF_INET, "-tls1_3", "TLS_AES_128_GCM_SHA256"),  // -> HelloRetryRequest server
     };
+    const size_t hrr_index = plan.size() - 1;
     for (size_t i = 0; i < plan.size(); ++i) {
       Connection c = plan[i];
       c.keylog = dir_ / ("keylog" + std::to_string(i) + ".txt");
-      std::vector<std::string> argv = {
-          "openssl", "s_client", "-connect",
-          c.family == AF_INET ? "127.0.0.1:" + std::to_string(port4_) : "[::1]:" + std::to_string(port6_),
-          c.version, "-keylogfile", c.keylog.string(), "-servername", "p3test"};
+      c.hrr = i == hrr_index;
+      const std::string target = c.hrr                ? "127.0.0.1:" + std::to_string(port_hrr_)
+                                 : c.family == AF_INET ? "127.0.0.1:" + std::to_string(port4_)
+                                                       : "[::1]:" + std::to_string(port6_);
+      std::vector<std::string> argv = {"openssl", "s_client", "-connect", target, c.version,
+                                       "-keylogfile", c.keylog.string(), "-servername", "p3test"};
+      if (c.hrr) {
+        argv.push_back("-groups");
+        argv.push_back("X25519:P-256");
+      }
       if (!c.suites.empty()) {
         argv.push_back("-ciphersuites");
         argv.push_back(c.suites);
@@ -314,10 +332,10 @@ class ClientHelloE2E : public ::testing::Test {
     }
   }
 
-  static bool is_server_port(uint16_t p) { return p == port4_ || p == port6_; }
+  static bool is_server_port(uint16_t p) { return p == port4_ || p == port6_ || p == port_hrr_; }
 
   static inline fs::path dir_, capture_;
-  static inline uint16_t port4_ = 0, port6_ = 0, marker_port_ = 0, linktype_ = 0;
+  static inline uint16_t port4_ = 0, port6_ = 0, port_hrr_ = 0, marker_port_ = 0, linktype_ = 0;
   static inline pid_t dumpcap_ = -1;
   static inline std::vector<pid_t> servers_;
   static inline std::vector<Connection> conns_;
@@ -393,33 +411,50 @@ TEST_F(ClientHelloE2E, ClientHelloRandomsMatchKeylogExactlyOncePerConnection) {
   for (const Connection& c : conns) family_of_random[hex(c.client_random)] = c.family;
   ASSERT_EQ(family_of_random.size(), conns.size()) << "client randoms must be distinct";
 
+  std::map<std::string, bool> hrr_of_random;
+  for (const Connection& c : conns) hrr_of_random[hex(c.client_random)] = c.hrr;
+
   std::set<std::string> found;
+  size_t hrr_flows = 0;
   for (const auto& [key, list] : by_flow) {
     ++tls_flows_seen;
-    int ch = 0, sh = 0;
-    size_t ch_frame = 0, sh_frame = 0;
+    std::vector<const Hello*> chs, shs;
     for (const Hello& h : list) {
       if (h.type == TlsHandshake::ClientHello) {
-        ++ch;
-        ch_frame = h.frame_no;
+        chs.push_back(&h);
         EXPECT_TRUE(is_server_port(h.fi.dport)) << "ClientHello not sent to the server, frame "
                                                 << h.frame_no;
-        const std::string r = hex(h.random);
-        ASSERT_TRUE(family_of_random.count(r)) << "ClientHello random " << r << " in frame "
-                                               << h.frame_no << " is in no key log";
-        EXPECT_EQ(h.fi.ip_version, family_of_random[r] == AF_INET ? 4 : 6);
-        found.insert(r);
       } else {
-        ++sh;
-        sh_frame = h.frame_no;
+        shs.push_back(&h);
         EXPECT_TRUE(is_server_port(h.fi.sport)) << "ServerHello not from the server, frame "
                                                 << h.frame_no;
       }
     }
-    EXPECT_EQ(ch, 1) << "ClientHellos in one connection";
-    EXPECT_EQ(sh, 1) << "ServerHellos in one connection";
-    EXPECT_LT(ch_frame, sh_frame);
+    ASSERT_FALSE(chs.empty()) << "a ServerHello without a ClientHello";
+    const std::string r = hex(chs[0]->random);
+    ASSERT_TRUE(family_of_random.count(r)) << "ClientHello random " << r << " in frame "
+                                           << chs[0]->frame_no << " is in no key log";
+    EXPECT_EQ(chs[0]->fi.ip_version, family_of_random[r] == AF_INET ? 4 : 6);
+    found.insert(r);
+    if (hrr_of_random[r]) {
+      // ClientHello, HelloRetryRequest, ClientHello (same random, after a CCS), ServerHello.
+      ++hrr_flows;
+      ASSERT_EQ(chs.size(), 2u);
+      ASSERT_EQ(shs.size(), 2u);
+      EXPECT_EQ(chs[1]->random, chs[0]->random) << "the retried ClientHello keeps its random";
+      EXPECT_TRUE(ehp::net::is_hello_retry_request(*shs[0]));
+      EXPECT_FALSE(ehp::net::is_hello_retry_request(*shs[1]));
+      EXPECT_TRUE(chs[0]->frame_no < shs[0]->frame_no && shs[0]->frame_no < chs[1]->frame_no &&
+                  chs[1]->frame_no < shs[1]->frame_no);
+    } else {
+      EXPECT_EQ(chs.size(), 1u) << "ClientHellos in one connection";
+      EXPECT_EQ(shs.size(), 1u) << "ServerHellos in one connection";
+      ASSERT_FALSE(shs.empty());
+      EXPECT_FALSE(ehp::net::is_hello_retry_request(*shs[0]));
+      EXPECT_LT(chs[0]->frame_no, shs[0]->frame_no);
+    }
   }
+  EXPECT_EQ(hrr_flows, 1u);
   EXPECT_EQ(tls_flows_seen, conns.size());
   EXPECT_EQ(found.size(), conns.size()) << "every key log's client random was seen on the wire";
 }
@@ -459,7 +494,7 @@ TEST_F(ClientHelloE2E, SameHelloFramesAsTshark) {
     const std::string first_random = random.substr(0, random.find(','));
     theirs.insert(frame + " " + first_type + " " + first_random);
   }
-  EXPECT_EQ(ours.size(), 2 * conns_.size());
+  EXPECT_EQ(ours.size(), 2 * conns_.size() + 2);  // + HelloRetryRequest and the second ClientHello
   EXPECT_EQ(ours, theirs);
 }
 

@@ -6,8 +6,8 @@
 
 #include <cstring>
 
+#include "tlsprobe/libssl.h"  // the ABI structs; must precede the skeleton, which uses them
 #include "openssl.skel.h"
-#include "tlsprobe/libssl.h"
 
 using namespace ehp::tlsprobe;
 

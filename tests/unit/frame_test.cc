@@ -487,6 +487,28 @@ TEST(FrameClassifyTls, RejectsNonHellos) {
             TlsHandshake::None);
 }
 
+TEST(FrameClassifyTls, SkipsLeadingChangeCipherSpec) {
+  // Second ClientHello after a HelloRetryRequest, as OpenSSL sends it: CCS record first.
+  const auto rnd = test_random(11);
+  Bytes seg = {20, 3, 3, 0, 1, 1};
+  append(seg, tls_hello(1, rnd, 0x0303));
+  const TlsHello h = classify_tls(seg);
+  EXPECT_EQ(h.type, TlsHandshake::ClientHello);
+  EXPECT_EQ(h.random, rnd);
+  // Every truncation of it, in an exactly-sized buffer, stays in bounds.
+  for (size_t len = 0; len <= seg.size(); ++len) {
+    std::unique_ptr<uint8_t[]> buf(new uint8_t[len ? len : 1]);
+    if (len) std::memcpy(buf.get(), seg.data(), len);
+    const auto t = classify_tls(std::span<const uint8_t>(buf.get(), len));
+    EXPECT_EQ(t.type, len >= 6 + 43 ? TlsHandshake::ClientHello : TlsHandshake::None) << len;
+  }
+  // A CCS alone, or a CCS with a bad body, is not a hello.
+  EXPECT_EQ(classify_tls(Bytes{20, 3, 3, 0, 1, 1}).type, TlsHandshake::None);
+  Bytes bad = seg;
+  bad[5] = 2;
+  EXPECT_EQ(classify_tls(bad).type, TlsHandshake::None);
+}
+
 TEST(FrameClassifyTls, HelloRetryRequestRecognised) {
   // The marker is SHA-256("HelloRetryRequest"); compute it independently.
   std::array<uint8_t, 32> hrr;
