@@ -174,10 +174,28 @@ int run_keylog_or_text(const Config& cfg, const sigset_t& sigs) {
   return 0;
 }
 
+// BPF, TC and uprobes need CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN (or CAP_SYS_ADMIN): say so up
+// front instead of failing on the first bpf() call.
+bool have_capture_privileges(std::string* err) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  uint64_t eff = 0;
+  while (std::getline(f, line))
+    if (line.rfind("CapEff:", 0) == 0) eff = strtoull(line.c_str() + 7, nullptr, 16);
+  auto has = [&](int cap) { return (eff >> cap) & 1; };
+  bool ok = (has(39) || has(21)) && (has(38) || has(21)) && has(12);  // BPF, PERFMON, NET_ADMIN
+  if (!ok) *err = "needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN) to load eBPF programs";
+  return ok;
+}
+
 }  // namespace
 
 int run_tls(const Config& cfg) {
   sigset_t sigs = block_signals();
+  {
+    std::string perr;
+    if (!have_capture_privileges(&perr)) return fail(perr);
+  }
   if (cfg.mode != Mode::Pcap) return run_keylog_or_text(cfg, sigs);
 
   std::string err;

@@ -189,6 +189,7 @@ struct Hello {
   TlsHandshake type;
   Random random;
   FrameInfo fi;
+  bool is_hrr() const { return ehp::net::is_hello_retry_request(ehp::net::TlsHello{type, random}); }
 };
 
 // One capture shared by all checks below: servers, capture and 10 handshakes, once.
@@ -442,15 +443,15 @@ TEST_F(ClientHelloE2E, ClientHelloRandomsMatchKeylogExactlyOncePerConnection) {
       ASSERT_EQ(chs.size(), 2u);
       ASSERT_EQ(shs.size(), 2u);
       EXPECT_EQ(chs[1]->random, chs[0]->random) << "the retried ClientHello keeps its random";
-      EXPECT_TRUE(ehp::net::is_hello_retry_request(*shs[0]));
-      EXPECT_FALSE(ehp::net::is_hello_retry_request(*shs[1]));
+      EXPECT_TRUE(shs[0]->is_hrr());
+      EXPECT_FALSE(shs[1]->is_hrr());
       EXPECT_TRUE(chs[0]->frame_no < shs[0]->frame_no && shs[0]->frame_no < chs[1]->frame_no &&
                   chs[1]->frame_no < shs[1]->frame_no);
     } else {
       EXPECT_EQ(chs.size(), 1u) << "ClientHellos in one connection";
       EXPECT_EQ(shs.size(), 1u) << "ServerHellos in one connection";
       ASSERT_FALSE(shs.empty());
-      EXPECT_FALSE(ehp::net::is_hello_retry_request(*shs[0]));
+      EXPECT_FALSE(shs[0]->is_hrr());
       EXPECT_LT(chs[0]->frame_no, shs[0]->frame_no);
     }
   }
