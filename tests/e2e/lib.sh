@@ -47,7 +47,7 @@ check() {  # check "description" command...
 # wait_for CMD... : polls a condition for up to WAIT_S seconds (default 20)
 wait_for() {
   local deadline=$((SECONDS + ${WAIT_S:-20}))
-  while ((SECONDS < deadline)); do "$@" && return 0; sleep 0.1; done
+  while ((SECONDS < deadline)); do "$@" 2>/dev/null && return 0; sleep 0.1; done
   return 1
 }
 
