@@ -1,9 +1,15 @@
 #include "engine.h"
 
 #include <arpa/inet.h>
+#include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,10 +19,12 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "capture/capture.h"
+#include "capture/tc_netlink.h"
 #include "correlate/correlator.h"
 #include "correlate/tls_keys.h"
 #include "filter/filter.h"
@@ -94,7 +102,114 @@ void copy_comm(char (&dst)[16], const char* src) {
   strncpy(dst, src, sizeof dst - 1);
 }
 
-int run_keylog_or_text(const Config& cfg, const sigset_t& sigs) {
+// ---- -Z USER: privilege drop after attach, as tcpdump does ------------------------------------
+
+struct DropUser {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string name;
+};
+
+// Resolved before anything is attached, so a typo fails with nothing to undo.
+bool resolve_drop_user(const std::string& name, DropUser* out, std::string* err) {
+  std::vector<char> buf(16384);
+  passwd pw{}, *res = nullptr;
+  int rc = getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &res);
+  if (rc != 0 || !res) {
+    *err = "-Z: unknown user '" + name + "'";
+    return false;
+  }
+  out->uid = pw.pw_uid;
+  out->gid = pw.pw_gid;
+  out->name = pw.pw_name;
+  return true;
+}
+
+uint32_t last_cap() {
+  std::ifstream f("/proc/sys/kernel/cap_last_cap");
+  uint32_t v = 40;
+  f >> v;
+  return v;
+}
+
+// Becomes `u` (supplementary groups, gid, uid: glibc applies the set*id calls to every thread).
+// With keep_net_admin the calling thread alone keeps CAP_NET_ADMIN, because removing the TC
+// filters at exit is a netlink request that needs it; every other capability is gone, including
+// from the bounding set. No libcap: prctl + raw capset.
+bool drop_privileges(const DropUser& u, bool keep_net_admin, std::string* err) {
+  auto sys_fail = [&](const char* what) {
+    *err = std::string("-Z ") + u.name + ": " + what + ": " + strerror(errno);
+    return false;
+  };
+  if (keep_net_admin) {
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) return sys_fail("PR_SET_KEEPCAPS");
+    for (uint32_t c = 0, last = last_cap(); c <= last; ++c)
+      if (c != CAP_NET_ADMIN) prctl(PR_CAPBSET_DROP, c, 0, 0, 0);  // EINVAL for unknown caps: fine
+  }
+  if (initgroups(u.name.c_str(), u.gid) != 0) return sys_fail("initgroups");
+  if (setgid(u.gid) != 0) return sys_fail("setgid");
+  if (setuid(u.uid) != 0) return sys_fail("setuid");
+  if (keep_net_admin) {
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+    data[CAP_TO_INDEX(CAP_NET_ADMIN)].permitted = CAP_TO_MASK(CAP_NET_ADMIN);
+    data[CAP_TO_INDEX(CAP_NET_ADMIN)].effective = CAP_TO_MASK(CAP_NET_ADMIN);
+    if (syscall(SYS_capset, &hdr, data) != 0) return sys_fail("capset");
+    prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+  }
+  // Like tcpdump: regaining root must be impossible now. Raw syscall: this thread only, and
+  // glibc's all-threads machinery is not involved in an attempt that is meant to fail.
+  if (u.uid != 0 && syscall(SYS_setuid, 0) == 0) {
+    *err = "-Z " + u.name + ": root could be regained after dropping privileges";
+    return false;
+  }
+  return true;
+}
+
+// The output should belong to the user we run as, as tcpdump's does (it is still 0600).
+void chown_output(const std::string& path, const DropUser& u) {
+  if (path.empty() || path == "-") return;
+  if (fchownat(AT_FDCWD, path.c_str(), u.uid, u.gid, AT_SYMLINK_NOFOLLOW) != 0)
+    fprintf(stderr, "ecapture-hp: warning: chown %s to %s: %s\n", path.c_str(), u.name.c_str(), strerror(errno));
+}
+
+// ---- filters left behind by a killed run ------------------------------------------------------
+
+// SIGKILL leaves a capture no chance to remove its TC filters (nor the clsact it created).
+// Before attaching, remove ours that no live process holds, say so, and remove the clsact too
+// when that left it without filters: the killed run had created it (a clean run removes its own).
+void remove_leftovers(const std::vector<capture::Interface>& ifaces) {
+  for (const auto& i : ifaces) {
+    std::string report, err;
+    int n = capture::remove_stale_filters({i.name}, &report, &err);
+    if (n < 0) {
+      fprintf(stderr, "ecapture-hp: warning: checking %s for filters left by a killed run: %s\n",
+              i.name.c_str(), err.c_str());
+      continue;
+    }
+    size_t pos = 0;
+    while (pos < report.size()) {
+      size_t nl = report.find('\n', pos);
+      if (nl == std::string::npos) nl = report.size();
+      fprintf(stderr, "ecapture-hp: %s\n", report.substr(pos, nl - pos).c_str());
+      pos = nl + 1;
+    }
+    if (n == 0) continue;
+    std::vector<capture::detail::TcFilter> in, eg;
+    bool has = false;
+    if (!capture::detail::has_clsact(i.ifindex, &has, &err) || !has) continue;
+    if (!capture::detail::list_clsact_filters(i.ifindex, true, &in, &err) ||
+        !capture::detail::list_clsact_filters(i.ifindex, false, &eg, &err) || !in.empty() || !eg.empty())
+      continue;
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = i.ifindex,
+                .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+    if (bpf_tc_hook_destroy(&hook) == 0)
+      fprintf(stderr, "ecapture-hp: removed the empty clsact qdisc left behind on %s\n", i.name.c_str());
+  }
+}
+
+
+int run_keylog_or_text(const Config& cfg, const sigset_t& sigs, const DropUser* drop) {
   std::string err;
   tlsprobe::Options to;
   to.libssl_path = cfg.libssl;
@@ -107,6 +222,12 @@ int run_keylog_or_text(const Config& cfg, const sigset_t& sigs) {
   if (cfg.mode == Mode::Keylog) {
     fd = create_private(cfg.keylogfile, &err);
     if (fd < 0) return fail(err);
+  }
+  if (drop) {
+    // Uprobe links and the ring are plain fds: nothing at teardown needs a capability.
+    if (fd >= 0 && fchown(fd, drop->uid, drop->gid) != 0)
+      fprintf(stderr, "ecapture-hp: warning: chown %s: %s\n", cfg.keylogfile.c_str(), strerror(errno));
+    if (!drop_privileges(*drop, false, &err)) return fail(err);
   }
   for (auto& l : probe->libraries()) fprintf(stderr, "ecapture-hp: tracing %s\n", l.c_str());
   fprintf(stderr, "ecapture-hp: capturing, press Ctrl-C to stop\n");
@@ -196,7 +317,13 @@ int run_tls(const Config& cfg) {
     std::string perr;
     if (!have_capture_privileges(&perr)) return fail(perr);
   }
-  if (cfg.mode != Mode::Pcap) return run_keylog_or_text(cfg, sigs);
+  std::optional<DropUser> drop;
+  if (!cfg.drop_user.empty()) {
+    std::string uerr;
+    drop.emplace();
+    if (!resolve_drop_user(cfg.drop_user, &*drop, &uerr)) return fail(uerr);
+  }
+  if (cfg.mode != Mode::Pcap) return run_keylog_or_text(cfg, sigs, drop ? &*drop : nullptr);
 
   std::string err;
   // Link types decide how the filter is compiled; one compiled program serves all interfaces.
@@ -259,8 +386,15 @@ int run_tls(const Config& cfg) {
   correlate::Correlator corr(hc, *sink, 1 << 16);
   std::mutex sink_mu;  // the sink's tick (rotation by time) runs from the pump only
 
+  remove_leftovers(cap->interfaces());
   if (!cap->attach(&err)) return fail(err);
   cap->start();
+  if (drop) {
+    // After attach, as tcpdump does. Keep CAP_NET_ADMIN in this thread: detach() at exit
+    // removes the TC filters (and our clsact) over netlink. ~Capture detaches on failure.
+    for (const auto& f : sink->files()) chown_output(f, *drop);
+    if (!drop_privileges(*drop, true, &err)) return fail(err);
+  }
   if (!cfg.quiet) {
     for (auto& l : probe->libraries()) fprintf(stderr, "ecapture-hp: tracing %s\n", l.c_str());
     fprintf(stderr, "ecapture-hp: capturing on %zu interface(s) to %s, press Ctrl-C to stop\n",

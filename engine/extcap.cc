@@ -1,5 +1,8 @@
 // Wireshark extcap protocol, so that Wireshark/tshark list "ecapture-hp: IF" interfaces and start
 // a live, decrypted capture: tshark -i ecapture-hp_eth0 -Y http
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -30,6 +33,47 @@ std::vector<std::string> system_interfaces() {
     out.push_back(name);
   }
   return out;
+}
+
+// Wireshark shows anything an extcap program writes to stderr as "Error by extcap pipe", even
+// after a clean stop. So the engine's stderr goes to a memory file during the capture, and only
+// a real failure's last message reaches Wireshark. The usual end of an extcap capture is the
+// reader closing the FIFO (tshark -a duration, Stop in Wireshark): that is success, not an error.
+int run_quiet_capture(const Config& cfg) {
+  fflush(stderr);
+  int saved = dup(STDERR_FILENO);
+  int mem = memfd_create("ecapture-hp-extcap-stderr", MFD_CLOEXEC);
+  if (saved < 0 || mem < 0 || dup2(mem, STDERR_FILENO) < 0) {
+    if (saved >= 0) close(saved);
+    if (mem >= 0) close(mem);
+    return run_quiet_capture(cfg);
+  }
+  int rc = run_tls(cfg);
+  fflush(stderr);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  std::string log;
+  char buf[4096];
+  ssize_t n;
+  off_t off = 0;
+  while ((n = pread(mem, buf, sizeof buf, off)) > 0) {
+    log.append(buf, size_t(n));
+    off += n;
+  }
+  close(mem);
+  if (rc == 0 || log.find("(broken pipe)") != std::string::npos) return 0;
+  // The last "ecapture-hp: ..." line is the reason the engine gave up.
+  std::string last;
+  size_t pos = 0;
+  while (pos < log.size()) {
+    size_t nl = log.find('\n', pos);
+    std::string line = log.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    if (line.rfind("ecapture-hp: ", 0) == 0) last = line;
+    if (nl == std::string::npos) break;
+    pos = nl + 1;
+  }
+  fprintf(stderr, "%s\n", last.empty() ? "ecapture-hp: capture failed" : last.c_str());
+  return rc;
 }
 
 uint16_t linktype_of(const std::string& ifname) {
@@ -77,7 +121,7 @@ int run_extcap(int argc, char** argv) {
   if (list) {
     printf("extcap {version=0.1.0}{help=https://localhost/ecapture-hp}\n");
     for (auto& n : system_interfaces())
-      printf("interface {value=%s%s}{display=ecapture-hp TLS-decrypting capture: %s}\n", kPrefix,
+      printf("interface {value=%s%s}{display=TLS-decrypting capture on %s (ecapture-hp)}\n", kPrefix,
              n.c_str(), n.c_str());
     return 0;
   }
@@ -110,7 +154,7 @@ int run_extcap(int argc, char** argv) {
     cfg.direct_io = false;
     if (!hold_ms.empty()) cfg.hold_ms = strtoull(hold_ms.c_str(), nullptr, 10);
     if (cfg.hold_ms == 0) cfg.hold_ms = 3000;
-    return run_tls(cfg);
+    return run_quiet_capture(cfg);
   }
   fprintf(stderr, "ecapture-hp: extcap: nothing to do (use --extcap-interfaces, --extcap-dlts, --extcap-config or --capture)\n");
   return 2;

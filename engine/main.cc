@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"pcap", "pcapng", "keylog", "key", "text"}));
   tls->add_option("-w,--pcapfile", cfg.pcapfile, "Output pcapng file, '-' for standard output");
   tls->add_option("--keylogfile", cfg.keylogfile, "Key log file (-m keylog)");
-  tls->add_option("-i,--ifname", cfg.ifaces, "Interface to capture (repeatable)");
+  tls->add_option("-i,--ifname", cfg.ifaces, "Interface to capture (repeatable)")->allow_extra_args(false);
   tls->add_option("--libssl", cfg.libssl, "Path of the libssl to trace (default: discover)");
   tls->add_option("-p,--pid", cfg.pid, "Only this process");
   tls->add_option("-u,--uid", cfg.uid, "Only this user id");
@@ -81,8 +81,8 @@ int main(int argc, char** argv) {
   tls->add_option("-f", filter_opt, "Capture filter (pcap syntax)");
   tls->add_option("-s,--snaplen", cfg.snaplen, "Snapshot length in bytes")->check(CLI::Range(64u, 262144u));
   tls->add_option("-c", cfg.stop_packets, "Stop after this many packets");
-  tls->add_option("-a", autostop, "Stop condition duration:SEC, filesize:KB, packets:N");
-  tls->add_option("-b", ringbuf, "Rotate files: filesize:KB, duration:SEC, files:N");
+  tls->add_option("-a", autostop, "Stop condition duration:SEC, filesize:KB, packets:N")->allow_extra_args(false);
+  tls->add_option("-b", ringbuf, "Rotate files: filesize:KB, duration:SEC, files:N")->allow_extra_args(false);
   tls->add_option("--cpus", cpus, "CPUs whose rings are read, e.g. 0-3,6 (default: all)");
   tls->add_option("--hold-ms", cfg.hold_ms, "Max time a TLS flow waits for its keys");
   tls->add_flag("-q", cfg.quiet, "No periodic statistics line");

@@ -1,13 +1,25 @@
 // The pcapng output of the engine: turns the correlator's ordered stream (packets and key
 // log text) into SHB/IDB/DSB/EPB/ISB blocks handed to the io_uring writer, and rotates files
 // (-b) so that each file stands alone: its own SHB and IDBs, the DSBs of recent sessions, an ISB.
+//
+// Threads: packet()/secrets() come from the correlator's serial stage (any thread, one at a
+// time); tick(), stats(), close() come from the engine's pump/main threads. An internal mutex
+// serialises them, so a time-based rotation never races a block being encoded. It is
+// uncontended on the packet path except during a tick (every 100 ms).
+//
+// Streams ("-", a FIFO such as Wireshark's extcap pipe, a character device) are flushed every
+// kStreamFlushMs so a live viewer sees each packet promptly; regular files keep the writer's
+// default interval (partial flushes of O_DIRECT files rewrite their tail block).
 #pragma once
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "correlate/frame.h"
 #include "correlate/holdback.h"
 #include "output/uring_writer.h"
 
@@ -28,12 +40,36 @@ struct SinkOptions {
   uint64_t rotate_duration_ns = 0;  // -b duration (0 = off)
   uint32_t ring_files = 0;          // -b files (0 = keep all)
   size_t keep_dsb_sessions = 4096;  // DSBs repeated at the top of each rotated file
+  // Carry-over of open TLS sessions into the next rotated file (see "Rotation" below).
+  size_t carry_max_flow_bytes = 4u << 20;    // one session's history; beyond it, not carried
+  size_t carry_max_total_bytes = 64u << 20;  // all sessions' histories together
+  uint64_t carry_idle_ns = 600'000'000'000;  // a session silent this long is forgotten
 };
+
+// Rotation: Wireshark decrypts a TLS record only if it has seen the session's ClientHello and
+// ServerHello (cipher, randoms) and every earlier record of that direction: the AEAD nonce is
+// derived from a record counter that advances only on records it decrypted (packet-tls-utils.c:
+// "decoder->seq++ ... after successful authentication"). The DSB alone is not enough for a
+// keep-alive session whose handshake is in an earlier file. So, while rotating, the sink keeps
+// a copy of every payload-carrying packet of each open TLS session (from its ClientHello until
+// RST or both FINs) and writes, at the top of each new file: SHB, IDBs, the DSBs of recent and
+// carried sessions, then the carried packets in their original order (each EPB comment says
+// "carried over"). Bounded by carry_max_flow_bytes / carry_max_total_bytes; sessions over the
+// bounds are counted in SinkStats::sessions_not_carried and decrypt only in their first file.
+// -b filesize counts the bytes written after the carried part, so a file never rotates on its
+// carried history alone.
 
 struct SinkStats {
   uint64_t packets = 0, bytes = 0, dsbs = 0, files = 0, write_failures = 0;
   uint64_t file_bytes = 0;  // bytes in the current file
+  bool output_closed = false;  // the stream's reader went away (EPIPE)
+  uint64_t sessions_carried = 0;      // session histories written at the top of rotated files
+  uint64_t sessions_not_carried = 0;  // open sessions dropped from carry-over (bounds)
+  uint64_t carried_bytes_now = 0;     // memory held for carry-over
 };
+
+// Max delay between a block being committed and it reaching a pipe/FIFO reader.
+inline constexpr unsigned kStreamFlushMs = 200;
 
 class PcapngSink final : public correlate::Sink {
  public:
@@ -53,8 +89,11 @@ class PcapngSink final : public correlate::Sink {
 
   bool failed() const;
   std::string error() const;
-  SinkStats stats() const { return stats_; }
-  std::vector<std::string> files() const { return files_written_; }
+  SinkStats stats() const;
+  // Files currently kept (with -b files:N only the last N), oldest first.
+  std::vector<std::string> files() const;
+  // Packets written for one interface since open() (all files), for the exit summary.
+  uint64_t interface_packets(uint32_t interface_id) const;
 
  private:
   PcapngSink(const SinkOptions&, std::vector<SinkIface>);
@@ -62,13 +101,38 @@ class PcapngSink final : public correlate::Sink {
   bool finish_file(std::string* err);
   std::string next_name(uint64_t now_ns);
   bool put_block(const void* src, size_t n);
+  bool rotate_locked(uint64_t now_ns);
+  bool write_epb(const correlate::PacketMeta&, std::span<const uint8_t> frame, bool carried);
+  void track_carry(const correlate::PacketMeta&, std::span<const uint8_t> frame);
+  void expire_carry(uint64_t now_ns);
+  bool write_carried(std::vector<uint8_t>& scratch);
+  bool rotating() const { return opt_.rotate_bytes || opt_.rotate_duration_ns; }
+  std::string describe_error(const std::string& writer_error) const;
 
   SinkOptions opt_;
   std::vector<SinkIface> ifaces_;
   std::unique_ptr<output::Writer> writer_;
   struct IfCounters { uint64_t recv = 0, delivered = 0, ifdrop = 0, osdrop = 0; };
   std::vector<IfCounters> ifc_;
-  std::deque<std::string> recent_dsb_;
+  std::vector<uint64_t> if_total_packets_;
+  mutable std::mutex mu_;
+  bool stream_ = false;  // output is a pipe/FIFO/device: short flush interval
+  struct RecentDsb {
+    std::string random_hex;  // client_random of its first line (lowercase hex)
+    std::string lines;
+  };
+  std::deque<RecentDsb> recent_dsb_;
+  struct CarriedFlow {
+    std::string random_hex;        // its ClientHello's random
+    std::vector<uint8_t> history;  // [PacketMeta][u32 len][frame] per payload packet
+    uint64_t last_ts_ns = 0;
+    uint8_t fins = 0;
+  };
+  std::unordered_map<net::FlowKey, CarriedFlow, net::FlowKeyHash> carry_;
+  size_t carry_bytes_ = 0;
+  std::unordered_map<std::string, std::string> dsb_of_carried_;  // random_hex -> DSB lines
+  uint64_t carry_expire_at_ns_ = 0;
+  uint64_t file_base_bytes_ = 0;  // header + DSBs + carried packets of the current file
   std::vector<std::string> files_written_;
   uint64_t file_start_ns_ = 0;
   uint64_t last_ts_ns_ = 0;

@@ -10,6 +10,8 @@ PKGS=(
   # test peers
   tshark wireshark-common tcpdump curl nghttp2-server nghttp2-client iproute2 python3 openssl
   util-linux procps fio iputils-ping
+  # benchmarks (tools/bench*.sh): eCapture's writer (tools/pcapgo), profiling
+  golang-go golang-github-google-gopacket-dev golang-golang-x-net-dev golang-golang-x-sys-dev linux-perf
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -22,7 +22,7 @@ bool hkdf_expand_label(size_t hash_len, std::span<const uint8_t> secret, std::st
                        std::span<const uint8_t> context, std::span<uint8_t> out);
 
 // The NSS key log lines for one session, each terminated by '\n':
-//   TLS 1.2: CLIENT_RANDOM
+//   TLS 1.2: CLIENT_RANDOM (also TLS 1.0/1.1, versions 0x0301..0x0303; cipher_id unused)
 //   TLS 1.3: CLIENT_HANDSHAKE_TRAFFIC_SECRET, SERVER_HANDSHAKE_TRAFFIC_SECRET,
 //            CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0, EXPORTER_SECRET
 // The handshake traffic secrets are derived from handshake_secret + handshake_traffic_hash.

@@ -364,7 +364,10 @@ void load_keylogs(std::vector<Connection>& conns) {
   }
 }
 
+constexpr size_t kConnections = 10;
+
 TEST_F(ClientHelloE2E, KeylogsParseStrictly) {
+  ASSERT_EQ(conns_.size(), kConnections) << "set-up did not complete";
   auto conns = conns_;
   load_keylogs(conns);
   for (const Connection& c : conns) {
@@ -382,6 +385,7 @@ TEST_F(ClientHelloE2E, KeylogsParseStrictly) {
 }
 
 TEST_F(ClientHelloE2E, ClientHelloRandomsMatchKeylogExactlyOncePerConnection) {
+  ASSERT_EQ(conns_.size(), kConnections) << "set-up did not complete";
   auto conns = conns_;
   load_keylogs(conns);
 
@@ -463,6 +467,7 @@ TEST_F(ClientHelloE2E, ClientHelloRandomsMatchKeylogExactlyOncePerConnection) {
 // tshark, an independent TLS dissector, must see hellos in exactly the frames we classify
 // as hellos (no false positives, no misses), with the same randoms.
 TEST_F(ClientHelloE2E, SameHelloFramesAsTshark) {
+  ASSERT_EQ(conns_.size(), kConnections) << "set-up did not complete";
   std::set<std::string> ours;
   for (const Packet& pk : packets_) {
     FrameInfo fi;
