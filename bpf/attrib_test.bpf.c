@@ -5,7 +5,9 @@
  *   ehp_attr_test_rec into `attr_test_rb`, so the test can compare, packet by packet, the
  *   attributed process with the process that really owns the flow. Never alter traffic.
  * attr_test_run: BPF_PROG_TEST_RUN entry for crafted frames and the per-packet cost measurement;
- *   the direction comes from `test_egress`, the result goes to `test_out`/`test_found`.
+ *   the direction comes from `test_egress`, the result goes to `test_out`/`test_found`; with
+ *   `test_receiver` set (not during the cost measurement), on ingress ehp_attr_lookup_receiver's
+ *   result goes to `test_recv_out`/`test_recv_found`.
  * attr_test_empty: baseline for that measurement. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -23,6 +25,9 @@ struct {
 __u32 test_egress;
 __u32 test_found;
 struct ehp_proc_info test_out;
+__u32 test_receiver;
+__u32 test_recv_found;
+struct ehp_proc_info test_recv_out;
 
 static __always_inline int record(struct __sk_buff *skb, int egress)
 {
@@ -87,6 +92,12 @@ int attr_test_run(struct __sk_buff *skb)
 	test_found = found;
 	if (found)
 		__builtin_memcpy(&test_out, &out, sizeof(out));
+	if (!test_egress && test_receiver) {
+		struct ehp_proc_info recv;
+		test_recv_found = ehp_attr_lookup_receiver(skb, 14, &recv);
+		if (test_recv_found)
+			__builtin_memcpy(&test_recv_out, &recv, sizeof(recv));
+	}
 	return found;
 }
 

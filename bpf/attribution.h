@@ -22,9 +22,50 @@
  *       inserted so the reply (SYN-ACK, UDP answer) matches.
  *   userspace seed_attribution()        sockets already open at start; sweep_attribution()
  *       marks UDP/other sockets that vanished without a state change as closed.
+ *   inet_sock_set_state SYN_RECV -> ESTABLISHED (softirq) copies the listener's wildcard to
+ *       the accepted child's exact tuple, until the accepting task's recv/send replaces it.
  *
- * Cost on the per-packet path: one bpf_skb_load_bytes for IPv4 without options (two for IPv6),
- * one hash lookup on a hit, two for wildcard hits; the fallback runs only on misses. */
+ * Whom a packet is attributed to (ehp_attr_lookup):
+ *   egress   the owner of the source end: exact tuple, then the listener/unconnected wildcard
+ *            of the source port, then (first packet of a socket) ehp_attr_socks.
+ *   ingress  the SENDER when it is a process on this host too (both ends local: another netns
+ *            behind a veth, a container; its key is the packet's tuple reversed), otherwise
+ *            the local receiver. Lookups, first hit wins:
+ *              1. sender exact tuple
+ *              2. SYN-ACK only: sender wildcard (a listener answers SYNs before accept())
+ *              3. receiver exact tuple, unless it is a UDP entry TC made for an unconnected
+ *                 socket (then it goes after 4: it is not a real 5-tuple and exists or not
+ *                 depending on a race, see the lookup)
+ *              4. sender wildcard (not for SYN-ACKs, tried in 2)
+ *              5. receiver wildcard
+ *            So a remote sender whose source port happens to equal a local listener's or
+ *            unconnected socket's port is still named after the local receiver when the
+ *            receiver has a real exact entry (connected socket, TCP client/accepted socket).
+ *   -p/-u filters must also keep what a process RECEIVES from another local process:
+ *            ehp_attr_lookup_receiver names the host's receiving end of an ingress packet
+ *            (its exact tuple, then its wildcard) for that second check.
+ * Known ambiguities (the map holds no network namespace, and wildcards hold no address):
+ *   - A packet from a remote sender to a local UNCONNECTED socket, whose source port equals a
+ *     local wildcard (e.g. remote :5353 -> local unconnected client while a local mDNS
+ *     responder listens on 5353), is named after that local wildcard's owner.
+ *   - A TCP SYN-ACK from a remote server whose port equals a local listener's (curl to a
+ *     remote :443 on a host running a server on :443) is named after the local listener.
+ *   - A bare ACK a server's kernel sends before its process touched the accepted socket
+ *     (the quick-ACK of the first request bytes) has no sender entry of its own: it is named
+ *     after the server only through the child entry copied from the listener at
+ *     SYN_RECV -> ESTABLISHED. Without that (listener wildcard missing: a listener older than
+ *     the capture and not seeded, or evicted) it can only be named after the receiver, which
+ *     has an exact entry and so beats the sender's wildcard (rule 3 before 4, needed for the
+ *     remote case above).
+ *   - A local sender whose socket has no entry at all (it never sent/received/bound while we
+ *     ran, and seeding missed it) is indistinguishable from a remote one.
+ *
+ * Cost on the per-packet path: one bpf_skb_load_bytes for IPv4 without options (two for IPv6).
+ * Egress: one hash lookup on an exact hit, two for wildcard hits; the ehp_attr_socks fallback
+ * runs only on misses. Ingress: one lookup when the sender is local and exact, up to four (plus
+ * a one-byte load of the TCP flags) for a remote sender to a local wildcard. Measured with
+ * BPF_PROG_TEST_RUN (LookupCostPerPacket, incl. ~35 ns empty-program baseline): ~95 ns egress
+ * exact hit, ~170-250 ns ingress to a receiver wildcard, ~130 ns miss. */
 #pragma once
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -112,19 +153,18 @@ static __always_inline int ehp_attr_from_sock(struct __sk_buff *skb, struct ehp_
 	return 1;
 }
 
-/* Fills `out` with the process owning the host's end of the packet's flow.
- * l3_off: offset of the IPv4/IPv6 header in the frame; egress: 1 on the egress hook.
- * Returns 1 when found, 0 otherwise (non-IP, non-TCP/UDP, later fragments, more than 3 IPv6
- * extension headers before L4, or unknown socket). */
-static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, int egress,
-					   struct ehp_proc_info *out)
+/* Parses the packet at l3_off into its flow key as the host's end on this hook sees it
+ * (egress: local = source; ingress: local = destination), and the L4 header's offset.
+ * Returns 1, or 0 for non-IP, non-TCP/UDP, later fragments, more than 3 IPv6 extension
+ * headers before L4, or truncation. `key` must be zeroed. */
+static __always_inline int ehp_attr_parse(struct __sk_buff *skb, __u32 l3_off, int egress,
+					  struct ehp_attr_key *key, __u32 *l4_off)
 {
 	/* One load covers an option-less IPv4 header plus the ports, or the first 24 bytes of
 	 * IPv6 (through the source address). The smallest TCP/UDP packet over IPv4 is 28 bytes. */
 	__u8 h[24];
-	struct ehp_attr_key key = {};
 	__u16 ports[2];
-	__u32 l4_off = 0;
+	__u32 l4 = 0;
 
 	if (bpf_skb_load_bytes(skb, l3_off, h, sizeof(h)) < 0)
 		return 0;
@@ -133,8 +173,8 @@ static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, 
 		__u32 ihl_bytes = (h[0] & 0xf) * 4;
 		if (h[6] & 0x1f || h[7]) /* fragment offset != 0: no L4 header here */
 			return 0;
-		key.proto = h[9];
-		l4_off = l3_off + ihl_bytes;
+		key->proto = h[9];
+		l4 = l3_off + ihl_bytes;
 		if (ihl_bytes == 20) {
 			__builtin_memcpy(ports, h + 20, 4);
 		} else {
@@ -144,66 +184,83 @@ static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, 
 		__u32 src, dst;
 		__builtin_memcpy(&src, h + 12, 4);
 		__builtin_memcpy(&dst, h + 16, 4);
-		ehp_attr_map_v4(key.local_addr, egress ? src : dst);
-		ehp_attr_map_v4(key.remote_addr, egress ? dst : src);
+		ehp_attr_map_v4(key->local_addr, egress ? src : dst);
+		ehp_attr_map_v4(key->remote_addr, egress ? dst : src);
 	} else if (ver == 6) {
 		struct {
 			__u8 daddr[16];
 			__u16 ports[2];
 		} rest;
-		key.proto = h[6];
+		key->proto = h[6];
 		if (bpf_skb_load_bytes(skb, l3_off + 24, &rest, sizeof(rest)) < 0)
 			return 0;
 		ports[0] = rest.ports[0];
 		ports[1] = rest.ports[1];
-		l4_off = l3_off + 40;
-		if (key.proto != EHP_ATTR_IPPROTO_TCP && key.proto != EHP_ATTR_IPPROTO_UDP) {
+		l4 = l3_off + 40;
+		if (key->proto != EHP_ATTR_IPPROTO_TCP && key->proto != EHP_ATTR_IPPROTO_UDP) {
 			/* Rare: extension headers before L4. Walk a few; only this path pays. */
 			__u32 off = l3_off + 40;
 #pragma unroll
 			for (int i = 0; i < 3; i++) {
 				__u8 eh[4];
-				if (key.proto == EHP_ATTR_IPPROTO_TCP || key.proto == EHP_ATTR_IPPROTO_UDP)
+				if (key->proto == EHP_ATTR_IPPROTO_TCP || key->proto == EHP_ATTR_IPPROTO_UDP)
 					break;
 				if (bpf_skb_load_bytes(skb, off, eh, sizeof(eh)) < 0)
 					return 0;
-				if (key.proto == 44) { /* fragment: only the first one carries ports */
+				if (key->proto == 44) { /* fragment: only the first one carries ports */
 					if ((eh[2] << 5 | eh[3] >> 3) != 0)
 						return 0;
 					off += 8;
-				} else if (key.proto == 0 || key.proto == 43 || key.proto == 60) {
+				} else if (key->proto == 0 || key->proto == 43 || key->proto == 60) {
 					off += ((__u32)eh[1] + 1) * 8; /* hop-by-hop, routing, dest opts */
 				} else {
 					return 0;
 				}
-				key.proto = eh[0];
+				key->proto = eh[0];
 			}
-			if ((key.proto != EHP_ATTR_IPPROTO_TCP && key.proto != EHP_ATTR_IPPROTO_UDP) ||
+			if ((key->proto != EHP_ATTR_IPPROTO_TCP && key->proto != EHP_ATTR_IPPROTO_UDP) ||
 			    bpf_skb_load_bytes(skb, off, ports, 4) < 0)
 				return 0;
-			l4_off = off;
+			l4 = off;
 		}
 		if (egress) {
-			__builtin_memcpy(key.local_addr, h + 8, 16);
-			__builtin_memcpy(key.remote_addr, rest.daddr, 16);
+			__builtin_memcpy(key->local_addr, h + 8, 16);
+			__builtin_memcpy(key->remote_addr, rest.daddr, 16);
 		} else {
-			__builtin_memcpy(key.local_addr, rest.daddr, 16);
-			__builtin_memcpy(key.remote_addr, h + 8, 16);
+			__builtin_memcpy(key->local_addr, rest.daddr, 16);
+			__builtin_memcpy(key->remote_addr, h + 8, 16);
 		}
 	} else {
 		return 0;
 	}
-	if (key.proto != EHP_ATTR_IPPROTO_TCP && key.proto != EHP_ATTR_IPPROTO_UDP)
+	if (key->proto != EHP_ATTR_IPPROTO_TCP && key->proto != EHP_ATTR_IPPROTO_UDP)
 		return 0;
-	key.local_port = egress ? ports[0] : ports[1];
-	key.remote_port = egress ? ports[1] : ports[0];
+	key->local_port = egress ? ports[0] : ports[1];
+	key->remote_port = egress ? ports[1] : ports[0];
+	*l4_off = l4;
+	return 1;
+}
+
+/* Fills `out` with the process to name for the packet (see the top of this file: egress the
+ * source's owner; ingress the sender when it is local, else the local receiver).
+ * l3_off: offset of the IPv4/IPv6 header in the frame; egress: 1 on the egress hook.
+ * Returns 1 when found, 0 otherwise (unparsable, see ehp_attr_parse, or unknown socket). */
+static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, int egress,
+					   struct ehp_proc_info *out)
+{
+	struct ehp_attr_key key = {};
+	__u32 l4_off = 0;
+	if (!ehp_attr_parse(skb, l3_off, egress, &key, &l4_off))
+		return 0;
 
 	struct ehp_attr_value *v;
 	if (!egress) {
 		/* Ingress: name the SENDING process when it lives on this host too (another netns
 		 * behind a veth, a container): its socket's key is ours reversed. Otherwise the
-		 * local receiver. Order: sender exact, receiver exact, then the wildcards; a SYN-ACK
-		 * comes from a listener, so for it the sender's listener wildcard goes first. */
+		 * local receiver. Order (see the top of this file): sender exact, receiver exact,
+		 * then the wildcards; a SYN-ACK comes from a listener, so for it the sender's
+		 * listener wildcard goes first, and a UDP receiver's TC-made entry (an unconnected
+		 * socket, not a real 5-tuple) ranks after the sender's wildcard. */
 		struct ehp_attr_key snd = {};
 		__builtin_memcpy(snd.local_addr, key.remote_addr, 16);
 		__builtin_memcpy(snd.remote_addr, key.local_addr, 16);
@@ -227,13 +284,24 @@ static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, 
 			if (v)
 				goto found;
 		}
+		/* An unconnected UDP socket's exact entry exists only when TC saw its first datagram
+		 * before sock_send_length made its wildcard (a race with neighbour resolution), so
+		 * letting it beat the sender's wildcard would flip the answer for the same flow. */
+		struct ehp_attr_value *weak = 0;
 		v = ehp_attr_get(&key);
-		if (v)
-			goto found;
+		if (v) {
+			if (key.proto != EHP_ATTR_IPPROTO_UDP || v->source != EHP_ATTR_SRC_TC)
+				goto found;
+			weak = v;
+		}
 		if (!synack) {
 			v = ehp_attr_get(&sw);
 			if (v)
 				goto found;
+		}
+		if (weak) {
+			v = weak;
+			goto found;
 		}
 		struct ehp_attr_key rw = {};
 		rw.local_port = key.local_port;
@@ -262,6 +330,31 @@ static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, 
 		goto found;
 	return ehp_attr_from_sock(skb, &key, out);
 found:
+	__builtin_memcpy(out, &v->proc, sizeof(*out));
+	return 1;
+}
+
+/* The owner of the host's RECEIVING end of an ingress packet (its exact tuple, then its
+ * listener/unconnected wildcard), whoever ehp_attr_lookup names. For -p/-u filters: when both
+ * ends are local, ehp_attr_lookup names the sender, yet a filter on a process must keep the
+ * packets it receives too. Costs a second parse and up to two lookups; call it only when the
+ * named process didn't pass the filter. Returns 1 when found, 0 otherwise. */
+static __always_inline int ehp_attr_lookup_receiver(struct __sk_buff *skb, __u32 l3_off,
+						    struct ehp_proc_info *out)
+{
+	struct ehp_attr_key key = {};
+	__u32 l4_off = 0;
+	if (!ehp_attr_parse(skb, l3_off, 0, &key, &l4_off))
+		return 0;
+	struct ehp_attr_value *v = ehp_attr_get(&key);
+	if (!v) {
+		struct ehp_attr_key rw = {};
+		rw.local_port = key.local_port;
+		rw.proto = key.proto;
+		v = ehp_attr_get(&rw);
+		if (!v)
+			return 0;
+	}
 	__builtin_memcpy(out, &v->proc, sizeof(*out));
 	return 1;
 }
@@ -373,6 +466,32 @@ int BPF_PROG(ehp_attr_state, const struct sock *sk, const int oldstate, const in
 		v.source = EHP_ATTR_SRC_STATE;
 		bpf_map_update_elem(&ehp_attr_flows, &key, &v, BPF_NOEXIST);
 		bpf_map_delete_elem(&ehp_attr_socks, &skaddr);
+		return 0;
+	}
+	if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV) {
+		/* Passive open done (softirq, before accept()): the child inherits its listener's
+		 * owner, so the ACKs the server's kernel sends before the process touches the socket
+		 * (quick-ack of the first request bytes) are named after the server when they
+		 * arrive on ingress of another local interface. recv/send replace it with the real
+		 * owner (remember() updates when the task differs); TCP_CLOSE marks it closed. */
+		struct ehp_attr_key key, wild = {};
+		if (ehp_attr_key_from_sk(sk, &key) < 0 || key.remote_port == 0)
+			return 0;
+		wild.local_port = key.local_port;
+		wild.proto = key.proto;
+		struct ehp_attr_value *lv = bpf_map_lookup_elem(&ehp_attr_flows, &wild);
+		if (!lv || lv->closed_ns)
+			return 0;
+		/* A live entry means a task already owns the child (TCP Fast Open lets the server
+		 * accept and use it in SYN_RECV): keep it. A closed one belongs to an earlier
+		 * connection on the same tuple, still in its grace period: replace it. */
+		struct ehp_attr_value *old = bpf_map_lookup_elem(&ehp_attr_flows, &key);
+		if (old && !old->closed_ns)
+			return 0;
+		struct ehp_attr_value v = {};
+		__builtin_memcpy(&v.proc, &lv->proc, sizeof(v.proc));
+		v.source = EHP_ATTR_SRC_STATE;
+		bpf_map_update_elem(&ehp_attr_flows, &key, &v, BPF_ANY);
 		return 0;
 	}
 	if (newstate != TCP_CLOSE)

@@ -123,13 +123,23 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 	__u8 flags = 0;
 	if (ehp_attr_lookup(skb, l3_offset(skb), direction == EHP_DIR_EGRESS, &s->hdr.proc))
 		flags |= EHP_CAP_F_ATTRIBUTED;
-	if (filter_pid_on && (!(flags & EHP_CAP_F_ATTRIBUTED) || s->hdr.proc.pid != filter_pid)) {
-		cnt->filtered_proc++;
-		return TC_ACT_UNSPEC;
-	}
-	if (filter_uid_on && (!(flags & EHP_CAP_F_ATTRIBUTED) || s->hdr.proc.uid != filter_uid)) {
-		cnt->filtered_proc++;
-		return TC_ACT_UNSPEC;
+	if (filter_pid_on || filter_uid_on) {
+		/* -p/-u keep a packet when the process it is named after matches, or -- on ingress,
+		 * where the name is the sender's when the sender is local -- when the local receiver
+		 * matches: "packets of that process" in both directions. */
+		int ok = (flags & EHP_CAP_F_ATTRIBUTED) &&
+			 (!filter_pid_on || s->hdr.proc.pid == filter_pid) &&
+			 (!filter_uid_on || s->hdr.proc.uid == filter_uid);
+		if (!ok && direction != EHP_DIR_EGRESS) {
+			struct ehp_proc_info r = {};
+			if (ehp_attr_lookup_receiver(skb, l3_offset(skb), &r) &&
+			    (!filter_pid_on || r.pid == filter_pid) && (!filter_uid_on || r.uid == filter_uid))
+				ok = 1;
+		}
+		if (!ok) {
+			cnt->filtered_proc++;
+			return TC_ACT_UNSPEC;
+		}
 	}
 
 	void *ring = bpf_map_lookup_elem(&rings, &cpu);

@@ -97,11 +97,6 @@ int create_private(const std::string& path, std::string* err) {
   return fd;
 }
 
-void copy_comm(char (&dst)[16], const char* src) {
-  memset(dst, 0, sizeof dst);
-  strncpy(dst, src, sizeof dst - 1);
-}
-
 // ---- -Z USER: privilege drop after attach, as tcpdump does ------------------------------------
 
 struct DropUser {
@@ -164,6 +159,13 @@ bool drop_privileges(const DropUser& u, bool keep_net_admin, std::string* err) {
     return false;
   }
   return true;
+}
+
+// Threads started after the drop inherit the caller's CAP_NET_ADMIN; they never need it.
+void drop_thread_caps() {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  syscall(SYS_capset, &hdr, data);  // per thread (raw syscall, not glibc's all-threads path)
 }
 
 // The output should belong to the user we run as, as tcpdump's does (it is still 0600).
@@ -253,7 +255,7 @@ int run_keylog_or_text(const Config& cfg, const sigset_t& sigs, const DropUser* 
     }
   };
   auto on_data = [&](const tlsprobe::PlainData& d) {
-    char tuple[128] = "";
+    char tuple[192] = "";
     if (d.tuple) {
       char a[64], b[64];
       int af = d.tuple->ip_version == 6 ? AF_INET6 : AF_INET;
@@ -412,6 +414,7 @@ int run_tls(const Config& cfg) {
   }
 
   std::thread keys_thread([&] {
+    if (drop) drop_thread_caps();
     auto on_secrets = [&](const tls::Secrets& s, const tlsprobe::ProcInfo&) {
       keys_in++;
       corr.push_secrets(s);
@@ -422,6 +425,7 @@ int run_tls(const Config& cfg) {
   });
 
   std::thread pump([&] {
+    if (drop) drop_thread_caps();
     constexpr size_t kBatch = 256;
     std::vector<capture::PacketRef> refs(kBatch);
     std::vector<correlate::PacketMeta> metas(kBatch);
@@ -495,6 +499,19 @@ int run_tls(const Config& cfg) {
 
   // Shutdown order: stop producing, drain the rings, drain keys, release held flows, write ISBs.
   cap->detach();
+  // Draining can take long on a slow or stuck output. The host is already restored (filters and
+  // our clsact are gone; uprobe links go with the process), so a second signal may end it now:
+  // the file keeps what the writer flushed (complete blocks), as after SIGKILL.
+  std::atomic<bool> drained_all{false};
+  std::thread second_signal([&] {
+    if (drop) drop_thread_caps();
+    while (!drained_all.load()) {
+      if (!wait_signal(sigs, 100)) continue;
+      fprintf(stderr, "ecapture-hp: second signal: exiting without writing the rest (%s keeps what was flushed)\n",
+              cfg.pcapfile == "-" ? "the output" : cfg.pcapfile.c_str());
+      _exit(130);
+    }
+  });
   g_stop = true;
   keys_thread.join();
   cap->stop();
@@ -506,14 +523,22 @@ int run_tls(const Config& cfg) {
   auto hs = corr.stats();
   std::string close_err;
   bool ok = sink->close(&close_err);
+  drained_all = true;
+  second_signal.join();
   auto ss = sink->stats();
   for (auto& i : cap->interfaces())
     fprintf(stderr, "Packets received/dropped on interface '%s': %llu/%llu\n", i.name.c_str(),
             (unsigned long long)pkts_in.load(), (unsigned long long)cs.reserve_fail);
+  // After a write error the writer cut the file back to its last complete block: the count is
+  // what was handed to it, not what the file holds, and the summary must not claim otherwise.
+  const bool write_error = !ok || sink->failed();
   fprintf(stderr,
-          "ecapture-hp: %llu packets written, %llu DSBs, %llu keys; held flows released with keys %llu, "
+          "ecapture-hp: %llu packets %s, %llu DSBs, %llu keys; held flows released with keys %llu, "
           "on timeout %llu, on overflow %llu; null keys %llu, duplicate keys %llu\n",
-          (unsigned long long)ss.packets, (unsigned long long)ss.dsbs, (unsigned long long)keys_in.load(),
+          (unsigned long long)ss.packets,
+          write_error ? "encoded before the write error (the file keeps them up to its last complete block)"
+                      : "written",
+          (unsigned long long)ss.dsbs, (unsigned long long)keys_in.load(),
           (unsigned long long)hs.holdback.released_keyed, (unsigned long long)hs.holdback.released_timeout,
           (unsigned long long)hs.holdback.released_overflow, (unsigned long long)hs.null_keys,
           (unsigned long long)hs.duplicates);

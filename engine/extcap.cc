@@ -3,6 +3,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -80,7 +82,8 @@ uint16_t linktype_of(const std::string& ifname) {
   std::ifstream f("/sys/class/net/" + ifname + "/type");
   int t = 1;
   f >> t;
-  return t == 65534 ? 101 : 1;
+  // The engine's rule: no-L2 devices (tun/wireguard ARPHRD_NONE, GRE, SIT) carry raw IP at TC.
+  return (t == 65534 || t == 778 || t == 776) ? 101 : 1;
 }
 
 }  // namespace
@@ -152,8 +155,16 @@ int run_extcap(int argc, char** argv) {
     cfg.filter = filter;
     cfg.quiet = true;
     cfg.direct_io = false;
-    if (!hold_ms.empty()) cfg.hold_ms = strtoull(hold_ms.c_str(), nullptr, 10);
-    if (cfg.hold_ms == 0) cfg.hold_ms = 3000;
+    if (!hold_ms.empty()) {
+      char* end = nullptr;
+      errno = 0;
+      unsigned long long v = strtoull(hold_ms.c_str(), &end, 10);
+      if (*end || errno || v == 0 || v > 600000 || !isdigit(uint8_t(hold_ms[0]))) {
+        fprintf(stderr, "ecapture-hp: extcap: --hold-ms must be between 1 and 600000\n");
+        return 2;
+      }
+      cfg.hold_ms = v;
+    }
     return run_quiet_capture(cfg);
   }
   fprintf(stderr, "ecapture-hp: extcap: nothing to do (use --extcap-interfaces, --extcap-dlts, --extcap-config or --capture)\n");

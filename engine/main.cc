@@ -2,8 +2,11 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
+#include <initializer_list>
 #include <string>
 
 #include "config.h"
@@ -17,19 +20,41 @@ int fail(const std::string& msg) {
   return 2;
 }
 
-bool parse_kv(const std::string& s, std::string* k, uint64_t* v, std::string* err) {
+// "KEY:VALUE" of -a / -b, VALUE a positive decimal number no larger than max_value[KEY].
+struct KvLimit {
+  const char* key;
+  uint64_t max_value;
+  const char* unit;
+};
+
+bool parse_kv(const char* flag, const std::string& s, std::initializer_list<KvLimit> keys,
+              std::string* k, uint64_t* v, std::string* err) {
+  std::string known;
+  for (auto& l : keys) known += (known.empty() ? "" : ", ") + std::string(l.key) + ":" + l.unit;
   auto c = s.find(':');
   if (c == std::string::npos) {
-    *err = "expected KEY:VALUE, got '" + s + "'";
+    *err = std::string(flag) + " " + s + ": expected KEY:VALUE, one of " + known;
     return false;
   }
   *k = s.substr(0, c);
+  const KvLimit* lim = nullptr;
+  for (auto& l : keys)
+    if (*k == l.key) lim = &l;
+  if (!lim) {
+    *err = std::string(flag) + " " + s + ": unknown condition '" + *k + "' (" + known + ")";
+    return false;
+  }
   const std::string val = s.substr(c + 1);
   char* end = nullptr;
   errno = 0;
   unsigned long long x = strtoull(val.c_str(), &end, 10);
-  if (val.empty() || *end || errno || val[0] == '-') {
-    *err = "invalid number in '" + s + "'";
+  if (val.empty() || *end || errno || !isdigit(uint8_t(val[0]))) {
+    *err = std::string(flag) + " " + s + ": '" + val + "' is not a number";
+    return false;
+  }
+  if (x == 0 || x > lim->max_value) {
+    *err = std::string(flag) + " " + s + ": " + *k + " must be between 1 and " +
+           std::to_string(lim->max_value);
     return false;
   }
   *v = x;
@@ -62,6 +87,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   bool list_ifaces = false;
   app.add_flag("-D,--list-interfaces", list_ifaces, "List the capture interfaces and exit");
+  app.footer(
+      "\nWireshark extcap: --extcap-interfaces, --extcap-dlts, --extcap-config and\n"
+      "--capture --fifo F --extcap-interface ecapture-hp_IF (run by Wireshark/tshark).\n"
+      "See `ecapture-hp tls --help` and man ecapture-hp(8).");
 
   ehp::Config cfg;
   std::string mode = "pcap", cpus;
@@ -69,27 +98,34 @@ int main(int argc, char** argv) {
   std::string filter_opt;
   uint32_t mapsize_kb = 0;
   auto* tls = app.add_subcommand("tls", "Capture packets and OpenSSL TLS secrets");
-  tls->add_option("-m,--model", mode, "pcap|pcapng (packets+keys in one file), keylog, text")
+  tls->add_option("-m,--model", mode, "pcap (= pcapng, default): packets + TLS keys in one pcapng; keylog; text")
       ->check(CLI::IsMember({"pcap", "pcapng", "keylog", "key", "text"}));
-  tls->add_option("-w,--pcapfile", cfg.pcapfile, "Output pcapng file, '-' for standard output");
-  tls->add_option("--keylogfile", cfg.keylogfile, "Key log file (-m keylog)");
+  tls->add_option("-w,--pcapfile", cfg.pcapfile, "Output pcapng (default ecapture_openssl.pcapng), - for standard output");
+  tls->add_option("--keylogfile", cfg.keylogfile, "Key log file for -m keylog (default ecapture_masterkey.log)");
   tls->add_option("-i,--ifname", cfg.ifaces, "Interface to capture (repeatable)")->allow_extra_args(false);
-  tls->add_option("--libssl", cfg.libssl, "Path of the libssl to trace (default: discover)");
+  tls->add_option("--libssl", cfg.libssl, "The libssl to trace (default: every libssl in use, plus the system one)");
   tls->add_option("-p,--pid", cfg.pid, "Only this process");
   tls->add_option("-u,--uid", cfg.uid, "Only this user id");
-  tls->add_option("--mapsize", mapsize_kb, "Ring buffer size per CPU in KiB");
-  tls->add_option("-f", filter_opt, "Capture filter (pcap syntax)");
-  tls->add_option("-s,--snaplen", cfg.snaplen, "Snapshot length in bytes")->check(CLI::Range(64u, 262144u));
-  tls->add_option("-c", cfg.stop_packets, "Stop after this many packets");
-  tls->add_option("-a", autostop, "Stop condition duration:SEC, filesize:KB, packets:N")->allow_extra_args(false);
-  tls->add_option("-b", ringbuf, "Rotate files: filesize:KB, duration:SEC, files:N")->allow_extra_args(false);
+  tls->add_option("--mapsize", mapsize_kb, "Ring buffer size per CPU in KiB, a power of two (default 32768)");
+  tls->add_option("-f", filter_opt, "Capture filter, pcap syntax (or give it as trailing arguments)");
+  tls->add_option("-s,--snaplen", cfg.snaplen, "Snapshot length in bytes (default 262144)")->check(CLI::Range(64u, 262144u));
+  tls->add_option("-c", cfg.stop_packets, "Stop after writing N packets");
+  tls->add_option("-a", autostop, "Stop condition: duration:SEC, filesize:KB (1 KB = 1000 B), packets:N; repeatable")->allow_extra_args(false);
+  tls->add_option("-b", ringbuf, "Rotate files: filesize:KB, duration:SEC, files:N (keep a ring of N); repeatable")->allow_extra_args(false);
   tls->add_option("--cpus", cpus, "CPUs whose rings are read, e.g. 0-3,6 (default: all)");
-  tls->add_option("--hold-ms", cfg.hold_ms, "Max time a TLS flow waits for its keys");
-  tls->add_flag("-q", cfg.quiet, "No periodic statistics line");
+  tls->add_option("--hold-ms", cfg.hold_ms, "Max time a TLS flow is held back waiting for its keys (default 3000)");
+  tls->add_flag("-q", cfg.quiet, "No periodic statistics line (the exit summary stays)");
   tls->add_option("-Z", cfg.drop_user, "Drop privileges to this user after attaching");
-  tls->add_flag("--no-direct-io{false}", cfg.direct_io, "Use buffered writes instead of O_DIRECT");
+  bool no_direct_io = false;
+  tls->add_flag("--no-direct-io", no_direct_io, "Buffered writes instead of O_DIRECT");
   tls->add_option("filter", filter_args, "Capture filter expression");
   tls->allow_extras(false);
+  tls->footer(
+      "\nExamples:\n"
+      "  ecapture-hp tls -m pcap -i eth0 -w tls.pcapng tcp port 443\n"
+      "  ecapture-hp tls -m pcap -i eth0 -w - tcp port 443 | tshark -i - -Y http\n"
+      "  ecapture-hp tls -m pcap -i eth0 -w ring.pcapng -b filesize:100000 -b files:10\n"
+      "  ecapture-hp tls -m keylog --keylogfile keys.log");
 
   ehp::ReplayConfig rcfg;
   auto* replay = app.add_subcommand("replay", "Push a pcap/pcapng file through the capture pipeline");
@@ -115,41 +151,61 @@ int main(int argc, char** argv) {
   if (!*tls) return fail("a command is required: tls or replay (see --help)");
 
   // Validation: one clear line per misuse.
+  cfg.direct_io = !no_direct_io;
   if (mode == "pcapng") mode = "pcap";
   if (mode == "key") mode = "keylog";
   cfg.mode = mode == "pcap" ? ehp::Mode::Pcap : mode == "keylog" ? ehp::Mode::Keylog : ehp::Mode::Text;
   if (!filter_opt.empty() && !filter_args.empty()) return fail("give the filter either with -f or as trailing arguments, not both");
   cfg.filter = filter_opt;
   for (auto& a : filter_args) cfg.filter += (cfg.filter.empty() ? "" : " ") + a;
-  if (mapsize_kb) cfg.ring_bytes_per_cpu = mapsize_kb * 1024u;
   std::string err;
-  if (!cpus.empty() && !ehp::parse_cpu_list(cpus, &cfg.cpus, &err)) return fail(err);
+  if (!cpus.empty() && !ehp::parse_cpu_list(cpus, &cfg.cpus, &err)) return fail("--cpus " + err);
+  if (*tls->get_option("--mapsize")) {
+    // The BPF ring buffer size: a power of two of at least one page (and fits a u32).
+    if (mapsize_kb < 4 || mapsize_kb > (1u << 21) || (mapsize_kb & (mapsize_kb - 1)))
+      return fail("--mapsize " + std::to_string(mapsize_kb) +
+                  ": must be a power of two between 4 and 2097152 (KiB per CPU)");
+    cfg.ring_bytes_per_cpu = mapsize_kb * 1024u;
+  }
+  if (*tls->get_option("-c") && cfg.stop_packets == 0) return fail("-c 0: the packet count must be at least 1");
+  constexpr uint64_t kTenYears_s = 10ull * 365 * 24 * 3600;
+  constexpr uint64_t kMaxKb = 1ull << 40;  // a petabyte-class file: anything above is a typo
   for (auto& s : autostop) {
     std::string k;
     uint64_t v;
-    if (!parse_kv(s, &k, &v, &err)) return fail("-a " + err);
+    if (!parse_kv("-a", s, {{"duration", kTenYears_s, "SEC"}, {"filesize", kMaxKb, "KB"},
+                            {"packets", UINT64_MAX / 2, "N"}}, &k, &v, &err))
+      return fail(err);
     if (k == "duration") cfg.stop_duration_s = v;
     else if (k == "filesize") cfg.stop_filesize_kb = v;
-    else if (k == "packets") cfg.stop_packets = v;
-    else return fail("-a: unknown condition '" + k + "' (duration, filesize, packets)");
+    else cfg.stop_packets = cfg.stop_packets ? std::min(cfg.stop_packets, v) : v;
   }
   for (auto& s : ringbuf) {
     std::string k;
     uint64_t v;
-    if (!parse_kv(s, &k, &v, &err)) return fail("-b " + err);
+    if (!parse_kv("-b", s, {{"filesize", kMaxKb, "KB"}, {"duration", kTenYears_s, "SEC"},
+                            {"files", 100000, "N"}}, &k, &v, &err))
+      return fail(err);
     if (k == "filesize") cfg.ring_filesize_kb = v;
     else if (k == "duration") cfg.ring_duration_s = v;
-    else if (k == "files") cfg.ring_files = uint32_t(v);
-    else return fail("-b: unknown condition '" + k + "' (filesize, duration, files)");
+    else cfg.ring_files = uint32_t(v);
   }
+  const bool rotating = cfg.ring_filesize_kb || cfg.ring_duration_s || cfg.ring_files;
   if (cfg.mode == ehp::Mode::Pcap) {
     if (cfg.ifaces.empty()) return fail("-m pcap needs at least one interface (-i IF)");
-    if (cfg.pcapfile == "-" && (cfg.ring_filesize_kb || cfg.ring_duration_s || cfg.ring_files))
-      return fail("-b cannot be used with -w - (standard output)");
+    if (cfg.pcapfile.empty()) return fail("-w needs a file name, or - for standard output");
+    if (cfg.pcapfile == "-" && rotating) return fail("-b cannot be used with -w - (a stream cannot be rotated)");
+    if (cfg.pcapfile == "-" && isatty(STDOUT_FILENO))
+      return fail("-w -: standard output is a terminal; pipe it (| tshark -i -) or redirect it to a file");
     if (cfg.ring_files && !cfg.ring_filesize_kb && !cfg.ring_duration_s)
-      return fail("-b files:N needs -b filesize:KB or -b duration:SEC");
-  } else if (!cfg.ifaces.empty() && cfg.mode != ehp::Mode::Pcap) {
-    return fail("-i is only used with -m pcap");
+      return fail("-b files:N needs -b filesize:KB or -b duration:SEC to decide when to switch files");
+  } else {
+    const char* m = cfg.mode == ehp::Mode::Keylog ? "keylog" : "text";
+    if (!cfg.ifaces.empty()) return fail(std::string("-i is only used with -m pcap, not -m ") + m);
+    if (rotating) return fail(std::string("-b only applies to -m pcap, not -m ") + m);
+    if (cfg.stop_packets || cfg.stop_filesize_kb)
+      return fail(std::string("-c, -a packets and -a filesize only apply to -m pcap, not -m ") + m);
+    if (!cfg.filter.empty()) return fail(std::string("a capture filter only applies to -m pcap, not -m ") + m);
   }
   if (cfg.hold_ms == 0 || cfg.hold_ms > 600000) return fail("--hold-ms must be between 1 and 600000");
   return ehp::run_tls(cfg);

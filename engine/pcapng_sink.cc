@@ -1,5 +1,6 @@
 #include "pcapng_sink.h"
 
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -192,8 +193,11 @@ bool PcapngSink::open_file(uint64_t now_ns, std::string* err) {
       buf.resize(pcapng::dsb_size(lines));
       return pcapng::encode_dsb(buf, lines) && put_block(buf.data(), buf.size());
     };
-    for (auto& d : recent_dsb_)
-      if (!put_dsb(d.random_hex, d.lines)) goto fail;
+    expire_pending(now_ns);
+    for (auto& d : pending_order_) {
+      auto it = pending_dsb_.find(d.random_hex);
+      if (it != pending_dsb_.end() && !put_dsb(it->first, it->second)) goto fail;
+    }
     for (auto& [k, f] : carry_) {
       auto it = dsb_of_carried_.find(f.random_hex);
       if (it != dsb_of_carried_.end() && !it->second.empty() && !put_dsb(it->first, it->second))
@@ -249,7 +253,11 @@ bool PcapngSink::rotate_locked(uint64_t now_ns) {
 
 void PcapngSink::packet(const correlate::PacketMeta& m, std::span<const uint8_t> frame) {
   std::lock_guard g(mu_);
-  if (!writer_) return;
+  if (!writer_ || stop_reached_) return;
+  if (opt_.stop_after_bytes && stats_.file_bytes >= opt_.stop_after_bytes) {
+    stop_reached_ = true;
+    return;
+  }
   if (opt_.rotate_bytes && stats_.file_bytes - file_base_bytes_ >= opt_.rotate_bytes &&
       !rotate_locked(std::max(m.ts_ns, wall_clock_ns())))
     return;
@@ -320,15 +328,14 @@ void PcapngSink::track_carry(const correlate::PacketMeta& m, std::span<const uin
     if (hello.type != net::TlsHandshake::ClientHello) return;
     it = carry_.emplace(key, CarriedFlow{}).first;
     it->second.random_hex = hex_of(hello.random);
-    // Its DSB normally came just before the ClientHello: look back a little; a later key
-    // (hold-back timeout) fills the slot in secrets().
+    // Its DSB normally came just before the ClientHello and waits in pending_dsb_; a later
+    // key (hold-back timeout) fills the slot in secrets().
     std::string& slot = dsb_of_carried_[it->second.random_hex];
-    size_t looked = 0;
-    for (auto d = recent_dsb_.rbegin(); d != recent_dsb_.rend() && looked < 64; ++d, ++looked)
-      if (d->random_hex == it->second.random_hex) {
-        slot = d->lines;
-        break;
-      }
+    auto pend = pending_dsb_.find(it->second.random_hex);
+    if (pend != pending_dsb_.end()) {
+      slot = std::move(pend->second);
+      pending_dsb_.erase(pend);
+    }
   }
   CarriedFlow& f = it->second;
   f.last_ts_ns = m.ts_ns;
@@ -354,6 +361,16 @@ void PcapngSink::track_carry(const correlate::PacketMeta& m, std::span<const uin
   memcpy(p + sizeof m, &len, sizeof len);
   memcpy(p + sizeof m + sizeof len, frame.data(), frame.size());
   carry_bytes_ += need;
+}
+
+// Drops pending keys that are too old or too many; their sessions, if any, never showed up.
+void PcapngSink::expire_pending(uint64_t now_ns) {
+  while (!pending_order_.empty() &&
+         (pending_order_.size() > opt_.pending_dsb_max ||
+          now_ns - std::min(now_ns, pending_order_.front().since_ns) > opt_.pending_dsb_ns)) {
+    pending_dsb_.erase(pending_order_.front().random_hex);
+    pending_order_.pop_front();
+  }
 }
 
 void PcapngSink::expire_carry(uint64_t now_ns) {
@@ -402,11 +419,17 @@ void PcapngSink::secrets(std::string_view lines) {
   std::vector<uint8_t> buf(pcapng::dsb_size(lines));
   if (pcapng::encode_dsb(buf, lines) && put_block(buf.data(), buf.size())) stats_.dsbs++;
   if (rotating()) {
-    recent_dsb_.push_back({random_of_keylog(lines), std::string(lines)});
-    while (recent_dsb_.size() > opt_.keep_dsb_sessions) recent_dsb_.pop_front();
-    // A key that comes after its session's ClientHello (hold-back timeout) still belongs to it.
-    auto it = dsb_of_carried_.find(recent_dsb_.back().random_hex);
-    if (it != dsb_of_carried_.end()) it->second = std::string(lines);
+    std::string random = random_of_keylog(lines);
+    auto it = dsb_of_carried_.find(random);
+    if (it != dsb_of_carried_.end()) {
+      // A key that comes after its session's ClientHello (hold-back timeout) still belongs to it.
+      it->second = std::string(lines);
+    } else if (!random.empty()) {
+      const uint64_t now = wall_clock_ns();
+      expire_pending(now);
+      if (pending_dsb_.insert_or_assign(random, std::string(lines)).second)
+        pending_order_.push_back({std::move(random), now});
+    }
   }
 }
 
@@ -420,7 +443,17 @@ void PcapngSink::set_interface_drops(uint32_t id, uint64_t ifdrop, uint64_t osdr
 
 void PcapngSink::tick(uint64_t now_ns) {
   std::lock_guard g(mu_);
-  if (!writer_ || !opt_.rotate_duration_ns) return;
+  if (!writer_) return;
+  // A pipe on stdout whose reader went away reports POLLERR on our end: stop now rather than at
+  // the next packet, which may never come on a quiet link.
+  if (stream_ && opt_.path == "-" && error_.empty()) {
+    pollfd p{STDOUT_FILENO, 0, 0};
+    if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR)) {
+      error_ = describe_error(std::string("write stdout: ") + strerror(EPIPE));
+      return;
+    }
+  }
+  if (!opt_.rotate_duration_ns) return;
   if (now_ns >= file_start_ns_ && now_ns - file_start_ns_ >= opt_.rotate_duration_ns) rotate_locked(now_ns);
 }
 
@@ -431,6 +464,11 @@ bool PcapngSink::close(std::string* err) {
     return false;
   }
   return finish_file(err);
+}
+
+bool PcapngSink::stop_reached() const {
+  std::lock_guard g(mu_);
+  return stop_reached_;
 }
 
 bool PcapngSink::failed() const {

@@ -39,7 +39,13 @@ struct SinkOptions {
   uint64_t rotate_bytes = 0;        // -b filesize (0 = off)
   uint64_t rotate_duration_ns = 0;  // -b duration (0 = off)
   uint32_t ring_files = 0;          // -b files (0 = keep all)
-  size_t keep_dsb_sessions = 4096;  // DSBs repeated at the top of each rotated file
+  // -a filesize: once the current file holds this many bytes, further packets are not written
+  // (stop_reached() turns true) so the file ends within one packet of the limit. 0 = off.
+  uint64_t stop_after_bytes = 0;
+  // Keys whose ClientHello the sink has not seen yet (they may precede it by up to the hold-back
+  // time): repeated at the top of a rotated file, since their session may start there.
+  size_t pending_dsb_max = 4096;
+  uint64_t pending_dsb_ns = 60'000'000'000;
   // Carry-over of open TLS sessions into the next rotated file (see "Rotation" below).
   size_t carry_max_flow_bytes = 4u << 20;    // one session's history; beyond it, not carried
   size_t carry_max_total_bytes = 64u << 20;  // all sessions' histories together
@@ -69,7 +75,7 @@ struct SinkStats {
 };
 
 // Max delay between a block being committed and it reaching a pipe/FIFO reader.
-inline constexpr unsigned kStreamFlushMs = 200;
+inline constexpr unsigned kStreamFlushMs = 100;
 
 class PcapngSink final : public correlate::Sink {
  public:
@@ -88,6 +94,7 @@ class PcapngSink final : public correlate::Sink {
   bool close(std::string* err);
 
   bool failed() const;
+  bool stop_reached() const;  // SinkOptions::stop_after_bytes was reached
   std::string error() const;
   SinkStats stats() const;
   // Files currently kept (with -b files:N only the last N), oldest first.
@@ -117,11 +124,13 @@ class PcapngSink final : public correlate::Sink {
   std::vector<uint64_t> if_total_packets_;
   mutable std::mutex mu_;
   bool stream_ = false;  // output is a pipe/FIFO/device: short flush interval
-  struct RecentDsb {
+  struct PendingDsb {
     std::string random_hex;  // client_random of its first line (lowercase hex)
-    std::string lines;
+    uint64_t since_ns = 0;   // wall clock when it was written
   };
-  std::deque<RecentDsb> recent_dsb_;
+  std::deque<PendingDsb> pending_order_;                       // oldest first, for expiry
+  std::unordered_map<std::string, std::string> pending_dsb_;  // random_hex -> DSB lines
+  void expire_pending(uint64_t now_ns);
   struct CarriedFlow {
     std::string random_hex;        // its ClientHello's random
     std::vector<uint8_t> history;  // [PacketMeta][u32 len][frame] per payload packet
@@ -132,7 +141,8 @@ class PcapngSink final : public correlate::Sink {
   size_t carry_bytes_ = 0;
   std::unordered_map<std::string, std::string> dsb_of_carried_;  // random_hex -> DSB lines
   uint64_t carry_expire_at_ns_ = 0;
-  uint64_t file_base_bytes_ = 0;  // header + DSBs + carried packets of the current file
+  uint64_t file_base_bytes_ = 0;
+  bool stop_reached_ = false;  // header + DSBs + carried packets of the current file
   std::vector<std::string> files_written_;
   uint64_t file_start_ns_ = 0;
   uint64_t last_ts_ns_ = 0;

@@ -13,6 +13,7 @@
 #     --mapsize KB     ecapture-hp ring size per CPU (default: its own default, 32 MiB)
 #     --keep           keep the capture files
 #     --ehp-filter F   ecapture-hp's filter instead of the common one ("" = none), for A/B runs
+#     --ehp-args "A"   extra ecapture-hp options (e.g. "--no-direct-io"), for A/B runs
 #     --ehp PATH       the ecapture-hp binary (default BUILD_DIR/ecapture-hp), for A/B runs
 #
 # Topology: netns A (udpgen, N threads) --veth--> netns B (a bound UDP socket that never reads;
@@ -40,6 +41,7 @@ MAPSIZE=""
 KEEP=0
 EHP=$BUILD/ecapture-hp
 EHP_FILTER=unset
+EHP_ARGS=""
 while (($#)); do
   case $1 in
     --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
@@ -52,6 +54,7 @@ while (($#)); do
     --keep) KEEP=1; shift ;;
     --ehp) EHP=$2; shift 2 ;;
     --ehp-filter) EHP_FILTER=$2; shift 2 ;;
+    --ehp-args) EHP_ARGS=$2; shift 2 ;;
     *) echo "bench-capture: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -184,7 +187,7 @@ run_one() {
     ecapture-hp)
       echo 1 >/proc/sys/kernel/bpf_stats_enabled
       ip netns exec "$NSB" "$EHP" tls -m pcap -i "$VB" -w "$file" ${MAPSIZE:+--mapsize $MAPSIZE} \
-        $EHP_FILTER >/dev/null 2>"$log" &
+        $EHP_ARGS $EHP_FILTER >/dev/null 2>"$log" &
       ready="capturing" ;;
     dumpcap)
       ip netns exec "$NSB" dumpcap -i "$VB" -w "$file" -f "$FILTER" >/dev/null 2>"$log" &

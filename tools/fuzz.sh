@@ -71,13 +71,13 @@ for t in $targets; do
   log=$logs/$t.log
   start=$SECONDS
   rc=0
-  # -timeout: one input running > 25 s is a hang; the outer timeout catches a stuck process.
-  # Reproducers of bugs found earlier (tests/fuzz/crashers/<target>/, text-hex or small files)
-  # are replayed first on every run, so a fixed bug stays fixed.
+  # Reproducers of bugs found earlier (tests/fuzz/crashers/<target>/, small raw files) are
+  # loaded with the corpus on every run, so a fixed bug stays fixed.
   crashers=()
   [[ -d $root/tests/fuzz/crashers/$t ]] && crashers=("$root/tests/fuzz/crashers/$t")
   dict_opt=()
   [[ -f $seeds/$t.dict ]] && dict_opt=(-dict="$seeds/$t.dict")
+  # -timeout: one input running > 25 s is a hang; the outer timeout catches a stuck process.
   timeout --kill-after=10 $((secs + 120)) "$build/fuzz/$t" "${dict_opt[@]}" -max_total_time="$secs" -timeout=25 \
     -rss_limit_mb=2560 -print_final_stats=1 -artifact_prefix="$artifacts/$t-" \
     "$corpus_root/$t" "$seeds/$t" "${crashers[@]}" >"$log" 2>&1 || rc=$?

@@ -8,7 +8,8 @@
 # (tshark is told that 8443 is TLS: its heuristics otherwise take the odd session for IRC or AMS.)
 # RSS of the capture is sampled every 10 s. Pass criteria:
 #   zero userspace loss (ring drops, hold-back overflow, writer failures all 0; every packet the
-#   engine took from the rings is in the file), every request made decrypts from the file alone,
+#   engine took from the rings is in the file; every UDP datagram sent is in it), every request
+#   made decrypts from the file alone,
 #   the file is valid for tshark, tcpdump and capinfos, exit 0 on SIGINT, RSS bounded (max below
 #   SOAK_RSS_LIMIT_MB, default 512, and the second half no more than 64 MiB above the first half).
 set -u
@@ -95,7 +96,12 @@ check "no hold-back overflow releases (${overflow:-?})" test "${overflow:-1}" -e
 check "no writer failures (${wfail:-0})" test "${wfail:-0}" -eq 0
 check "every packet taken from the rings was written (${recv:-?} == ${written:-?})" test "${recv:-x}" = "${written:-y}"
 check "the file holds every written packet (${infile} == ${written:-?})" test "$infile" = "${written:-y}"
-tshark -r "$OUT" -d tcp.port==8443,tls -Y http.request -T fields -e http.request.uri 2>/dev/null | sort -u >"$WORK/seen.txt"
+tshark -r "$OUT" -d tcp.port==8443,tls -Y "http.request || (udp.dstport == 9999 && !icmp)" -T fields -e http.request.uri \
+  -e udp.dstport 2>/dev/null >"$WORK/fields.txt"
+awk -F'\t' '$1 != "" {print $1}' "$WORK/fields.txt" | sort -u >"$WORK/seen.txt"
+udp_in_file=$(awk -F'\t' '$2 == "9999"' "$WORK/fields.txt" | wc -l)
+udp_sent=$(sed -n 's/sent=//p' "$WORK/udp.out")
+check "every UDP datagram sent is in the file (${udp_in_file} of ${udp_sent:-?})" test "$udp_in_file" = "${udp_sent:-x}"
 missing=$(comm -23 "$WORK/made.txt" "$WORK/seen.txt" | wc -l)
 comm -23 "$WORK/made.txt" "$WORK/seen.txt" | head -5 | sed 's/^/  not decrypted: /'
 check "every TLS request made (${nmade}) decrypts from the file alone (missing ${missing})" \
@@ -113,7 +119,6 @@ rss_ok() {
     }' "$WORK/rss.log"
 }
 check "RSS bounded (<= ${RSS_LIMIT_MB} MiB, no growth over 64 MiB in the 2nd half)" rss_ok
-udp_sent=$(sed -n 's/sent=//p' "$WORK/udp.out")
 echo "RESULT minutes=$MINUTES requests=$nmade udp_sent=${udp_sent:-?} received=${recv:-?} written=${written:-?}" \
      "in_file=$infile ring_drops=${ringdrop:-?} file_bytes=$(stat -c %s "$OUT")"
 finish

@@ -51,6 +51,7 @@ struct Writer::Slot {
   size_t req_end = 0;      // end of what this request writes (relative)
   uint64_t req_file_off = 0;
   uint64_t req_boundary = 0;  // largest block boundary <= req_file_off + req_end
+  size_t req_sealed_len = 0;  // committed bytes at seal time (ends on a block boundary)
   bool req_done = false;
   bool req_failed = false;
 };
@@ -450,6 +451,7 @@ void Writer::submit_sealed(const Sealed& s) {
   slot.req_end = aligned;
   slot.req_file_off = s.file_off;
   slot.req_boundary = s.boundary;
+  slot.req_sealed_len = s.len_bytes;
   slot.req_done = false;
   slot.req_failed = false;
   fifo_[(fifo_head_ + fifo_count_++) % nslots_] = s.slot;
@@ -517,16 +519,35 @@ void Writer::on_write_done(unsigned slot_index, int res) {
 
 // Retire finished requests in file order: the durable prefix only grows over contiguous data.
 // Slots are freed in the same order, which keeps the FIFO bounded by the slot count.
+//
+// The aligned part a request writes usually ends inside a pcapng block, so the file would end
+// mid-block until the next buffer's write lands: a SIGKILL then leaves a file the readers call
+// "cut short" (it happened on every kill under a flood). When the newest retired request is
+// the end of the file and nothing else is in flight, its tail up to the block boundary (bytes
+// the slot still holds; the next buffer starts with a copy of them and rewrites them later) is
+// written through the buffered fd before the slot is freed: one small pwrite per buffer.
 void Writer::complete_in_order() {
   unsigned freed = 0;
   while (fifo_count_ > 0) {
-    Slot& slot = slots_[fifo_[fifo_head_]];
+    const unsigned index = fifo_[fifo_head_];
+    Slot& slot = slots_[index];
     if (!slot.req_done) break;
     durable_end_ = std::max(durable_end_, slot.req_file_off + slot.req_end);
     durable_boundary_ = std::max(durable_boundary_, slot.req_boundary);
+    const bool newest = fifo_count_ == 1 || !slots_[fifo_[(fifo_head_ + 1) % nslots_]].req_done;
+    // Only with nothing else in flight: the next buffer's O_DIRECT write covers the same 4 KiB
+    // block, and a buffered write racing it makes the kernel fail the page cache invalidation
+    // (fsync then returns EIO). Serialized like partial_flush(), the overlap is harmless.
+    if (newest && inflight_ == 0 && !stream_ && !failed() && slot.req_sealed_len > slot.req_end &&
+        durable_end_ == slot.req_file_off + slot.req_end) {
+      const uint64_t tail_end = slot.req_file_off + slot.req_sealed_len;
+      if (write_sync(true, slot.data + slot.req_end, slot.req_sealed_len - slot.req_end,
+                     slot.req_file_off + slot.req_end))
+        durable_boundary_ = std::max(durable_boundary_, tail_end);
+    }
     {
       std::lock_guard lk(mu_);
-      free_list_[free_count_++] = fifo_[fifo_head_];
+      free_list_[free_count_++] = index;
     }
     fifo_head_ = (fifo_head_ + 1) % nslots_;
     fifo_count_--;

@@ -1,12 +1,16 @@
 // bpf/attribution.h against the real kernel (root).
 //
-// Two network namespaces p8-a-<pid> / p8-b-<pid> joined by a veth pair; bpf/attrib_test.bpf.c's
+// Two network namespaces p13-a-<pid> / p13-b-<pid> joined by a veth pair; bpf/attrib_test.bpf.c's
 // classifiers sit on both veth ends (ingress + egress) and report, for every TCP/UDP packet,
 // what ehp_attr_lookup returned. Real peers (python TCP/UDP client and server, curl against
-// python's http.server) run in the namespaces; each packet must be attributed to the process
-// owning the host's end of it: on the A side the client, on the B side the server, in both
-// directions, handshake included. Crafted frames through BPF_PROG_TEST_RUN check expiry after
-// close and measure the per-packet cost of the lookup.
+// python's http.server) run in the namespaces. Both ends are processes of this host, so each
+// packet must be attributed to the process that SENT it, on the sender's egress and on the
+// receiver's ingress alike (client packets to the client, server packets to the server),
+// handshake and the server kernel's early ACKs included. Crafted frames through
+// BPF_PROG_TEST_RUN pin the ingress lookup order (sender exact, SYN-ACK listener, receiver
+// exact, sender wildcard, receiver wildcard; see bpf/attribution.h) including the remote-sender
+// cases, check frame parsing and expiry after close, and measure the per-packet cost.
+// EHP_ATTR_TEST_DUMP=1 prints every record and the flow's map entries.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -38,10 +42,10 @@ extern char** environ;
 
 namespace {
 
-const std::string kNsA = "p8-a-" + std::to_string(getpid());
-const std::string kNsB = "p8-b-" + std::to_string(getpid());
-const std::string kVethA = "p8va" + std::to_string(getpid() % 100000);
-const std::string kVethB = "p8vb" + std::to_string(getpid() % 100000);
+const std::string kNsA = "p13-a-" + std::to_string(getpid());
+const std::string kNsB = "p13-b-" + std::to_string(getpid());
+const std::string kVethA = "p13va" + std::to_string(getpid() % 100000);
+const std::string kVethB = "p13vb" + std::to_string(getpid() % 100000);
 constexpr const char* kA4 = "10.208.88.1";
 constexpr const char* kB4 = "10.208.88.2";
 constexpr const char* kA6 = "fd08:208:88::1";
@@ -245,8 +249,8 @@ class AttributionBpf : public ::testing::Test {
     std::vector<std::string> stale;
     while (dirent* e = readdir(d)) {
       std::string n = e->d_name;
-      if (n.rfind("p8-a-", 0) != 0 && n.rfind("p8-b-", 0) != 0) continue;
-      std::string pid = n.substr(5);
+      if (n.rfind("p13-a-", 0) != 0 && n.rfind("p13-b-", 0) != 0) continue;
+      std::string pid = n.substr(6);
       if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
       if (access(("/proc/" + pid).c_str(), F_OK) != 0) stale.push_back(n);
     }
@@ -307,7 +311,7 @@ class AttributionBpf : public ::testing::Test {
     std::string a_comm, b_comm;
   };
 
-  // Checks every recorded packet of the flow on `port`: attributed, to the right side's process.
+  // Checks every recorded packet of the flow on `port`: attributed, to the process that sent it.
   // Returns the number of records checked.
   static size_t check_flow(uint8_t proto, uint16_t port, const Expect& e, size_t* syn, size_t* synack) {
     ring_buffer__consume(rb);
@@ -317,12 +321,16 @@ class AttributionBpf : public ::testing::Test {
     for (const auto& r : recs) {
       if (r.proto != proto || (r.sport != port_be && r.dport != port_be)) continue;
       ++n;
-      const uint8_t* local = r.egress ? r.src_addr : r.dst_addr;
+      // Both ends live on this host (two namespaces): a packet is attributed to the process
+      // that SENT it, on egress and on ingress alike (ehp_attr_lookup prefers the sender).
+      const uint8_t* local = r.src_addr;
       bool side_a = std::memcmp(local, e.a_addr, 16) == 0;
       bool side_b = std::memcmp(local, e.b_addr, 16) == 0;
       std::string what = std::string(r.egress ? "egress" : "ingress") + " " +
                          std::to_string(ntohs(r.sport)) + "->" + std::to_string(ntohs(r.dport)) +
                          " flags=" + std::to_string(r.tcp_flags);
+      if (getenv("EHP_ATTR_TEST_DUMP"))
+        printf("  rec: %s found=%u pid=%u comm=%.16s\n", what.c_str(), r.found, r.proc.pid, r.proc.comm);
       EXPECT_TRUE(side_a || side_b) << what;
       EXPECT_EQ(r.found, 1u) << "unattributed: " << what;
       if (!r.found) continue;
@@ -333,7 +341,7 @@ class AttributionBpf : public ::testing::Test {
       if (proto == 6 && (r.tcp_flags & 0x12) == 0x02) ++*syn;
       if (proto == 6 && (r.tcp_flags & 0x12) == 0x12) ++*synack;
     }
-    if (::testing::Test::HasFailure()) dump_map_for(proto, port_be);
+    if (::testing::Test::HasFailure() || getenv("EHP_ATTR_TEST_DUMP")) dump_map_for(proto, port_be);
     return n;
   }
 
@@ -372,11 +380,11 @@ class AttributionBpf : public ::testing::Test {
 
   // One TCP connection client(A) -> server(B); returns client pid/port via out params.
   void run_tcp(const char* a_addr, const char* b_addr, uint16_t port, uint32_t* cli_pid, uint16_t* cli_port) {
-    Peer srv = py_in(kNsB, kPyTcpServer, {"p8-tcp-srv", std::to_string(port)});
+    Peer srv = py_in(kNsB, kPyTcpServer, {"p13-tcp-srv", std::to_string(port)});
     auto ready = srv.line();
     ASSERT_TRUE(ready && ready->rfind("READY", 0) == 0) << "server not ready";
     uint32_t srv_pid = uint32_t(std::stoul(words(*ready)[1]));
-    Peer cli = py_in(kNsA, kPyTcpClient, {"p8-tcp-cli", b_addr, std::to_string(port)});
+    Peer cli = py_in(kNsA, kPyTcpClient, {"p13-tcp-cli", b_addr, std::to_string(port)});
     auto done = cli.line();
     ASSERT_TRUE(done && done->rfind("DONE", 0) == 0) << "client failed";
     auto w = words(*done);
@@ -393,22 +401,37 @@ class AttributionBpf : public ::testing::Test {
     mapped(b_addr, e.b_addr);
     e.a_pid = *cli_pid;
     e.b_pid = srv_pid;
-    e.a_comm = "p8-tcp-cli";
-    e.b_comm = "p8-tcp-srv";
+    e.a_comm = "p13-tcp-cli";
+    e.b_comm = "p13-tcp-srv";
     size_t syn = 0, synack = 0;
     size_t n = check_flow(6, port, e, &syn, &synack);
     // Each packet is seen twice (A egress + B ingress or the reverse): handshake, data, FINs.
     EXPECT_GE(n, 14u);
     EXPECT_EQ(syn, 2u) << "SYN must be seen (and attributed) on both veth ends";
     EXPECT_EQ(synack, 2u) << "SYN-ACK must be seen (and attributed) on both veth ends";
+
+    // The accepted socket's entry was made at SYN_RECV -> ESTABLISHED from the listener's
+    // wildcard (source STATE), before the server's recv() could (RECV): that is what names the
+    // ACKs its kernel sends before the process reads. The accepting thread is the listener's,
+    // so recv() kept it.
+    ehp_attr_key sk{};
+    sk.proto = 6;
+    mapped(b_addr, sk.local_addr);
+    mapped(a_addr, sk.remote_addr);
+    sk.local_port = htons(port);
+    sk.remote_port = htons(*cli_port);
+    ehp_attr_value sv{};
+    ASSERT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel->maps.ehp_attr_flows), &sk, &sv), 0) << "no accepted-socket entry";
+    EXPECT_EQ(sv.proc.pid, srv_pid);
+    EXPECT_EQ(sv.source, uint32_t(EHP_ATTR_SRC_STATE)) << "child entry not made at SYN_RECV -> ESTABLISHED";
   }
 
   void run_udp(const char* a_addr, const char* b_addr, uint16_t port, uint32_t* cli_pid, uint16_t* cli_port) {
-    Peer srv = py_in(kNsB, kPyUdpServer, {"p8-udp-srv", std::to_string(port)});
+    Peer srv = py_in(kNsB, kPyUdpServer, {"p13-udp-srv", std::to_string(port)});
     auto ready = srv.line();
     ASSERT_TRUE(ready && ready->rfind("READY", 0) == 0) << "server not ready";
     uint32_t srv_pid = uint32_t(std::stoul(words(*ready)[1]));
-    Peer cli = py_in(kNsA, kPyUdpClient, {"p8-udp-cli", b_addr, std::to_string(port)});
+    Peer cli = py_in(kNsA, kPyUdpClient, {"p13-udp-cli", b_addr, std::to_string(port)});
     auto done = cli.line();
     ASSERT_TRUE(done && done->rfind("DONE", 0) == 0) << "client failed";
     auto w = words(*done);
@@ -423,8 +446,8 @@ class AttributionBpf : public ::testing::Test {
     mapped(b_addr, e.b_addr);
     e.a_pid = *cli_pid;
     e.b_pid = srv_pid;
-    e.a_comm = "p8-udp-cli";
-    e.b_comm = "p8-udp-srv";
+    e.a_comm = "p13-udp-cli";
+    e.b_comm = "p13-udp-srv";
     size_t syn, synack;
     // 3 requests + 3 replies, each seen on both ends; the first datagram of each side included.
     EXPECT_EQ(check_flow(17, port, e, &syn, &synack), 12u);
@@ -572,19 +595,24 @@ TEST_F(AttributionBpf, EntriesExpireSecondsAfterClose) {
   EXPECT_TRUE(tcp_gone) << "TCP entry still matches " << after_s << " s after close";
   EXPECT_TRUE(udp_gone) << "UDP entry still matches " << after_s << " s after close";
   EXPECT_GE(after_s, 3.0) << "entries must outlive close by the grace period";
-  // The server sides (wildcards) expired with them.
+  // Every other entry of the flows expired with them: on ingress of the server's side the lookup
+  // tries the client (sender) exact, the server's exact (TCP accepted socket), the client's
+  // wildcard (UDP) and the server's listener/unconnected wildcard, and none may match.
   EXPECT_EQ(test_run(false, 6, kA4, tcp_cport, kB4, tport, nullptr), 0);
   EXPECT_EQ(test_run(false, 17, kA4, udp_cport, kB4, uport, nullptr), 0);
+  // Nor on ingress of the client's side (server as sender, client as receiver).
+  EXPECT_EQ(test_run(false, 6, kB4, tport, kA4, tcp_cport, nullptr), 0);
+  EXPECT_EQ(test_run(false, 17, kB4, uport, kA4, udp_cport, nullptr), 0);
   ASSERT_TRUE(ehp::capture::sweep_attribution(bpf_map__fd(skel->maps.ehp_attr_flows), mono_ns(), &ss, &err)) << err;
   EXPECT_GE(ss.deleted, 2u) << "the sweeper deletes entries past the grace period";
 }
 
 TEST_F(AttributionBpf, SeedFindsSocketsOpenedBeforeCapture) {
   // A fresh map (the hooks never saw these sockets), filled only by seed_attribution.
-  int fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "p8_seed_test", sizeof(ehp_attr_key), sizeof(ehp_attr_value),
+  int fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "p13_seed_test", sizeof(ehp_attr_key), sizeof(ehp_attr_value),
                           4096, nullptr);
   ASSERT_GE(fd, 0);
-  Peer holder = py_in(kNsB, kPySeedHolder, {"p8-seed", kB4});
+  Peer holder = py_in(kNsB, kPySeedHolder, {"p13-seed", kB4});
   auto ready = holder.line();
   ASSERT_TRUE(ready && ready->rfind("READY", 0) == 0);
   auto w = words(*ready);
@@ -599,7 +627,7 @@ TEST_F(AttributionBpf, SeedFindsSocketsOpenedBeforeCapture) {
     ehp_attr_value v{};
     ASSERT_EQ(bpf_map_lookup_elem(fd, &k, &v), 0) << what;
     EXPECT_EQ(v.proc.pid, pid) << what;
-    EXPECT_STREQ(std::string(v.proc.comm, strnlen(v.proc.comm, 16)).c_str(), "p8-seed") << what;
+    EXPECT_STREQ(std::string(v.proc.comm, strnlen(v.proc.comm, 16)).c_str(), "p13-seed") << what;
     EXPECT_EQ(v.source, uint32_t(EHP_ATTR_SRC_SEED)) << what;
     EXPECT_NE(v.sock_ino, 0u) << what;
   };
@@ -652,7 +680,13 @@ TEST_F(AttributionBpf, LookupCostPerPacket) {
   ehp_proc_info p;
   ASSERT_EQ(test_run(true, 6, "192.0.2.1", 1111, "192.0.2.2", 2222, &p, reps, &exact_ns), 1);
   EXPECT_EQ(p.pid, 4242u);
-  ASSERT_EQ(test_run(false, 17, "198.51.100.9", 53, "192.0.2.1", 3333, &p, reps, &wild_ns), 1);
+  // Ingress to a receiver wildcard is the longest hit path: sender exact, receiver exact and
+  // sender wildcard miss first. Source port 613: nothing on the host should own it.
+  ehp_attr_key sw{};
+  sw.proto = 17;
+  sw.local_port = htons(613);
+  bpf_map_delete_elem(fd, &sw);
+  ASSERT_EQ(test_run(false, 17, "198.51.100.9", 613, "192.0.2.1", 3333, &p, reps, &wild_ns), 1);
   EXPECT_EQ(p.pid, 4242u);
   ASSERT_EQ(test_run(true, 6, "192.0.2.7", 1111, "192.0.2.8", 2222, &p, reps, &miss_ns), 0);
   ASSERT_EQ(test_run(true, 6, "2001:db8::7", 1111, "2001:db8::8", 2222, &p, reps, &v6_ns), 0);
@@ -758,8 +792,13 @@ TEST_F(AttributionBpf, CraftedFramesTable) {
     uint32_t want_pid;  // 0: no attribution
   } cases[] = {
       {"v4 tcp egress", v4(6, "192.0.2.1", "192.0.2.2", 1111, 2222), true, 5001},
-      {"v4 tcp ingress (local = dst)", v4(6, "192.0.2.2", "192.0.2.1", 2222, 1111), false, 5001},
-      {"v4 tcp, wrong direction", v4(6, "192.0.2.1", "192.0.2.2", 1111, 2222), false, 0},
+      // Ingress from a sender not in the map: the local receiver (dst) is named.
+      {"v4 tcp ingress (remote sender: local = dst)", v4(6, "192.0.2.2", "192.0.2.1", 2222, 1111), false, 5001},
+      // Ingress whose sender IS the map entry (both ends local, e.g. loopback/veth): the sender.
+      {"v4 tcp ingress (local sender = src)", v4(6, "192.0.2.1", "192.0.2.2", 1111, 2222), false, 5001},
+      // Egress names only the source's owner: the entry's reverse tuple is not ours.
+      {"v4 tcp egress, wrong direction", v4(6, "192.0.2.2", "192.0.2.1", 2222, 1111), true, 0},
+      {"v4 tcp ingress, other ports", v4(6, "192.0.2.2", "192.0.2.1", 2223, 1111), false, 0},
       {"v4 with 8 bytes of options", v4(6, "192.0.2.1", "192.0.2.2", 1111, 2222, 2), true, 5001},
       {"v4 first fragment (MF)", v4(6, "192.0.2.1", "192.0.2.2", 1111, 2222, 0, 0x2000), true, 5001},
       {"v4 later fragment", v4(6, "192.0.2.1", "192.0.2.2", 1111, 2222, 0, 0x2000 | 185), true, 0},
@@ -768,7 +807,10 @@ TEST_F(AttributionBpf, CraftedFramesTable) {
       {"v4 truncated", truncated, true, 0},
       {"arp", arp, true, 0},
       {"v6 udp egress", v6(17, "2001:db8::1", "2001:db8::2", 5353, 4444), true, 5002},
-      {"v6 udp ingress", v6(17, "2001:db8::2", "2001:db8::1", 4444, 5353), false, 5002},
+      {"v6 udp ingress (remote sender)", v6(17, "2001:db8::2", "2001:db8::1", 4444, 5353), false, 5002},
+      {"v6 udp ingress (local sender)", v6(17, "2001:db8::1", "2001:db8::2", 5353, 4444), false, 5002},
+      {"v6 udp egress, wrong direction", v6(17, "2001:db8::2", "2001:db8::1", 4444, 5353), true, 0},
+      {"v6 ingress later fragment", v6(17, "2001:db8::2", "2001:db8::1", 4444, 5353, {44}, 100), false, 0},
       {"v6 hop-by-hop", v6(17, "2001:db8::1", "2001:db8::2", 5353, 4444, {0}), true, 5002},
       {"v6 first fragment", v6(17, "2001:db8::1", "2001:db8::2", 5353, 4444, {44}, 0), true, 5002},
       {"v6 later fragment", v6(17, "2001:db8::1", "2001:db8::2", 5353, 4444, {44}, 100), true, 0},
@@ -790,6 +832,184 @@ TEST_F(AttributionBpf, CraftedFramesTable) {
   }
   bpf_map_delete_elem(fd, &k4);
   bpf_map_delete_elem(fd, &k6);
+}
+
+// The ingress lookup order of ehp_attr_lookup, pinned with crafted map entries and frames:
+//   (a) both ends local -> the sender; (b) sender not in the map (remote) -> the local receiver,
+//   exact before wildcard; (c) SYN-ACK from a local listener -> the listener's process, before the
+//   receiver's exact entry; (d) a remote sender whose source port equals a local wildcard -> the
+//   receiver's real exact entry wins over that wildcard. ehp_attr_lookup_receiver (for -p/-u
+//   filters) must name the host's receiving end whatever the sender. Plus the documented ambiguities
+//   (bpf/attribution.h), so a change of them is a visible decision, not an accident.
+// Addresses are TEST-NETs no real socket uses; wildcard ports are < 1024 ones nothing on the host
+// should own (the map is the live one: the hooks keep filling it from every namespace).
+TEST_F(AttributionBpf, IngressLookupOrder) {
+  using namespace frames;
+  int fd = bpf_map__fd(skel->maps.ehp_attr_flows);
+  constexpr const char* A = "192.0.2.10";      // a local process's address (netns A)
+  constexpr const char* B = "192.0.2.11";      // another local process's address (netns B)
+  constexpr const char* R = "198.51.100.20";   // a remote host
+  constexpr uint8_t kSyn = 0x02, kAck = 0x10, kSynAck = 0x12;
+  struct Entry {
+    uint8_t proto;
+    const char* laddr;  // nullptr: wildcard
+    uint16_t lport;
+    const char* raddr;
+    uint16_t rport;
+    uint32_t pid;
+    uint32_t source;
+  };
+  auto key_of = [](const Entry& e) {
+    ehp_attr_key k{};
+    k.proto = e.proto;
+    k.local_port = htons(e.lport);
+    if (e.laddr) {
+      mapped(e.laddr, k.local_addr);
+      mapped(e.raddr, k.remote_addr);
+      k.remote_port = htons(e.rport);
+    }
+    return k;
+  };
+  auto frame = [](uint8_t proto, const char* src, uint16_t sp, const char* dst, uint16_t dp, uint8_t flags) {
+    Bytes f = v4(proto, src, dst, sp, dp);
+    if (proto == 6) f[f.size() - 16 + 9] = flags;  // TCP header byte 13
+    return f;
+  };
+  struct Case {
+    const char* what;
+    std::vector<Entry> map;
+    Bytes frame;
+    bool egress;
+    uint32_t want_pid;  // 0: none
+    // ehp_attr_lookup_receiver on ingress (what -p/-u filters also match): -1 not checked, 0 none.
+    int64_t want_recv = -1;
+  };
+  const uint16_t kWild = 611, kWild2 = 612;  // ports that get wildcard entries
+  std::vector<Case> cases = {
+      // (a) both ends local: the sender, whichever side it is, and whatever else matches.
+      {"(a) tcp A->B ingress names A", {{6, A, 40001, B, 40002, 101, EHP_ATTR_SRC_SEND},
+                                        {6, B, 40002, A, 40001, 102, EHP_ATTR_SRC_RECV}},
+       frame(6, A, 40001, B, 40002, kAck), false, 101, 102},
+      {"(a) tcp B->A ingress names B", {{6, A, 40001, B, 40002, 101, EHP_ATTR_SRC_SEND},
+                                        {6, B, 40002, A, 40001, 102, EHP_ATTR_SRC_RECV}},
+       frame(6, B, 40002, A, 40001, kAck), false, 102, 101},
+      {"(a) tcp A->B egress names A", {{6, A, 40001, B, 40002, 101, EHP_ATTR_SRC_SEND},
+                                       {6, B, 40002, A, 40001, 102, EHP_ATTR_SRC_RECV}},
+       frame(6, A, 40001, B, 40002, kAck), true, 101},
+      {"(a) udp connected both ends, ingress names the sender",
+       {{17, A, 40001, B, 40002, 103, EHP_ATTR_SRC_STATE}, {17, B, 40002, A, 40001, 104, EHP_ATTR_SRC_STATE}},
+       frame(17, B, 40002, A, 40001, 0), false, 104},
+      {"(a) sender exact beats receiver wildcard",
+       {{17, A, 40001, B, kWild, 105, EHP_ATTR_SRC_SEND}, {17, nullptr, kWild, nullptr, 0, 106, EHP_ATTR_SRC_STATE}},
+       frame(17, A, 40001, B, kWild, 0), false, 105, 106},
+      // Unconnected UDP server (wildcard only) answering a client whose only exact entry is the
+      // one TC made for its first datagram: the server, the sender, is named.
+      {"(a) unconnected udp server reply names the server over the client's TC entry",
+       {{17, nullptr, kWild, nullptr, 0, 107, EHP_ATTR_SRC_RECV}, {17, A, 40003, B, kWild, 108, EHP_ATTR_SRC_TC}},
+       frame(17, B, kWild, A, 40003, 0), false, 107, 108},
+      {"(a) unconnected udp server reply, client has only its wildcard",
+       {{17, nullptr, kWild, nullptr, 0, 107, EHP_ATTR_SRC_RECV}, {17, nullptr, kWild2, nullptr, 0, 108, EHP_ATTR_SRC_SEND}},
+       frame(17, B, kWild, A, kWild2, 0), false, 107},
+
+      // (b) sender not in the map: the local receiver, exact tuple first, then its wildcard.
+      {"(b) remote tcp -> local exact", {{6, A, 40010, R, 443, 201, EHP_ATTR_SRC_TC},
+                                          {6, nullptr, 40010, nullptr, 0, 202, EHP_ATTR_SRC_STATE}},
+       frame(6, R, 443, A, 40010, kAck), false, 201},
+      {"(b) remote tcp SYN -> local listener wildcard", {{6, nullptr, kWild, nullptr, 0, 203, EHP_ATTR_SRC_STATE}},
+       frame(6, R, 50000, A, kWild, kSyn), false, 203},
+      {"(b) remote udp -> local unconnected wildcard", {{17, nullptr, kWild, nullptr, 0, 204, EHP_ATTR_SRC_RECV}},
+       frame(17, R, 50000, A, kWild, 0), false, 204},
+      {"(b) remote udp -> local unconnected client's TC entry (no wildcard clash)",
+       {{17, A, 40011, R, 50001, 205, EHP_ATTR_SRC_TC}, {17, nullptr, 40011, nullptr, 0, 206, EHP_ATTR_SRC_SEND}},
+       frame(17, R, 50001, A, 40011, 0), false, 205},
+      {"(b) remote, nothing local", {}, frame(6, R, 50000, A, 40012, kAck), false, 0, 0},
+
+      // (c) SYN-ACK from a local listener (no entry for the child socket yet): the listener's
+      // process, although the receiving client has an exact entry; a plain ACK on the same tuple
+      // before the child exists names the receiver (documented ambiguity), and once the child
+      // entry exists (SYN_RECV -> ESTABLISHED) the sender exact wins for both.
+      {"(c) SYN-ACK names the local listener", {{6, nullptr, kWild, nullptr, 0, 301, EHP_ATTR_SRC_STATE},
+                                                 {6, A, 40020, B, kWild, 302, EHP_ATTR_SRC_TC}},
+       frame(6, B, kWild, A, 40020, kSynAck), false, 301, 302},
+      {"(c) bare ACK before the child entry names the receiver",
+       {{6, nullptr, kWild, nullptr, 0, 301, EHP_ATTR_SRC_STATE}, {6, A, 40020, B, kWild, 302, EHP_ATTR_SRC_TC}},
+       frame(6, B, kWild, A, 40020, kAck), false, 302},
+      {"(c) ACK with the child entry names the server",
+       {{6, nullptr, kWild, nullptr, 0, 301, EHP_ATTR_SRC_STATE}, {6, A, 40020, B, kWild, 302, EHP_ATTR_SRC_TC},
+        {6, B, kWild, A, 40020, 303, EHP_ATTR_SRC_STATE}},
+       frame(6, B, kWild, A, 40020, kAck), false, 303},
+      {"(c) SYN-ACK, sender exact first", {{6, nullptr, kWild, nullptr, 0, 301, EHP_ATTR_SRC_STATE},
+                                           {6, B, kWild, A, 40020, 303, EHP_ATTR_SRC_STATE}},
+       frame(6, B, kWild, A, 40020, kSynAck), false, 303},
+      {"(c) SYN-ACK from a remote server: receiver exact", {{6, A, 40021, R, 443, 304, EHP_ATTR_SRC_TC}},
+       frame(6, R, 443, A, 40021, kSynAck), false, 304},
+      {"(c) SYN from a local client to a local listener", {{6, A, 40022, B, kWild, 305, EHP_ATTR_SRC_TC},
+                                                            {6, nullptr, kWild, nullptr, 0, 306, EHP_ATTR_SRC_STATE}},
+       frame(6, A, 40022, B, kWild, kSyn), false, 305, 306},
+
+      // (d) remote sender from a port a local wildcard owns: the receiver's real exact entry wins.
+      {"(d) udp remote :611 -> local connected socket", {{17, nullptr, kWild, nullptr, 0, 401, EHP_ATTR_SRC_RECV},
+                                                         {17, A, 40030, R, kWild, 402, EHP_ATTR_SRC_STATE}},
+       frame(17, R, kWild, A, 40030, 0), false, 402, 402},
+      {"(d) udp, receiver exact from send()", {{17, nullptr, kWild, nullptr, 0, 401, EHP_ATTR_SRC_RECV},
+                                               {17, A, 40030, R, kWild, 403, EHP_ATTR_SRC_SEND}},
+       frame(17, R, kWild, A, 40030, 0), false, 403},
+      {"(d) tcp remote :611 -> local client (local listener on 611)",
+       {{6, nullptr, kWild, nullptr, 0, 401, EHP_ATTR_SRC_STATE}, {6, A, 40031, R, kWild, 404, EHP_ATTR_SRC_TC}},
+       frame(6, R, kWild, A, 40031, kAck), false, 404},
+      {"(d) seeded receiver", {{17, nullptr, kWild, nullptr, 0, 401, EHP_ATTR_SRC_RECV},
+                               {17, A, 40032, R, kWild, 405, EHP_ATTR_SRC_SEED}},
+       frame(17, R, kWild, A, 40032, 0), false, 405},
+      // Documented ambiguities: with only wildcards or an unconnected receiver, the local wildcard
+      // owning the sender's port is named; so is a local listener for a remote SYN-ACK.
+      {"(ambiguous) remote :611 -> local unconnected socket (TC entry)",
+       {{17, nullptr, kWild, nullptr, 0, 401, EHP_ATTR_SRC_RECV}, {17, A, 40033, R, kWild, 406, EHP_ATTR_SRC_TC}},
+       frame(17, R, kWild, A, 40033, 0), false, 401},
+      {"(ambiguous) remote :611 -> local wildcard only", {{17, nullptr, kWild, nullptr, 0, 401, EHP_ATTR_SRC_RECV},
+                                                          {17, nullptr, kWild2, nullptr, 0, 407, EHP_ATTR_SRC_RECV}},
+       frame(17, R, kWild, A, kWild2, 0), false, 401, 407},
+      {"(ambiguous) remote SYN-ACK from :611 with a local listener on 611",
+       {{6, nullptr, kWild, nullptr, 0, 401, EHP_ATTR_SRC_STATE}, {6, A, 40034, R, kWild, 408, EHP_ATTR_SRC_TC}},
+       frame(6, R, kWild, A, 40034, kSynAck), false, 401},
+      // Egress is unchanged by all this: the source's owner only.
+      {"egress: source exact, not the peer's", {{17, nullptr, kWild, nullptr, 0, 401, EHP_ATTR_SRC_RECV},
+                                                {17, A, 40035, R, kWild, 409, EHP_ATTR_SRC_STATE}},
+       frame(17, A, 40035, R, kWild, 0), true, 409},
+      {"egress: source wildcard", {{17, nullptr, kWild, nullptr, 0, 401, EHP_ATTR_SRC_RECV},
+                                   {17, R, 40036, A, kWild, 410, EHP_ATTR_SRC_STATE}},
+       frame(17, A, kWild, R, 40036, 0), true, 401},
+  };
+  // Every key any case uses, deleted before each case so cases don't see each other's entries.
+  std::vector<ehp_attr_key> all;
+  for (const auto& c : cases)
+    for (const auto& e : c.map) all.push_back(key_of(e));
+  for (const auto& c : cases) {
+    for (const auto& k : all) bpf_map_delete_elem(fd, &k);
+    for (const auto& e : c.map) {
+      ehp_attr_key k = key_of(e);
+      ehp_attr_value v{};
+      v.proc.pid = e.pid;
+      v.source = e.source;
+      ASSERT_EQ(bpf_map_update_elem(fd, &k, &v, BPF_ANY), 0) << c.what;
+    }
+    skel->bss->test_egress = c.egress;
+    skel->bss->test_found = 0;
+    skel->bss->test_recv_found = 0;
+    skel->bss->test_receiver = 1;
+    std::memset(&skel->bss->test_out, 0, sizeof(skel->bss->test_out));
+    std::memset(&skel->bss->test_recv_out, 0, sizeof(skel->bss->test_recv_out));
+    Bytes f = c.frame;
+    DECLARE_LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_size_in = uint32_t(f.size()), .repeat = 1);
+    ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.attr_test_run), &o), 0) << c.what;
+    EXPECT_EQ(o.retval, c.want_pid ? 1u : 0u) << c.what;
+    EXPECT_EQ(skel->bss->test_out.pid, c.want_pid) << c.what;
+    if (c.want_recv >= 0) {
+      EXPECT_EQ(skel->bss->test_recv_found, c.want_recv ? 1u : 0u) << c.what << " (receiver)";
+      EXPECT_EQ(int64_t(skel->bss->test_recv_out.pid), c.want_recv) << c.what << " (receiver)";
+    }
+  }
+  skel->bss->test_receiver = 0;
+  for (const auto& k : all) bpf_map_delete_elem(fd, &k);
 }
 
 // Syscall hooks put every syscall of every task on the tracing slow path while attached; the raw
@@ -862,7 +1082,7 @@ TEST_F(AttributionBpf, RawSyscallHooksFlavour) {
   ASSERT_NE(raw, nullptr);
   ASSERT_EQ(attrib_test__attach(raw), 0);
   uint16_t port = test_port(8);
-  Peer srv = py_in(kNsB, kPyUdpServer, {"p8-raw-srv", std::to_string(port)});
+  Peer srv = py_in(kNsB, kPyUdpServer, {"p13-raw-srv", std::to_string(port)});
   auto ready = srv.line();
   ASSERT_TRUE(ready && ready->rfind("READY", 0) == 0);
   uint32_t srv_pid = uint32_t(std::stoul(words(*ready)[1]));
@@ -874,7 +1094,7 @@ TEST_F(AttributionBpf, RawSyscallHooksFlavour) {
   EXPECT_EQ(v.proc.pid, srv_pid);
   EXPECT_EQ(v.source, uint32_t(EHP_ATTR_SRC_STATE));
 
-  Peer cli = py_in(kNsA, kPyUdpClient, {"p8-raw-cli", kB4, std::to_string(port)});
+  Peer cli = py_in(kNsA, kPyUdpClient, {"p13-raw-cli", kB4, std::to_string(port)});
   auto done = cli.line();
   ASSERT_TRUE(done && done->rfind("DONE", 0) == 0);
   uint32_t cli_pid = uint32_t(std::stoul(words(*done)[1]));
@@ -898,10 +1118,10 @@ TEST_F(AttributionBpf, RawSyscallHooksFlavour) {
   // Without a TC program consuming connect()'s pending entry, SYN_SENT -> ESTABLISHED turns it
   // into the client's tuple entry (before the client's first send could).
   uint16_t tport = test_port(9);
-  Peer tsrv = py_in(kNsB, kPyTcpServer, {"p8-raw-tsrv", std::to_string(tport)});
+  Peer tsrv = py_in(kNsB, kPyTcpServer, {"p13-raw-tsrv", std::to_string(tport)});
   auto tready = tsrv.line();
   ASSERT_TRUE(tready && tready->rfind("READY", 0) == 0);
-  Peer tcli = py_in(kNsA, kPyTcpClient, {"p8-raw-tcli", kB4, std::to_string(tport)});
+  Peer tcli = py_in(kNsA, kPyTcpClient, {"p13-raw-tcli", kB4, std::to_string(tport)});
   auto tdone = tcli.line();
   ASSERT_TRUE(tdone && tdone->rfind("DONE", 0) == 0);
   auto tw = words(*tdone);

@@ -71,18 +71,23 @@ no_tc_left() {
 # summary_field LOG REGEX: the number captured by REGEX (sed -E group 1) on the last matching line
 summary_field() { sed -nE "s#.*$2.*#\1#p" "$1" | tail -1; }
 
-# pcapng_blocks FILE: walks every block (any size; tshark's MIME reader refuses big files) and
+# pcapng_blocks FILE [--allow-cut-tail]: walks every block (any size; tshark's MIME reader refuses big files) and
 # prints "SHB n IDB n EPB n DSB n ISB n" and one "isb if=I ifrecv=R ifdrop=D usrdeliv=U" per ISB.
-# Fails on a block that does not fit the file or whose trailing length differs.
+# Fails on a block that does not fit the file or whose trailing length differs; with
+# --allow-cut-tail a last block cut short (and only that) is reported as "cut_tail=BYTES".
 pcapng_blocks() {
-  python3 - "$1" <<'PY'
+  python3 - "$@" <<'PY'
 import struct, sys, collections
+allow_cut = "--allow-cut-tail" in sys.argv
 names = {0x0A0D0D0A: "SHB", 1: "IDB", 6: "EPB", 10: "DSB", 5: "ISB"}
 f = open(sys.argv[1], "rb"); data = f.read(); off = 0; n = collections.Counter(); isbs = []
 while off < len(data):
-    if off + 12 > len(data): sys.exit(f"truncated block header at {off}")
+    if off + 12 > len(data) or off + struct.unpack_from("<I", data, off + 4)[0] > len(data):
+        if allow_cut and len(data) - off < 1 << 20:
+            print(f"cut_tail={len(data) - off}"); break
+        sys.exit(f"truncated block at {off}")
     t, l = struct.unpack_from("<II", data, off)
-    if l < 12 or l % 4 or off + l > len(data): sys.exit(f"bad block length {l} at {off}")
+    if l < 12 or l % 4: sys.exit(f"bad block length {l} at {off}")
     if struct.unpack_from("<I", data, off + l - 4)[0] != l: sys.exit(f"trailer mismatch at {off}")
     n[names.get(t, hex(t))] += 1
     if t == 5:

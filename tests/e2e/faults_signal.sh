@@ -43,9 +43,12 @@ run_under_load() {  # SIGNAL
   # tshark's own view of the ISB (its MIME reader takes files up to 50 MB; the load is sized under it)
   if (($(stat -c %s "$out") < 50000000)); then
     echo "  file $(stat -c %s "$out") bytes"
-    tshark -X read_format:"MIME Files Format" -r "$out" -V 2>/dev/null >"$WORK/$sig.mime"
+    tshark -o gui.max_tree_items:100000000 -X read_format:"MIME Files Format" -r "$out" -V 2>/dev/null \
+      | grep -E "Interface Statistics Block|Number of" >"$WORK/$sig.mime"
     check "SIG$sig: tshark shows the ISB with the written count" \
       grep -q "Number of Received Packets = $written\$" "$WORK/$sig.mime"
+  else
+    echo "  file over 50 MB: tshark's MIME view skipped (the block walker above checked the ISB)"
   fi
   check "SIG$sig: the TLS requests made under load decrypt" \
     bash -c "tshark -r '$out' -d tcp.port==8443,tls -Y http.request -T fields -e http.request.uri 2>/dev/null | grep -q '^/$sig-'"

@@ -1,9 +1,9 @@
 # Shared by the operator_*.sh tests (issue 5). Source after setting TAG; wraps lib.sh and renames
-# the namespace/veth so that every name carries the p11 prefix.
+# the namespace/veth after TAG, which starts with p11 (the prefix every name must carry).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-NS=p11-$TAG
-HV=p11-$TAG-h
-NV=p11-$TAG-n
+NS=$TAG
+HV=$TAG-h
+NV=$TAG-n
 
 # A keep-alive HTTPS client: one TLS connection, REQS requests with PAUSE_S pauses between them,
 # then NEW extra one-shot connections. Prints each URI it got an answer for.

@@ -4,7 +4,7 @@
 # ~/.local/lib/wireshark/extcap) and `tshark -i ecapture-hp_<IF> -a duration:N -Y http` shows the
 # decrypted requests of TLS traffic flowing meanwhile. Then `cmake --install` with DESTDIR places
 # the binary, the man page and the extcap link.
-TAG=ext
+TAG=p11ext
 source "$(dirname "$0")/operator_common.sh"
 setup_veth 115
 make_cert
@@ -20,25 +20,29 @@ check "--extcap-interfaces: exit 0, extcap version line" grep -q '^extcap {versi
 check "--extcap-interfaces lists $IFX" grep -qF "interface {value=$IFX}" "$WORK/ifs.txt"
 check "--extcap-dlts gives Ethernet for $HV" bash -c "'$EHP' --extcap-dlts --extcap-interface '$IFX' | grep -q '^dlt {number=1}'"
 check "--extcap-config offers a capture filter-free, valid arg list" bash -c "'$EHP' --extcap-config --extcap-interface '$IFX' | grep -q '^arg {number=0}{call=--hold-ms}'"
+check "--hold-ms garbage in an extcap capture is refused" bash -c "! '$EHP' --capture --fifo /dev/null --extcap-interface '$IFX' --hold-ms x 2>/dev/null"
 check "unknown extcap interface: non-zero exit" bash -c "! '$EHP' --extcap-dlts --extcap-interface nosuch 2>/dev/null"
 check "tshark -D lists $IFX" bash -c "tshark -D 2>/dev/null | grep -qF '$IFX'"
 
 # 2. A live capture driven by tshark through the FIFO, with a capture filter.
-tshark -l -i "$IFX" -f "tcp port 8443" -a duration:12 -Y http.request -T fields -e http.request.uri \
-  >"$WORK/tshark.out" 2>"$WORK/tshark.err" &
+tshark -l -i "$IFX" -f "tcp port 8443" -a duration:12 -T fields -e frame.protocols -e http.request.uri \
+  >"$WORK/tshark.all" 2>"$WORK/tshark.err" &
 TS_PID=$!; BG_PIDS+=($TS_PID)
 # Ready when the extcap child has attached its TC hooks.
 WAIT_S=10 wait_for bash -c "tc filter show dev '$HV' ingress | grep -q ." || { echo "extcap capture did not attach"; cat "$WORK/tshark.err"; }
 CHILD=$(pgrep -f "ecapture-hp.*--extcap-interface.$IFX" | head -1)
 check "tshark started the extcap capture child (pid ${CHILD:-none})" test -n "$CHILD"
 sleep 0.3   # the uprobes attach right after TC (no observable sentinel from inside tshark)
+ping -c 3 -i 0.2 "$PEER_IP" >/dev/null 2>&1   # not port 8443: the capture filter keeps it out
 for i in 1 2 3 4 5; do curl -sk --max-time 5 -o /dev/null "https://$PEER_IP:8443/extcap-$i" || echo "curl $i failed"; done
 keepalive_client "$PEER_IP" 8443 ext-ka 3 0.2 >/dev/null
-seen_all() { for u in /extcap-{1..5} /ext-ka-{0..2}; do grep -qxF "$u" "$WORK/tshark.out" || return 1; done; }
+seen_all() { cut -f2 "$WORK/tshark.all" | grep . >"$WORK/tshark.out"; for u in /extcap-{1..5} /ext-ka-{0..2}; do grep -qxF "$u" "$WORK/tshark.out" || return 1; done; }
 WAIT_S=8 wait_for seen_all
 seen=$(grep -c . "$WORK/tshark.out")
 check "tshark -i $IFX shows every decrypted request live ($seen/8)" seen_all
 wait "$TS_PID"; TS_RC=$?
+check "--extcap-capture-filter applied in the kernel: no ICMP in the capture" bash -c "! grep -q icmp '$WORK/tshark.all'"
+check "... while the TLS packets are there ($(grep -c tls "$WORK/tshark.all") TLS frames)" grep -q tls "$WORK/tshark.all"
 check "tshark ends its -a duration capture with exit 0 (rc=$TS_RC)" test "$TS_RC" -eq 0
 check "tshark reports no extcap error" bash -c "! grep -qiE 'error|extcap' '$WORK/tshark.err'"
 [[ $FAIL -eq 0 ]] || { echo "tshark stderr:"; sed 's/^/  /' "$WORK/tshark.err"; }

@@ -4,12 +4,12 @@
 # KB kB; -q silences the periodic line but not the exit summary; the exit summary has one
 # "Packets received/dropped on interface 'X': N/M" line per interface whose N matches the
 # packets of that interface in the file.
-TAG=stop
+TAG=p11stop
 source "$(dirname "$0")/operator_common.sh"
 setup_veth 113
 # A second veth pair into the same namespace, for the per-interface summary.
-HV2=p11-$TAG-h2
-NV2=p11-$TAG-n2
+HV2=$TAG-h2
+NV2=$TAG-n2
 ip link del "$HV2" 2>/dev/null
 ip link add "$HV2" type veth peer name "$NV2"
 ip link set "$NV2" netns "$NS"

@@ -8,6 +8,9 @@ target_link_libraries(tlsprobe_tool PRIVATE ehp_tlsprobe ehp_correlate)
 add_library(tlsprobe_fake_libssl SHARED ${EHP_TEST_DIR}/e2e/tlsprobe_fake_libssl.c)
 set_target_properties(tlsprobe_fake_libssl PROPERTIES OUTPUT_NAME ssl SUFFIX .so.3 PREFIX lib
                       LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/tlsprobe_fake)
+# Its accessors must stay the plain loads the decoder expects, even in sanitizer builds.
+target_compile_options(tlsprobe_fake_libssl PRIVATE -fno-sanitize=all)
+target_link_options(tlsprobe_fake_libssl PRIVATE -fno-sanitize=all)
 
 # Offsets: table rows, accessor decoding, calibration handshake, refusal lines. No root needed.
 add_executable(tlsprobe_offsets_test ${EHP_TEST_DIR}/e2e/tlsprobe_offsets_test.cc)

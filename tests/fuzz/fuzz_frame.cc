@@ -8,7 +8,8 @@
 //     gives the same key and the same hash;
 //   - classify_tls on the TCP payload (and on the raw bytes): a hello is reported only for a
 //     handshake record (type 22, version 3.x) whose message type is 1/2, and `random` is the
-//     32 bytes at offset 11 (5 record header + 4 handshake header + 2 legacy_version).
+//     32 bytes at offset 11 (5 record header + 4 handshake header + 2 legacy_version) of that
+//     record, which may follow one leading ChangeCipherSpec record (RFC 8446 D.4).
 #include <netinet/in.h>
 
 #include <cstdint>
@@ -27,11 +28,18 @@ void check_tls(const uint8_t* p, size_t n) {
   const std::vector<uint8_t> payload(p, p + n);  // exact-size copy: overreads hit the redzone
   const TlsHello h = classify_tls(payload);
   if (h.type == TlsHandshake::None) return;
-  if (n < 43) fail("fuzz_frame", "hello reported for a payload shorter than 43 bytes");
-  if (payload[0] != 22 || payload[1] != 3) fail("fuzz_frame", "hello reported for a non-handshake record");
+  // One leading ChangeCipherSpec record (14 03 0x 00 01 01, TLS 1.3 middlebox compatibility
+  // after a HelloRetryRequest) may precede the hello: it then starts at offset 6.
+  const size_t base = (n >= 6 && payload[0] == 20 && payload[1] == 3 && payload[3] == 0 && payload[4] == 1 &&
+                       payload[5] == 1)
+                          ? 6
+                          : 0;
+  if (n < base + 43) fail("fuzz_frame", "hello reported for a payload shorter than 43 bytes");
+  if (payload[base] != 22 || payload[base + 1] != 3) fail("fuzz_frame", "hello reported for a non-handshake record");
   const uint8_t want = h.type == TlsHandshake::ClientHello ? 1 : 2;
-  if (payload[5] != want) fail("fuzz_frame", "hello type does not match handshake msg_type");
-  if (std::memcmp(h.random.data(), payload.data() + 11, 32) != 0) fail("fuzz_frame", "random is not bytes 11..43");
+  if (payload[base + 5] != want) fail("fuzz_frame", "hello type does not match handshake msg_type");
+  if (std::memcmp(h.random.data(), payload.data() + base + 11, 32) != 0)
+    fail("fuzz_frame", "random is not the 32 bytes at offset 11 of the handshake record");
 }
 
 }  // namespace

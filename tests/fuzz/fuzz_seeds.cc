@@ -85,6 +85,7 @@ std::vector<std::pair<uint16_t, Bytes>> frames() {  // (linktype, frame)
       {1, eth(0x0800, ipv4(6, tcp(40000, 443, ch)))},
       {1, eth(0x86dd, ipv6(6, tcp(443, 40000, sh)))},
       {1, eth(0x0800, ipv4(6, tcp(40000, 443, ch)), true)},
+      {1, eth(0x0800, ipv4(6, tcp(40000, 443, cat({{20, 3, 3, 0, 1, 1}, ch}))))},  // CCS + 2nd ClientHello
       {1, eth(0x0800, ipv4(17, udp(5353, 53, {1, 2, 3, 4})))},
       {1, eth(0x86dd, ipv6(0, cat({{6, 0, 1, 4, 0, 0, 0, 0}, tcp(1, 443, ch)})))},  // hop-by-hop
       {1, eth(0x86dd, ipv6(44, cat({{6, 0, 0, 8, 0, 0, 0, 1}, {9, 9, 9, 9}})))},     // fragment

@@ -2,13 +2,17 @@
 # Captures real TLS + UDP traffic into a pcap, the input of the replay benchmarks
 # (tools/bench.sh: ecapture-hp replay vs the pcapgo writer vs fio).
 #
-#   tools/gen/make-replay-input.sh BUILD_DIR OUT.pcap [SECONDS]
+#   tools/gen/make-replay-input.sh BUILD_DIR OUT.pcap [SECONDS] [bulk|small]
 #
+# bulk (default, mean ~1.1 KB/packet):
 # Traffic, across a veth pair between two private netns, captured by tcpdump on one end:
 #   - HTTPS: openssl s_server -www in netns B; curl in netns A fetches it over and over with
 #     fresh TLS 1.3 and TLS 1.2 sessions (handshakes, small records, ACKs);
 #   - bulk TLS: nghttpd serving a 1 MiB file, h2load downloading it (full-size segments);
 #   - UDP: udpgen, 64-B and 1400-B frames, 1 sender, short bursts.
+# small (mean ~0.3 KB/packet, like the "mixed TLS packets" eCapture's writer figure is quoted for):
+#   the same handshake loop; h2load fetching a 4 KiB file many times (small records, ACKs); UDP
+#   64-B frames only.
 # gso_max_segs 1 on both veths keeps TCP segments at MTU size, as a NIC capture shows them
 # (veth otherwise passes 64 KiB GSO super-packets, which would flatter any writer).
 # Prints "make-replay-input: N packets, B bytes (mean M B) in OUT". Needs root.
@@ -16,6 +20,8 @@ set -uo pipefail
 BUILD=${1:?usage: make-replay-input.sh BUILD_DIR OUT.pcap [SECONDS]}
 OUTF=${2:?usage: make-replay-input.sh BUILD_DIR OUT.pcap [SECONDS]}
 SECS=${3:-3}
+MIX=${4:-bulk}
+[[ $MIX == bulk || $MIX == small ]] || { echo "make-replay-input: mix is bulk or small" >&2; exit 2; }
 GEN=$BUILD/udpgen
 TAG=${EHP_BENCH_TAG:-p10}
 NSA=$TAG-ri-a
@@ -59,6 +65,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -subj /CN=ehp-bench -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null || exit 1
 mkdir -p "$WORK/www"
 head -c $((1 << 20)) /dev/urandom >"$WORK/www/big"
+head -c 4096 /dev/urandom >"$WORK/www/small"
 ip netns exec "$NSB" openssl s_server -accept 8443 -cert "$WORK/cert.pem" -key "$WORK/key.pem" \
   -www -quiet >/dev/null 2>&1 &
 BG+=($!)
@@ -80,14 +87,21 @@ end=$((SECONDS + SECS))
     ip netns exec "$NSA" curl -sk --tlsv1.2 --tls-max 1.2 -o /dev/null "https://$IPB:8443/"
   done
 ) &
-BG+=($!)
-# Bulk TLS (HTTP/2): full-size segments and ACKs.
-ip netns exec "$NSA" h2load -n 40 -c 2 "https://$IPB:9443/big" >"$WORK/h2load.log" 2>&1
-# UDP at both sizes.
-ip netns exec "$NSA" "$GEN" -d $IPB -p 9999 -t 0.2 -s 22 -b 8 >/dev/null
-ip netns exec "$NSA" "$GEN" -d $IPB -p 9999 -t 0.2 -s 1358 -b 8 >/dev/null
+CURLS=$!
+BG+=($CURLS)
+if [[ $MIX == bulk ]]; then
+  # Bulk TLS (HTTP/2): full-size segments and ACKs.
+  ip netns exec "$NSA" h2load -n 40 -c 2 "https://$IPB:9443/big" >"$WORK/h2load.log" 2>&1
+  # UDP at both sizes.
+  ip netns exec "$NSA" "$GEN" -d $IPB -p 9999 -t 0.2 -s 22 -b 8 >/dev/null
+  ip netns exec "$NSA" "$GEN" -d $IPB -p 9999 -t 0.2 -s 1358 -b 8 >/dev/null
+else
+  # Many small HTTP/2 responses over TLS: small records, headers, ACKs.
+  ip netns exec "$NSA" h2load -n 3000 -c 4 -m 1 "https://$IPB:9443/small" >"$WORK/h2load.log" 2>&1
+  ip netns exec "$NSA" "$GEN" -d $IPB -p 9999 -t 0.25 -s 22 -b 8 >/dev/null
+fi
 while ((SECONDS < end)); do sleep 0.2; done
-wait "${BG[2]}" 2>/dev/null
+wait $CURLS 2>/dev/null
 kill -INT $TCPDUMP 2>/dev/null
 wait $TCPDUMP 2>/dev/null
 read -r n b < <(capinfos -c -d -M -T -r "$OUTF" | awk -F'\t' '{print $2, $3}')

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# TLS server overhead of tracing: requests/s of a real OpenSSL server with and without
+# ecapture-hp attached, interleaved in one run (untraced, traced, untraced, ... the order
+# alternates per round) so drift on this shared machine hits both sides alike.
+#
+#   tools/bench-tls.sh BUILD_DIR [--rounds N] [--seconds S] [--workloads "h2 handshake"]
+#
+# Topology: netns A (clients) --veth--> netns B (servers). Servers use the system libssl.so.3,
+# which ecapture-hp traces (uprobes) while it also captures the veth (TC, pcapng to disk):
+#   h2         nghttpd (HTTP/2 over TLS 1.3) serving a 4 KiB file; h2load -c 4 -m 8 for S s:
+#              requests/s on long-lived connections (per-packet capture cost dominates).
+#   handshake  openssl s_server -www; openssl s_time -new for S s: one full TLS handshake per
+#              request (client and server both traced: key extraction cost dominates).
+# Target (issue 6): traced >= 95% of untraced, median of the per-round ratios.
+set -uo pipefail
+BUILD=${1:?usage: bench-tls.sh BUILD_DIR [--rounds N] [--seconds S] [--workloads LIST]}
+shift
+BUILD=$(cd "$BUILD" && pwd)
+ROUNDS=3
+SECS=4
+WORKLOADS="h2 handshake"
+OUT=$BUILD/bench-tls
+while (($#)); do
+  case $1 in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --seconds) SECS=$2; shift 2 ;;
+    --workloads) WORKLOADS=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    *) echo "bench-tls: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+EHP=$BUILD/ecapture-hp
+[[ -x $EHP ]] || { echo "bench-tls: $EHP missing" >&2; exit 2; }
+for t in ip openssl nghttpd h2load python3; do
+  command -v $t >/dev/null || { echo "bench-tls: $t not on PATH" >&2; exit 2; }
+done
+[[ $(id -u) == 0 ]] || { echo "bench-tls: needs root" >&2; exit 2; }
+TAG=${EHP_BENCH_TAG:-p10}
+NSA=$TAG-bt-a
+NSB=$TAG-bt-b
+VA=$TAG-bta
+VB=$TAG-btb
+IPA=10.214.12.1
+IPB=10.214.12.2
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+WORK=$(mktemp -d "$OUT/$TAG-run.XXXXXX")
+RESULTS=$OUT/results.tsv
+BG=()
+EHP_PID=""
+cleanup() {
+  [[ -n $EHP_PID ]] && kill -INT "$EHP_PID" 2>/dev/null
+  for p in "${BG[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  ip netns del "$NSA" 2>/dev/null
+  ip netns del "$NSB" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ip netns del "$NSA" 2>/dev/null; ip netns del "$NSB" 2>/dev/null
+ip netns add "$NSA" && ip netns add "$NSB" || exit 1
+ip link add "$VA" netns "$NSA" type veth peer name "$VB" netns "$NSB" || exit 1
+ip -n "$NSA" addr add $IPA/24 dev "$VA"
+ip -n "$NSB" addr add $IPB/24 dev "$VB"
+for ns in "$NSA" "$NSB"; do ip -n "$ns" link set lo up; done
+ip -n "$NSA" link set "$VA" up
+ip -n "$NSB" link set "$VB" up
+
+wait_for() {
+  local i
+  for i in $(seq 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}
+listening() { ip netns exec "$NSB" ss -Hltn "sport = :$1" | grep -q LISTEN; }
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+  -subj /CN=ehp-bench -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null || exit 1
+mkdir -p "$WORK/www"
+head -c 4096 /dev/urandom >"$WORK/www/small"
+ip netns exec "$NSB" nghttpd -d "$WORK/www" 9443 "$WORK/key.pem" "$WORK/cert.pem" >/dev/null 2>&1 &
+BG+=($!)
+ip netns exec "$NSB" openssl s_server -accept 8443 -cert "$WORK/cert.pem" -key "$WORK/key.pem" \
+  -www -quiet >/dev/null 2>&1 &
+BG+=($!)
+wait_for listening 9443 && wait_for listening 8443 || { echo "bench-tls: servers did not start" >&2; exit 1; }
+
+# workload NAME -> requests/s on stdout
+workload() {
+  case $1 in
+    h2)
+      ip netns exec "$NSA" h2load -D "$SECS" -c 4 -m 8 "https://$IPB:9443/small" 2>&1 |
+        sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' ;;
+    handshake)
+      # s_time prints "N connections in T real seconds"; new session per connection.
+      ip netns exec "$NSA" openssl s_time -connect "$IPB:8443" -new -time "$SECS" -www / 2>&1 |
+        awk '/connections in .* real seconds/ {printf "%.1f\n", $1 / $4; exit}' ;;
+  esac
+}
+
+printf 'workload\tround\ttraced\treq_per_s\n' >"$RESULTS"
+echo "bench-tls: ${SECS}s per measurement, $ROUNDS rounds, workloads [$WORKLOADS]"
+for ((r = 1; r <= ROUNDS; r++)); do
+  for w in $WORKLOADS; do
+    if ((r % 2)); then order="0 1"; else order="1 0"; fi
+    for traced in $order; do
+      if ((traced)); then
+        ip netns exec "$NSB" "$EHP" tls -m pcap -i "$VB" -w "$WORK/traced.pcapng" >/dev/null 2>"$WORK/ehp.log" &
+        EHP_PID=$!
+        if ! wait_for grep -q capturing "$WORK/ehp.log"; then
+          echo "bench-tls: ecapture-hp did not start:" >&2; cat "$WORK/ehp.log" >&2; exit 1
+        fi
+      fi
+      rps=$(workload "$w")
+      if ((traced)); then
+        kill -INT "$EHP_PID"; wait "$EHP_PID"; rc=$?; EHP_PID=""
+        ((rc == 0)) || { echo "bench-tls: ecapture-hp exited $rc:" >&2; tail -3 "$WORK/ehp.log" >&2; }
+        keys=$(sed -n 's/.* \([0-9]*\) DSBs.*/\1/p' "$WORK/ehp.log" | tail -1)
+        pk=$(sed -n 's/^ecapture-hp: \([0-9]*\) packets written.*/\1/p' "$WORK/ehp.log" | tail -1)
+        extra=" (ecapture-hp wrote ${pk:-?} packets, ${keys:-?} DSBs)"
+      else
+        extra=""
+      fi
+      printf '%s\t%d\t%d\t%s\n' "$w" "$r" "$traced" "${rps:-0}" >>"$RESULTS"
+      printf '  %-9s round %d %-8s %10s req/s%s\n' "$w" "$r" "$( ((traced)) && echo traced || echo untraced)" "${rps:-FAILED}" "$extra"
+    done
+  done
+done
+
+python3 - "$RESULTS" <<'PY'
+import csv, statistics as st, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+print("\nbench-tls summary (median over rounds; ratio = traced / untraced within a round; target >= 0.95)")
+for w in dict.fromkeys(r["workload"] for r in rows):
+    wr = [r for r in rows if r["workload"] == w]
+    base = {r["round"]: float(r["req_per_s"]) for r in wr if r["traced"] == "0"}
+    tr = {r["round"]: float(r["req_per_s"]) for r in wr if r["traced"] == "1"}
+    ratios = [tr[k] / base[k] for k in tr if base.get(k)]
+    print("%-9s untraced %10.1f req/s  traced %10.1f req/s  ratio %.3f  %s" % (
+        w, st.median(base.values()), st.median(tr.values()), st.median(ratios) if ratios else float("nan"),
+        "MET" if ratios and st.median(ratios) >= 0.95 else "NOT MET"))
+print("results: %s" % sys.argv[1])
+PY
