@@ -476,16 +476,21 @@ int run_tls(const Config& cfg) {
     }
   });
 
-  uint64_t start = mono_ns();
-  uint64_t next_stats = start + 2'000'000'000ull;
-  while (true) {
-    if (wait_signal(sigs, 100)) break;
-    if (autostop.load()) break;
-    if (cfg.stop_duration_s && mono_ns() - start >= cfg.stop_duration_s * 1'000'000'000ull) break;
-    if (!cfg.quiet && mono_ns() >= next_stats) {
+  // The periodic line runs on its own thread: corr.stats() takes the hold-back lock, which the
+  // pump holds while the sink waits for a slow or stuck output, and the main thread must stay
+  // free to act on a signal (measured: with a stuck pipe the main loop hung there and Ctrl-C did
+  // nothing; the filters stayed attached).
+  std::atomic<bool> stats_stop{false};
+  std::thread stats_thread([&] {
+    if (drop) drop_thread_caps();
+    uint64_t next_stats = mono_ns() + 2'000'000'000ull;
+    while (!stats_stop.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (cfg.quiet || mono_ns() < next_stats) continue;
       auto cs = cap->stats();
       auto hs = corr.stats();
       auto ss = sink->stats();
+      if (stats_stop.load()) break;
       fprintf(stderr,
               "ecapture-hp: %llu pkts %s, keys %llu, held flows %llu, written %llu pkts; drops: ring=%llu queue=%llu graph=%llu writer=%llu\n",
               (unsigned long long)pkts_in.load(), human_bytes(bytes_in.load()).c_str(),
@@ -493,9 +498,16 @@ int run_tls(const Config& cfg) {
               (unsigned long long)ss.packets, (unsigned long long)cs.reserve_fail,
               (unsigned long long)cs.queue_full, (unsigned long long)hs.holdback.released_overflow,
               (unsigned long long)ss.write_failures);
-      next_stats += 2'000'000'000ull;
+      next_stats = mono_ns() + 2'000'000'000ull;
     }
+  });
+  uint64_t start = mono_ns();
+  while (true) {
+    if (wait_signal(sigs, 100)) break;
+    if (autostop.load()) break;
+    if (cfg.stop_duration_s && mono_ns() - start >= cfg.stop_duration_s * 1'000'000'000ull) break;
   }
+  stats_stop = true;
 
   // Shutdown order: stop producing, drain the rings, drain keys, release held flows, write ISBs.
   cap->detach();
@@ -505,8 +517,16 @@ int run_tls(const Config& cfg) {
   std::atomic<bool> drained_all{false};
   std::thread second_signal([&] {
     if (drop) drop_thread_caps();
+    const uint64_t hint_at = mono_ns() + 2'000'000'000ull;
+    bool hinted = false;
     while (!drained_all.load()) {
-      if (!wait_signal(sigs, 100)) continue;
+      if (!wait_signal(sigs, 100)) {
+        if (!hinted && mono_ns() >= hint_at && !drained_all.load()) {
+          fprintf(stderr, "ecapture-hp: still writing buffered packets; signal again to exit without them\n");
+          hinted = true;
+        }
+        continue;
+      }
       fprintf(stderr, "ecapture-hp: second signal: exiting without writing the rest (%s keeps what was flushed)\n",
               cfg.pcapfile == "-" ? "the output" : cfg.pcapfile.c_str());
       _exit(130);
@@ -516,6 +536,7 @@ int run_tls(const Config& cfg) {
   keys_thread.join();
   cap->stop();
   pump.join();
+  stats_thread.join();  // after the pump: a stalled output holds it in corr.stats() till then
   corr.drain();
   auto cs = cap->stats();
   for (uint32_t id = 0; id < cap->interfaces().size(); ++id)

@@ -78,7 +78,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (err.rfind("invalid filter '", 0) != 0 || err.find('\n') != std::string::npos) die("bad error text", err);
       return 0;
     }
-    if (!ehp::filter::translate(*cbpf, &err)) die("libpcap output refused", expr + ": " + err);
+    if (!ehp::filter::translate(*cbpf, &err)) {
+      // `protochain` compiles to a backward jump that libpcap's validator lets through (the
+      // offset wraps); the translator refuses it, as the kernel's own cBPF checker does.
+      if (err.find("jump out of range") != std::string::npos) return 0;
+      die("libpcap output refused", expr + ": " + err);
+    }
     return 0;
   }
 
