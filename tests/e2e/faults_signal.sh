@@ -23,9 +23,9 @@ run_under_load() {  # SIGNAL
   ) &
   local tls=$!
   BG_PIDS+=("$tls")
-  # Signal while the load is at full speed: once the stats line shows 100k packets taken.
-  busy() { grep -qE "^ecapture-hp: [0-9]{6,} pkts" "$log"; }
-  WAIT_S=40 wait_for busy || echo "  (load stayed below 100k packets)"
+  # Signal while the load is at full speed: once the stats line shows 50k packets taken.
+  busy() { grep -qE "^ecapture-hp: ([5-9][0-9]{4}|[0-9]{6,}) pkts" "$log"; }
+  WAIT_S=40 wait_for busy || echo "  (load stayed below 50k packets)"
   kill -"$sig" "$EHP_PID"
   wait "$EHP_PID"; EHP_RC=$?
   kill "$gen" "$tls" 2>/dev/null; wait "$gen" "$tls" 2>/dev/null

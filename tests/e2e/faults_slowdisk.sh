@@ -2,8 +2,8 @@
 # Slow disk: the output (-w -) goes through a pipe whose reader takes 1 MB/s while a UDP flood
 # produces far more. Backpressure must be counted (consumer stalls / ring drops in the stats,
 # the drops also in the ISB), memory must stay bounded (RSS sampled from /proc every 0.5 s:
-# it plateaus instead of growing with the backlog), and once the reader speeds up everything
-# the engine took is written and the file is valid.
+# it plateaus instead of growing with the backlog; 4 MiB rings keep the test short), and once
+# the reader speeds up everything the engine took is written and the file is valid.
 TAG=slow
 source "$(dirname "$0")/faults_lib.sh"
 setup_veth 125
@@ -23,7 +23,7 @@ while True:
         time.sleep(len(b) / rate)
 out.close()
 PY
-"$EHP" tls -m pcap -i "$HV" -w - 2>"$WORK/ehp.log" > >(python3 "$WORK/slow_reader.py" "$OUT" 1000000 "$WORK/fast"; touch "$WORK/reader_done") &
+"$EHP" tls -m pcap -i "$HV" --mapsize 4096 -w - 2>"$WORK/ehp.log" > >(python3 "$WORK/slow_reader.py" "$OUT" 1000000 "$WORK/fast"; touch "$WORK/reader_done") &
 EHP_PID=$!
 BG_PIDS+=("$EHP_PID")
 wait_for grep -q capturing "$WORK/ehp.log" || { cat "$WORK/ehp.log"; exit 1; }
@@ -33,7 +33,8 @@ GEN=$!
 BG_PIDS+=("$GEN")
 # Sample RSS every 0.5 s for 12 s of backlog.
 : >"$WORK/rss.log"
-for i in $(seq 1 24); do rss_kb "$EHP_PID" >>"$WORK/rss.log"; sleep 0.5; done
+for i in $(seq 1 24); do rss_kb "$EHP_PID" >>"$WORK/rss.log"; sleep 0.5; done   # sampling period
+echo "  phase 1 loaded at $SECONDS s"
 backpressure_seen() { grep -qE "queue=[1-9]|ring=[1-9]" "$WORK/ehp.log"; }
 WAIT_S=20 wait_for backpressure_seen
 kill "$GEN" 2>/dev/null
@@ -41,6 +42,7 @@ touch "$WORK/fast"
 kill -INT "$EHP_PID"
 wait "$EHP_PID"; EHP_RC=$?
 wait_for test -e "$WORK/reader_done"
+echo "  phase 1 drained at $SECONDS s"
 
 grep -E "pkts|written|received" "$WORK/ehp.log" | tail -3
 max_kb=$(sort -n "$WORK/rss.log" | tail -1)
@@ -65,7 +67,7 @@ check "nothing left on $HV" no_tc_left "$HV"
 # A stuck output: the first SIGINT starts a drain that cannot finish; a second one ends the
 # process at once (exit 130, one line), and the host is already clean.
 rm -f "$WORK/fast" "$WORK/reader_done"
-"$EHP" tls -m pcap -i "$HV" -w - 2>"$WORK/ehp2.log" > >(python3 "$WORK/slow_reader.py" "$WORK/stuck.pcapng" 1000 "$WORK/fast"; touch "$WORK/reader_done") &
+"$EHP" tls -m pcap -i "$HV" --mapsize 4096 -w - 2>"$WORK/ehp2.log" > >(python3 "$WORK/slow_reader.py" "$WORK/stuck.pcapng" 1000 "$WORK/fast"; touch "$WORK/reader_done") &
 EHP_PID=$!
 BG_PIDS+=("$EHP_PID")
 wait_for grep -q capturing "$WORK/ehp2.log" || { cat "$WORK/ehp2.log"; exit 1; }
@@ -82,4 +84,5 @@ touch "$WORK/fast"
 check "second SIGINT: exit 130 within 2 s (rc=$rc, ${ms} ms)" test "$rc" -eq 130 -a "$ms" -le 2000
 check "second SIGINT: says so in one line" grep -q "second signal: exiting without writing the rest" "$WORK/ehp2.log"
 check "nothing left on $HV after the second signal" no_tc_left "$HV"
+echo "  phase 2 done at $SECONDS s"
 finish
