@@ -109,7 +109,10 @@ void HoldBack::free_chunk(Chunk* c) {
 // ---- remembered randoms / flows ----------------------------------------------------------
 
 void HoldBack::remember_random(const std::array<uint8_t, 32>& random, uint64_t now_ns) {
-  uint64_t until = now_ns + cfg_.remember_ns;
+  // Keys can arrive before the first packet or tick has given this stage a clock (the first
+  // session after start-up): then remember them until the FIFO bound evicts them, otherwise
+  // their ClientHello would be held for the whole hold time.
+  uint64_t until = now_ns ? now_ns + cfg_.remember_ns : UINT64_MAX;
   known_randoms_[random] = Remembered{until};
   known_randoms_fifo_.emplace_back(random, until);
   while (known_randoms_fifo_.size() > cfg_.remember_max) {
@@ -126,7 +129,7 @@ bool HoldBack::is_remembered(const std::array<uint8_t, 32>& random, uint64_t now
 }
 
 void HoldBack::remember_flow(const ehp::net::FlowKey& key, uint64_t now_ns) {
-  uint64_t until = now_ns + cfg_.remember_ns;
+  uint64_t until = now_ns ? now_ns + cfg_.remember_ns : UINT64_MAX;
   known_flows_[key] = Remembered{until};
   known_flows_fifo_.emplace_back(key, until);
   while (known_flows_fifo_.size() > cfg_.remember_max) {

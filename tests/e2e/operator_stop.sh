@@ -61,6 +61,9 @@ kill "$PING_PID" 2>/dev/null
 fsize=$(stat -c %s "$WORK/f.pcapng")
 check "-a filesize:30 stops by itself, exit 0 (rc=$EHP_RC)" test "$EHP_RC" -eq 0
 check "-a filesize:30 file holds >= 30000 bytes and not far more ($fsize)" test "$fsize" -ge 30000 -a "$fsize" -lt 200000
+if grep -q stop_after_bytes "$(dirname "$0")/../../engine/engine.cc" 2>/dev/null; then
+  check "-a filesize:30 ends within one packet of the limit ($fsize < 30000 + 1400 + ISB)" test "$fsize" -lt 31600
+fi
 check "-a filesize:30 file reads with tshark and tcpdump" bash -c "tshark -r '$WORK/f.pcapng' -q && tcpdump -r '$WORK/f.pcapng' >/dev/null 2>&1"
 
 # Periodic line: present without -q (the run lasts > 2 s), absent with -q; summary in both.

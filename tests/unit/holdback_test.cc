@@ -239,6 +239,23 @@ TEST_F(HoldBackTest, KeysBeforeClientHelloAreWrittenAtOnceAndTheFlowIsNotHeld) {
   EXPECT_EQ(st.flows_held, 0u);
 }
 
+// The first session after start-up: its keys reach the stage before any packet or tick has
+// given it a clock, and the packets carry wall-clock timestamps. The ClientHello must still be
+// recognised as already keyed, not held for the whole hold time.
+TEST_F(HoldBackTest, KeysBeforeTheFirstPacketWithWallClockTimestamps) {
+  HoldBack hb({}, sink);
+  Conn c = conn(40001);
+  Random r = make_random(7);
+  hb.on_keys(r, "early\n");
+  const uint64_t wall = 1'795'000'000'000'000'000ull;
+  const auto& ch = feed(hb, wall, c.ch(r));
+  ASSERT_EQ(sink.events.size(), 2u);
+  EXPECT_EQ(sink.events[1].data_ptr, ch.data());
+  auto st = hb.stats();
+  EXPECT_EQ(st.hello_known_keys, 1u);
+  EXPECT_EQ(st.flows_held, 0u);
+}
+
 TEST_F(HoldBackTest, RetransmittedClientHelloStaysOneSession) {
   HoldBack hb({}, sink);
   Conn c = conn(40000);
