@@ -10,7 +10,7 @@ HV=p12-$TAG-h
 NV=p12-$TAG-n
 
 # udp_gen DST PORT SECONDS PPS PAYLOAD_BYTES: UDP load from the namespace (PPS 0 = flat out).
-# Prints "sent=N" on stdout when done.
+# Prints "sent=N" on stdout when done. Call it in the background or in a subshell: it execs.
 udp_gen() {
   cat >"$WORK/udp_gen.py" <<'PY'
 import socket, sys, time
@@ -42,7 +42,9 @@ while True:
                 pass
 print(f"sent={sent}", flush=True)
 PY
-  ip netns exec "$NS" python3 "$WORK/udp_gen.py" "$@"
+  # exec: run in the background (udp_gen ... &), $! is the generator itself, so kill stops it
+  # (a plain call would leave python flooding for its whole duration after the subshell died).
+  exec ip netns exec "$NS" python3 "$WORK/udp_gen.py" "$@"
 }
 
 # rss_kb PID: VmRSS in KiB (empty once the process is gone)

@@ -71,7 +71,7 @@ rm -f "$WORK/fast" "$WORK/reader_done"
 EHP_PID=$!
 BG_PIDS+=("$EHP_PID")
 wait_for grep -q capturing "$WORK/ehp2.log" || { cat "$WORK/ehp2.log"; exit 1; }
-udp_gen "$HOST_IP" 9999 8 0 64 >/dev/null
+(udp_gen "$HOST_IP" 9999 8 0 64 >/dev/null)
 kill -INT "$EHP_PID"
 draining() { tc filter show dev "$HV" ingress | grep -q . && return 1; kill -0 "$EHP_PID"; }
 WAIT_S=10 wait_for draining
