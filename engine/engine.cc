@@ -380,6 +380,7 @@ int run_tls(const Config& cfg) {
   so.rotate_bytes = cfg.ring_filesize_kb * 1000;
   so.rotate_duration_ns = cfg.ring_duration_s * 1'000'000'000ull;
   so.ring_files = cfg.ring_files;
+  so.stop_after_bytes = cfg.stop_filesize_kb * 1000;
   auto sink = PcapngSink::open(so, sifaces, &err);
   if (!sink) return fail(err);
 
@@ -547,9 +548,12 @@ int run_tls(const Config& cfg) {
   drained_all = true;
   second_signal.join();
   auto ss = sink->stats();
-  for (auto& i : cap->interfaces())
-    fprintf(stderr, "Packets received/dropped on interface '%s': %llu/%llu\n", i.name.c_str(),
-            (unsigned long long)pkts_in.load(), (unsigned long long)cs.reserve_fail);
+  // One line per interface, as dumpcap prints it: that interface's packets; the BPF ring is
+  // shared by all interfaces, so its drops are reported once, on the first (like the ISBs).
+  for (uint32_t id = 0; id < cap->interfaces().size(); ++id)
+    fprintf(stderr, "Packets received/dropped on interface '%s': %llu/%llu\n",
+            cap->interfaces()[id].name.c_str(), (unsigned long long)sink->interface_packets(id),
+            (unsigned long long)(id == 0 ? cs.reserve_fail : 0));
   // After a write error the writer cut the file back to its last complete block: the count is
   // what was handed to it, not what the file holds, and the summary must not claim otherwise.
   const bool write_error = !ok || sink->failed();

@@ -211,6 +211,9 @@ bool PcapngSink::open_file(uint64_t now_ns, std::string* err) {
     unlink(files_written_.front().c_str());
     files_written_.erase(files_written_.begin());
   }
+  // Hand the header blocks over now: a capture killed in its first seconds still leaves a
+  // valid (SHB + IDB) file instead of an empty one.
+  writer_->flush();
   return true;
 fail:
   *err = writer_->failed() ? writer_->error() : "pcapng: cannot encode header blocks";

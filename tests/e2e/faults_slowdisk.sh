@@ -19,8 +19,9 @@ while True:
     if not b:
         break
     out.write(b)
-    if not fast:
-        time.sleep(len(b) / rate)
+    until = time.monotonic() + (0 if fast else len(b) / rate)
+    while time.monotonic() < until and not os.path.exists(fast_flag):
+        time.sleep(0.05)
 out.close()
 PY
 "$EHP" tls -m pcap -i "$HV" --mapsize 4096 -w - 2>"$WORK/ehp.log" > >(python3 "$WORK/slow_reader.py" "$OUT" 1000000 "$WORK/fast"; touch "$WORK/reader_done") &
@@ -84,5 +85,6 @@ touch "$WORK/fast"
 check "second SIGINT: exit 130 within 2 s (rc=$rc, ${ms} ms)" test "$rc" -eq 130 -a "$ms" -le 2000
 check "second SIGINT: says so in one line" grep -q "second signal: exiting without writing the rest" "$WORK/ehp2.log"
 check "nothing left on $HV after the second signal" no_tc_left "$HV"
+wait_for test -e "$WORK/reader_done"
 echo "  phase 2 done at $SECONDS s"
 finish
