@@ -318,6 +318,10 @@ int run_tls(const Config& cfg) {
   {
     std::string perr;
     if (!have_capture_privileges(&perr)) return fail(perr);
+    // CO-RE relocations (attribution, uprobes) need the kernel's BTF; say so before libbpf does.
+    if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+      return fail("this kernel has no BTF (/sys/kernel/btf/vmlinux: " + std::string(strerror(errno)) +
+                  "); ecapture-hp needs a kernel built with CONFIG_DEBUG_INFO_BTF=y");
   }
   std::optional<DropUser> drop;
   if (!cfg.drop_user.empty()) {

@@ -40,6 +40,8 @@ if command -v setpriv >/dev/null; then
   expect_error "not root" "needs root" \
     setpriv --reuid=nobody --regid=nogroup --clear-groups "$EHP" tls -m pcap -i "$HV" -w /tmp/ehp-cli-nobody.pcapng
 fi
+# No BTF: hide /sys/kernel/btf in a private mount namespace.
+expect_error "no BTF" "no BTF" unshare -m sh -c "mount -t tmpfs none /sys/kernel/btf && exec '$EHP' tls -m pcap -i '$HV' -w '$WORK/a.pcapng'"
 check "no output file from failed runs" test ! -e "$WORK/a.pcapng"
 check "no tc filter left on $HV ingress" test -z "$(tc filter show dev "$HV" ingress)"
 check "no clsact left on $HV" bash -c "! tc qdisc show dev '$HV' | grep -q clsact"
