@@ -17,10 +17,8 @@
 #include "extcap.h"
 
 namespace ehp {
-namespace {
 
-constexpr const char* kPrefix = "ecapture-hp_";
-
+// Interface names, as /proc/net/dev lists them (the order `-D` and extcap show).
 std::vector<std::string> system_interfaces() {
   std::vector<std::string> out;
   std::ifstream f("/proc/net/dev");
@@ -36,6 +34,11 @@ std::vector<std::string> system_interfaces() {
   }
   return out;
 }
+
+namespace {
+
+constexpr const char* kPrefix = "ecapture-hp_";
+
 
 // Wireshark shows anything an extcap program writes to stderr as "Error by extcap pipe", even
 // after a clean stop. So the engine's stderr goes to a memory file during the capture, and only

@@ -63,18 +63,8 @@ bool parse_kv(const char* flag, const std::string& s, std::initializer_list<KvLi
 
 int list_interfaces() {
   // dumpcap -D style: "N. name"
-  std::ifstream f("/proc/net/dev");
-  std::string line;
   int n = 0;
-  std::getline(f, line);
-  std::getline(f, line);
-  while (std::getline(f, line)) {
-    auto c = line.find(':');
-    if (c == std::string::npos) continue;
-    std::string name = line.substr(0, c);
-    name.erase(0, name.find_first_not_of(' '));
-    printf("%d. %s\n", ++n, name.c_str());
-  }
+  for (auto& name : ehp::system_interfaces()) printf("%d. %s\n", ++n, name.c_str());
   return 0;
 }
 
