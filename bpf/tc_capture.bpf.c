@@ -32,10 +32,9 @@ const volatile __u64 wakeup_bytes = 256 * 1024;
  * rings       ARRAY_OF_MAPS of RINGBUF, index = CPU id. Per-CPU rings keep producers from
  *             contending on one ring's spinlock; userspace creates and inserts the inner rings
  *             after load (inner template fd set before load), sized per CPU.
- * scratch     ARRAY indexed by CPU holding one whole record: bpf_ringbuf_reserve needs a
- *             constant size, so the variable-length frame is staged here and copied with one
- *             bpf_ringbuf_output of a verifier-bounded length. A plain ARRAY, because
- *             PERCPU_ARRAY values are capped at 32 KiB. Safe: TC programs don't nest on a CPU.
+ * scratch     no longer used by the program (records are built in place in ring space
+ *             reserved by size class, see ehp_size_class); kept only because userspace still sizes
+ *             it (capture.cc). Drop both together.
  * reader_pos  mmapable ARRAY indexed by CPU: how far the userspace reader has READ (not
  *             released) each ring. Lets the wakeup decision look at unread bytes, so a writer that
  *             holds ring space does not suppress wakeups forever.
@@ -99,6 +98,41 @@ static __always_inline __u32 l3_offset(struct __sk_buff *skb)
 	return off;
 }
 
+/* Ring record size classes (header + frame bytes): eight per power of two from 128 up, so a
+ * record wastes at most 1/8 (typically ~1/16) of its ring space. bpf_ringbuf_reserve takes
+ * only constant sizes; every return below is a constant, which the verifier follows per path. */
+#define EHP_REC_MAX (sizeof(struct ehp_capture_hdr) + EHP_CAPTURE_MAX_FRAME)
+#define EHP_CLASS_OCTAVE(base)                                          \
+	if (need <= (base) * 2) {                                           \
+		if (need <= (base) + (base) / 8 * 4) {                          \
+			if (need <= (base) + (base) / 8 * 1) return (base) + (base) / 8 * 1; \
+			if (need <= (base) + (base) / 8 * 2) return (base) + (base) / 8 * 2; \
+			if (need <= (base) + (base) / 8 * 3) return (base) + (base) / 8 * 3; \
+			return (base) + (base) / 8 * 4;                                     \
+		}                                                               \
+		if (need <= (base) + (base) / 8 * 5) return (base) + (base) / 8 * 5; \
+		if (need <= (base) + (base) / 8 * 6) return (base) + (base) / 8 * 6; \
+		if (need <= (base) + (base) / 8 * 7) return (base) + (base) / 8 * 7; \
+		return (base) * 2;                                              \
+	}
+static __always_inline __u32 ehp_size_class(__u32 need)
+{
+	if (need <= 128)
+		return 128;
+	if (need <= 2048) {
+		EHP_CLASS_OCTAVE(128)
+		EHP_CLASS_OCTAVE(256)
+		EHP_CLASS_OCTAVE(512)
+		EHP_CLASS_OCTAVE(1024)
+	}
+	EHP_CLASS_OCTAVE(2048)
+	EHP_CLASS_OCTAVE(4096)
+	EHP_CLASS_OCTAVE(8192)
+	EHP_CLASS_OCTAVE(16384)
+	EHP_CLASS_OCTAVE(32768)
+	return EHP_REC_MAX;
+}
+
 static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 {
 	__u32 zero = 0;
@@ -113,26 +147,22 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 	}
 
 	__u32 cpu = bpf_get_smp_processor_id();
-	struct ehp_capture_scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
-	if (!s) {
-		cnt->no_ring++;
-		return TC_ACT_UNSPEC;
-	}
-
-	__builtin_memset(&s->hdr.proc, 0, sizeof(s->hdr.proc));
+	struct ehp_capture_hdr h;
+	__builtin_memset(&h.proc, 0, sizeof(h.proc));
 	__u8 flags = 0;
-	if (ehp_attr_lookup(skb, l3_offset(skb), direction == EHP_DIR_EGRESS, &s->hdr.proc))
+	__u32 l3_off = l3_offset(skb);
+	if (ehp_attr_lookup(skb, l3_off, direction == EHP_DIR_EGRESS, &h.proc))
 		flags |= EHP_CAP_F_ATTRIBUTED;
 	if (filter_pid_on || filter_uid_on) {
 		/* -p/-u keep a packet when the process it is named after matches, or -- on ingress,
 		 * where the name is the sender's when the sender is local -- when the local receiver
 		 * matches: "packets of that process" in both directions. */
 		int ok = (flags & EHP_CAP_F_ATTRIBUTED) &&
-			 (!filter_pid_on || s->hdr.proc.pid == filter_pid) &&
-			 (!filter_uid_on || s->hdr.proc.uid == filter_uid);
+			 (!filter_pid_on || h.proc.pid == filter_pid) &&
+			 (!filter_uid_on || h.proc.uid == filter_uid);
 		if (!ok && direction != EHP_DIR_EGRESS) {
 			struct ehp_proc_info r = {};
-			if (ehp_attr_lookup_receiver(skb, l3_offset(skb), &r) &&
+			if (ehp_attr_lookup_receiver(skb, l3_off, &r) &&
 			    (!filter_pid_on || r.pid == filter_pid) && (!filter_uid_on || r.uid == filter_uid))
 				ok = 1;
 		}
@@ -162,30 +192,24 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 		cnt->load_fail++;
 		return TC_ACT_UNSPEC;
 	}
-	/* Bound the copy length in a form the verifier tracks: clang folds the min() chain above
-	 * into something the verifier reads as <= snaplen only. cap_len is in [1, 65536], so
-	 * ((cap_len - 1) & 0xffff) + 1 == cap_len, and the verifier sees [1, 65536]. */
-	__u32 copy_len = cap_len - 1;
-	asm volatile("" : "+r"(copy_len));
-	copy_len = (copy_len & (EHP_CAPTURE_MAX_FRAME - 1)) + 1;
-	if (bpf_skb_load_bytes(skb, 0, s->frame, copy_len) < 0) {
-		cnt->load_fail++;
-		return TC_ACT_UNSPEC;
-	}
-	cap_len = copy_len;
 
-	s->hdr.ts_ns = bpf_ktime_get_ns();
-	s->hdr.ifindex = skb->ifindex;
-	s->hdr.wire_len = wire_len;
-	s->hdr.cap_len = cap_len;
-	s->hdr.direction = direction;
-	s->hdr.flags = flags;
-	s->hdr.reserved = 0;
+	h.ts_ns = bpf_ktime_get_ns();
+	h.ifindex = skb->ifindex;
+	h.wire_len = wire_len;
+	h.cap_len = cap_len;
+	h.direction = direction;
+	h.flags = flags;
+	h.reserved = 0;
+
+	/* The record goes straight into ring space reserved in the smallest size class that holds
+	 * it (bpf_ringbuf_reserve takes constant sizes only), so the frame is copied once. The
+	 * reader takes the frame length from hdr.cap_len; the class's unused tail is ignored. */
+	__u32 rec_size = ehp_size_class(sizeof(struct ehp_capture_hdr) + cap_len);
 
 	/* Batched wakeups: no wakeup per record; force one only when the unread bytes cross the
 	 * threshold (edge). Level-triggered wakeups storm when the reader lags. The consumer's
 	 * poll timeout drains whatever stays below the threshold. */
-	__u64 rec_bytes = ((__u64)sizeof(struct ehp_capture_hdr) + cap_len + 8 + 7) & ~7ull;
+	__u64 rec_bytes = ((__u64)rec_size + 8 + 7) & ~7ull;
 	__u64 wake = BPF_RB_NO_WAKEUP;
 	__u64 *rpos = bpf_map_lookup_elem(&reader_pos, &cpu);
 	if (rpos) {
@@ -196,11 +220,28 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 			wake = BPF_RB_FORCE_WAKEUP;
 	}
 
-	__u64 size = sizeof(struct ehp_capture_hdr) + (__u64)cap_len;
-	if (bpf_ringbuf_output(ring, s, size, wake) < 0) {
+	struct ehp_capture_hdr *rec = bpf_ringbuf_reserve(ring, rec_size, 0);
+	if (!rec) {
 		cnt->reserve_fail++;
 		return TC_ACT_UNSPEC;
 	}
+	__builtin_memcpy(rec, &h, sizeof(h));
+	/* Bound the length in a form the verifier tracks: cap_len is in [1, frame_max] by choice
+	 * of the class, but clang drops a C clamp it can prove redundant (or applies it to a copy
+	 * of the register), so the clamp is written in asm on the register passed to the helper.
+	 * frame_max is a known constant on every verifier path. */
+	__u64 copy_len = cap_len;
+	__u64 frame_max = rec_size - sizeof(struct ehp_capture_hdr);
+	asm volatile("if %[n] <= %[m] goto +1\n\t%[n] = %[m]\n\t"
+		     "if %[n] != 0 goto +1\n\t%[n] = 1"
+		     : [n] "+r"(copy_len)
+		     : [m] "r"(frame_max));
+	if (bpf_skb_load_bytes(skb, 0, (__u8 *)rec + sizeof(struct ehp_capture_hdr), copy_len) < 0) {
+		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+		cnt->load_fail++;
+		return TC_ACT_UNSPEC;
+	}
+	bpf_ringbuf_submit(rec, wake);
 	if (wake == BPF_RB_FORCE_WAKEUP)
 		cnt->wakeups++;
 	cnt->records++;
