@@ -26,10 +26,12 @@ void parse_attrs(const rtattr* rta, int len, const rtattr** tb, int max) {
   }
 }
 
-}  // namespace
-
-bool list_clsact_filters(int ifindex, bool ingress, std::vector<TcFilter>* out, std::string* err) {
-  out->clear();
+// One RTM_GET* dump of tc objects on `ifindex`: sends the request and calls on_msg for every
+// message of type `reply`. `what` names the dump in errors; with missing_ok, "no clsact / no
+// such device" answers mean an empty dump.
+template <typename OnMsg>
+bool tc_dump(uint16_t request, uint16_t reply, int ifindex, uint32_t parent, const char* what,
+             bool missing_ok, std::string* err, OnMsg on_msg) {
   Fd sock;
   sock.fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (sock.fd < 0) {
@@ -41,12 +43,12 @@ bool list_clsact_filters(int ifindex, bool ingress, std::vector<TcFilter>* out, 
     tcmsg tc;
   } req{};
   req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
-  req.nh.nlmsg_type = RTM_GETTFILTER;
+  req.nh.nlmsg_type = request;
   req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   req.nh.nlmsg_seq = 1;
   req.tc.tcm_family = AF_UNSPEC;
   req.tc.tcm_ifindex = ifindex;
-  req.tc.tcm_parent = TC_H_MAKE(TC_H_CLSACT, ingress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
+  req.tc.tcm_parent = parent;
   if (send(sock.fd, &req, req.nh.nlmsg_len, 0) < 0) {
     *err = std::string("netlink send: ") + strerror(errno);
     return false;
@@ -64,80 +66,53 @@ bool list_clsact_filters(int ifindex, bool ingress, std::vector<TcFilter>* out, 
       if (nh->nlmsg_type == NLMSG_DONE) return true;
       if (nh->nlmsg_type == NLMSG_ERROR) {
         auto* e = static_cast<nlmsgerr*>(NLMSG_DATA(nh));
-        // No clsact qdisc (or no device): nothing attached there.
-        if (e->error == -EINVAL || e->error == -ENOENT || e->error == -ENODEV) return true;
         if (e->error == 0) return true;
-        *err = std::string("netlink filter dump: ") + strerror(-e->error);
+        if (missing_ok && (e->error == -EINVAL || e->error == -ENOENT || e->error == -ENODEV)) return true;
+        *err = std::string("netlink ") + what + " dump: " + strerror(-e->error);
         return false;
       }
-      if (nh->nlmsg_type != RTM_NEWTFILTER) continue;
+      if (nh->nlmsg_type != reply) continue;
       auto* tc = static_cast<tcmsg*>(NLMSG_DATA(nh));
       const rtattr* tb[TCA_MAX + 1] = {};
       parse_attrs(TCA_RTA(tc), static_cast<int>(nh->nlmsg_len - NLMSG_LENGTH(sizeof(*tc))), tb, TCA_MAX);
-      TcFilter f;
-      f.ingress = ingress;
-      f.handle = tc->tcm_handle;
-      f.priority = TC_H_MAJ(tc->tcm_info) >> 16;
-      if (tb[TCA_KIND]) f.kind = static_cast<const char*>(RTA_DATA(tb[TCA_KIND]));
-      if (f.kind == "bpf" && tb[TCA_OPTIONS]) {
-        const rtattr* ob[TCA_BPF_MAX + 1] = {};
-        parse_attrs(static_cast<const rtattr*>(RTA_DATA(tb[TCA_OPTIONS])), RTA_PAYLOAD(tb[TCA_OPTIONS]), ob,
-                    TCA_BPF_MAX);
-        if (ob[TCA_BPF_NAME]) f.bpf_name = static_cast<const char*>(RTA_DATA(ob[TCA_BPF_NAME]));
-        if (ob[TCA_BPF_ID]) memcpy(&f.bpf_prog_id, RTA_DATA(ob[TCA_BPF_ID]), sizeof(uint32_t));
-      }
-      out->push_back(std::move(f));
+      on_msg(tc, tb);
     }
   }
 }
 
+}  // namespace
+
+bool list_clsact_filters(int ifindex, bool ingress, std::vector<TcFilter>* out, std::string* err) {
+  out->clear();
+  // No clsact qdisc (or no device): nothing attached there.
+  return tc_dump(RTM_GETTFILTER, RTM_NEWTFILTER, ifindex,
+                 TC_H_MAKE(TC_H_CLSACT, ingress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS), "filter",
+                 /*missing_ok=*/true, err, [&](const tcmsg* tc, const rtattr* const* tb) {
+                   TcFilter f;
+                   f.ingress = ingress;
+                   f.handle = tc->tcm_handle;
+                   f.priority = TC_H_MAJ(tc->tcm_info) >> 16;
+                   if (tb[TCA_KIND]) f.kind = static_cast<const char*>(RTA_DATA(tb[TCA_KIND]));
+                   if (f.kind == "bpf" && tb[TCA_OPTIONS]) {
+                     const rtattr* ob[TCA_BPF_MAX + 1] = {};
+                     parse_attrs(static_cast<const rtattr*>(RTA_DATA(tb[TCA_OPTIONS])),
+                                 RTA_PAYLOAD(tb[TCA_OPTIONS]), ob, TCA_BPF_MAX);
+                     if (ob[TCA_BPF_NAME]) f.bpf_name = static_cast<const char*>(RTA_DATA(ob[TCA_BPF_NAME]));
+                     if (ob[TCA_BPF_ID]) memcpy(&f.bpf_prog_id, RTA_DATA(ob[TCA_BPF_ID]), sizeof(uint32_t));
+                   }
+                   out->push_back(std::move(f));
+                 });
+}
+
 bool has_clsact(int ifindex, bool* out, std::string* err) {
   *out = false;
-  Fd sock;
-  sock.fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  if (sock.fd < 0) {
-    *err = std::string("netlink socket: ") + strerror(errno);
-    return false;
-  }
-  struct {
-    nlmsghdr nh;
-    tcmsg tc;
-  } req{};
-  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
-  req.nh.nlmsg_type = RTM_GETQDISC;
-  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  req.nh.nlmsg_seq = 1;
-  req.tc.tcm_family = AF_UNSPEC;
-  req.tc.tcm_ifindex = ifindex;  // the kernel dumps every device; filter below
-  if (send(sock.fd, &req, req.nh.nlmsg_len, 0) < 0) {
-    *err = std::string("netlink send: ") + strerror(errno);
-    return false;
-  }
-  alignas(nlmsghdr) static thread_local char buf[1 << 16];
-  for (;;) {
-    ssize_t n = recv(sock.fd, buf, sizeof(buf), 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      *err = std::string("netlink recv: ") + strerror(errno);
-      return false;
-    }
-    int len = static_cast<int>(n);
-    for (auto* nh = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(nh, len); nh = NLMSG_NEXT(nh, len)) {
-      if (nh->nlmsg_type == NLMSG_DONE) return true;
-      if (nh->nlmsg_type == NLMSG_ERROR) {
-        auto* e = static_cast<nlmsgerr*>(NLMSG_DATA(nh));
-        if (e->error == 0) return true;
-        *err = std::string("netlink qdisc dump: ") + strerror(-e->error);
-        return false;
-      }
-      if (nh->nlmsg_type != RTM_NEWQDISC) continue;
-      auto* tc = static_cast<tcmsg*>(NLMSG_DATA(nh));
-      if (tc->tcm_ifindex != ifindex || tc->tcm_parent != TC_H_CLSACT) continue;
-      const rtattr* tb[TCA_MAX + 1] = {};
-      parse_attrs(TCA_RTA(tc), static_cast<int>(nh->nlmsg_len - NLMSG_LENGTH(sizeof(*tc))), tb, TCA_MAX);
-      if (tb[TCA_KIND] && strcmp(static_cast<const char*>(RTA_DATA(tb[TCA_KIND])), "clsact") == 0) *out = true;
-    }
-  }
+  // The kernel dumps every device's qdiscs; keep this device's clsact.
+  return tc_dump(RTM_GETQDISC, RTM_NEWQDISC, ifindex, 0, "qdisc", /*missing_ok=*/false, err,
+                 [&](const tcmsg* tc, const rtattr* const* tb) {
+                   if (tc->tcm_ifindex != ifindex || tc->tcm_parent != TC_H_CLSACT) return;
+                   if (tb[TCA_KIND] && strcmp(static_cast<const char*>(RTA_DATA(tb[TCA_KIND])), "clsact") == 0)
+                     *out = true;
+                 });
 }
 
 }  // namespace ehp::capture::detail
