@@ -16,6 +16,7 @@
 // The call adds one BPF-to-BPF call (a few ns) per packet; a splice in place would avoid it but
 // needs every crossing jump and BTF record rewritten.
 #include "filter/filter.h"
+#include "filter/insn.h"
 
 #include <linux/bpf.h>
 #include <bpf/bpf.h>  // struct bpf_prog_load_opts
@@ -63,15 +64,7 @@ bool is_pseudo_call(const struct bpf_insn& i) {
   return i.code == (BPF_JMP | BPF_CALL) && i.src_reg == BPF_PSEUDO_CALL;
 }
 
-struct bpf_insn make(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
-  struct bpf_insn i {};
-  i.code = code;
-  i.dst_reg = dst;
-  i.src_reg = src;
-  i.off = off;
-  i.imm = imm;
-  return i;
-}
+constexpr auto make = detail::make_insn;
 
 void set_error(const std::string& e) {
   std::lock_guard lk(state().mu);

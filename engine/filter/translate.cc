@@ -17,6 +17,7 @@
 // Direct packet access (skb->data/data_end) would only see the linear part of the skb.
 
 #include "filter/filter.h"
+#include "filter/insn.h"
 
 #include <linux/bpf.h>
 #include <linux/filter.h>
@@ -47,15 +48,7 @@ struct Fixup {
   size_t target;  // cBPF index, or kReject
 };
 
-struct bpf_insn make(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
-  struct bpf_insn i {};
-  i.code = code;
-  i.dst_reg = dst;
-  i.src_reg = src;
-  i.off = off;
-  i.imm = imm;
-  return i;
-}
+constexpr auto make = detail::make_insn;
 
 class Emitter {
  public:
