@@ -237,6 +237,24 @@ std::optional<OpenSslVersion> detect_version(const std::string& libssl_path, std
   return std::nullopt;
 }
 
+// The OpenSSL 3.0 ssl_st layout (3.0.19, proven end to end); 3.1 kept it.
+constexpr ehp_tls_offsets kLayout30 = {
+    .ssl_st_version_offset = 0x0,
+    .ssl_st_rbio_offset = 0x10,
+    .ssl_st_statem_in_init_offset = 0x64,  // SSL_in_init: mov eax,[rdi+0x64] (3.0.19)
+    .ssl_st_s3_ptr_offset = 0,
+    .ssl_st_s3_client_random_offset = 0x160,
+    .ssl_st_session_offset = 0x918,
+    .ssl_st_handshake_secret_offset = 0x584,
+    .ssl_st_handshake_traffic_hash_offset = 0x704,
+    .ssl_st_client_app_traffic_secret_offset = 0x744,
+    .ssl_st_server_app_traffic_secret_offset = 0x784,
+    .ssl_st_exporter_master_secret_offset = 0x7c4,
+    .ssl_session_st_master_key_offset = 0x50,
+    .ssl_session_st_cipher_offset = 0x2f8,
+    .ssl_cipher_st_id_offset = 0x18,
+    .bio_st_num_offset = 0x38};
+
 // One row per layout series. Only 3.0 is proven on this machine (FACTS.md: Debian 12 libssl3
 // 3.0.19, read by a uprobe and compared to curl's SSLKEYLOGFILE). The others come from public
 // layout data and are UNVERIFIED: they are used only if the start-up confirmation (accessor
@@ -244,39 +262,11 @@ std::optional<OpenSslVersion> detect_version(const std::string& libssl_path, std
 const std::vector<OffsetTable>& offset_table() {
   static const std::vector<OffsetTable> t = {
       {"3.0", true,
-       {.ssl_st_version_offset = 0x0,
-        .ssl_st_rbio_offset = 0x10,
-        .ssl_st_statem_in_init_offset = 0x64,  // SSL_in_init: mov eax,[rdi+0x64] (3.0.19)
-        .ssl_st_s3_ptr_offset = 0,
-        .ssl_st_s3_client_random_offset = 0x160,
-        .ssl_st_session_offset = 0x918,
-        .ssl_st_handshake_secret_offset = 0x584,
-        .ssl_st_handshake_traffic_hash_offset = 0x704,
-        .ssl_st_client_app_traffic_secret_offset = 0x744,
-        .ssl_st_server_app_traffic_secret_offset = 0x784,
-        .ssl_st_exporter_master_secret_offset = 0x7c4,
-        .ssl_session_st_master_key_offset = 0x50,
-        .ssl_session_st_cipher_offset = 0x2f8,
-        .ssl_cipher_st_id_offset = 0x18,
-        .bio_st_num_offset = 0x38},
+       kLayout30,
        0x30},  // SSL_connect: cmp qword [rdi+0x30],0 (3.0.19)
       // UNVERIFIED: 3.1.x kept the 3.0 ssl_st layout in public builds.
       {"3.1", false,
-       {.ssl_st_version_offset = 0x0,
-        .ssl_st_rbio_offset = 0x10,
-        .ssl_st_statem_in_init_offset = 0x64,
-        .ssl_st_s3_ptr_offset = 0,
-        .ssl_st_s3_client_random_offset = 0x160,
-        .ssl_st_session_offset = 0x918,
-        .ssl_st_handshake_secret_offset = 0x584,
-        .ssl_st_handshake_traffic_hash_offset = 0x704,
-        .ssl_st_client_app_traffic_secret_offset = 0x744,
-        .ssl_st_server_app_traffic_secret_offset = 0x784,
-        .ssl_st_exporter_master_secret_offset = 0x7c4,
-        .ssl_session_st_master_key_offset = 0x50,
-        .ssl_session_st_cipher_offset = 0x2f8,
-        .ssl_cipher_st_id_offset = 0x18,
-        .bio_st_num_offset = 0x38},
+       kLayout30,
        0x30},
       // UNVERIFIED: 1.1.1f..w. s3 is a pointer; session->cipher moved between letters (0x1f0 in
       // 1.1.1j, 0x1f8 in 1.1.1f), which the confirmation step catches.
