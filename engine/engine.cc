@@ -558,6 +558,13 @@ int run_tls(const Config& cfg) {
     fprintf(stderr, "Packets received/dropped on interface '%s': %llu/%llu\n",
             cap->interfaces()[id].name.c_str(), (unsigned long long)sink->interface_packets(id),
             (unsigned long long)(id == 0 ? cs.reserve_fail : 0));
+  // The other places a packet or a session's decryptability can be lost, when any happened.
+  if (cs.load_fail || cs.no_ring || cs.truncated || ss.sessions_not_carried)
+    fprintf(stderr,
+            "ecapture-hp: also lost: %llu frames the kernel could not copy, %llu with no ring, "
+            "%llu saved shorter than on the wire (-s or 64 KiB cap); %llu open TLS sessions not carried into rotated files\n",
+            (unsigned long long)cs.load_fail, (unsigned long long)cs.no_ring,
+            (unsigned long long)cs.truncated, (unsigned long long)ss.sessions_not_carried);
   // After a write error the writer cut the file back to its last complete block: the count is
   // what was handed to it, not what the file holds, and the summary must not claim otherwise.
   const bool write_error = !ok || sink->failed();
