@@ -284,6 +284,19 @@ bool read_proc_info(int pid, ehp_proc_info* out) {
 }
 
 long seed_attribution(int map_fd, std::string* err) {
+  // Check the map before walking /proc: on a host where no process owns a TCP/UDP socket,
+  // nothing would be written and a bad map would otherwise go unnoticed.
+  bpf_map_info info{};
+  uint32_t info_len = sizeof(info);
+  if (map_fd < 0 || bpf_obj_get_info_by_fd(map_fd, &info, &info_len) != 0) {
+    if (err) *err = "attribution map: not a BPF map (fd " + std::to_string(map_fd) + ")";
+    return -1;
+  }
+  if (info.key_size != sizeof(ehp_attr_key) || info.value_size != sizeof(ehp_attr_value)) {
+    if (err) *err = "attribution map: key/value sizes " + std::to_string(info.key_size) + "/" +
+                    std::to_string(info.value_size) + " do not match the ABI";
+    return -1;
+  }
   DIR* proc = opendir("/proc");
   if (!proc) {
     if (err) *err = std::string("opendir /proc: ") + strerror(errno);

@@ -654,6 +654,13 @@ TEST_F(AttributionBpf, SeedFindsSocketsOpenedBeforeCapture) {
   std::string bad_err;
   EXPECT_EQ(ehp::capture::seed_attribution(-1, &bad_err), -1);
   EXPECT_FALSE(bad_err.empty());
+  // A real map of the wrong shape is refused before anything is written to it.
+  int wrong = bpf_map_create(BPF_MAP_TYPE_HASH, "p13_seed_bad", 4, 4, 16, nullptr);
+  ASSERT_GE(wrong, 0);
+  bad_err.clear();
+  EXPECT_EQ(ehp::capture::seed_attribution(wrong, &bad_err), -1);
+  EXPECT_NE(bad_err.find("do not match"), std::string::npos) << bad_err;
+  close(wrong);
 }
 
 // Per-packet cost of ehp_attr_lookup (BPF_PROG_TEST_RUN average over many repeats, includes
