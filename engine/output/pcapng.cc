@@ -249,6 +249,24 @@ size_t encode_dsb(std::span<uint8_t> out, std::string_view keylog) {
   return total;
 }
 
+size_t encode_filler(std::span<uint8_t> out, size_t n) {
+  // One comment TLV holds at most 65535 bytes; the writer needs at most ~8 KiB.
+  if (n < 16 || n % 4 != 0 || n > 16 + 8 + 0xFFFC || !fits(out, n)) return 0;
+  uint8_t* p = put_block_header(out.data(), kBlockNrb, n);
+  put_u32(p, 0);  // nrb_record_end (type 0, length 0)
+  p += 4;
+  const size_t opts = n - 16;  // bytes between the record list and the trailer
+  if (opts >= 8) {
+    const size_t value = opts - 8;  // one comment TLV + opt_endofopt
+    p = put_opt_header(p, kOptComment, static_cast<uint16_t>(value));
+    std::memset(p, ' ', value);
+    p += value;
+  }
+  if (opts >= 4) p = put_end_of_opt(p);
+  put_u32(p, static_cast<uint32_t>(n));
+  return n;
+}
+
 size_t isb_size(const IsbInfo&) {
   return kHeaderBytes + kIsbFixedBytes + kIsbOptsBytes + kTrailerBytes;
 }

@@ -32,6 +32,7 @@ namespace ehp::pcapng {
 // Block type codes (pcapng spec section 11.1).
 constexpr uint32_t kBlockShb = 0x0A0D0D0A;
 constexpr uint32_t kBlockIdb = 0x00000001;
+constexpr uint32_t kBlockNrb = 0x00000004;
 constexpr uint32_t kBlockIsb = 0x00000005;
 constexpr uint32_t kBlockEpb = 0x00000006;
 constexpr uint32_t kBlockDsb = 0x0000000A;
@@ -131,6 +132,12 @@ size_t encode_epb(std::span<uint8_t> out, const EpbInfo& info, std::span<const u
 
 size_t dsb_size(std::string_view keylog);
 size_t encode_dsb(std::span<uint8_t> out, std::string_view keylog);
+
+// A block that carries nothing, exactly n bytes long (n % 4 == 0, n >= 16): a Name Resolution
+// Block with no records, and when n > 20 one opt_comment of spaces. Readers skip it (tshark,
+// tcpdump, capinfos). The writer uses it to end a partly written 4 KiB disk block on a block
+// boundary, so that O_DIRECT can write the tail of the data (uring_writer.h).
+size_t encode_filler(std::span<uint8_t> out, size_t n);
 
 size_t isb_size(const IsbInfo& info);
 size_t encode_isb(std::span<uint8_t> out, const IsbInfo& info);

@@ -4,6 +4,9 @@
 // everything in flight drained before exit.
 #include "output/uring_writer.h"
 
+#include "output/fs_warm.h"
+#include "output/pcapng.h"
+
 #include <fcntl.h>
 #include <liburing.h>
 #include <sys/eventfd.h>
@@ -127,6 +130,8 @@ bool Writer::setup(const std::string& path, const WriterOptions& opts, std::stri
       if (fstat(tail_fd_, &st2) != 0) return fail("stat", errno);
       if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) return fail("reopen", ESTALE);
       direct_.store(direct);
+      prealloc_on_ = opts.prealloc_bytes > 0;
+      if (opts.warm_allocator) warm_block_allocator_async(fd_);
     } else {
       // A device or FIFO given by name: write it like stdout.
       stream_ = true;
@@ -146,6 +151,10 @@ bool Writer::setup(const std::string& path, const WriterOptions& opts, std::stri
   fifo_ = std::make_unique<unsigned[]>(nslots_);
   for (unsigned i = 0; i < nslots_; i++) slots_[i].data = arena_ + i * cap_bytes_;
 
+  if (opts.pad_tail) {
+    bounce_ = static_cast<uint8_t*>(std::aligned_alloc(kDirectAlign, 3 * kDirectAlign));
+    if (!bounce_) return fail("alloc buffers for", ENOMEM);
+  }
   ring_ = std::make_unique<RingHolder>();
   unsigned entries = 4;
   while (entries < nslots_ + 2) entries <<= 1;
@@ -180,6 +189,7 @@ Writer::~Writer() {
   if (tail_fd_ >= 0) ::close(tail_fd_);
   if (fd_ >= 0) ::close(fd_);
   std::free(arena_);
+  std::free(bounce_);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,6 +321,7 @@ WriterStats Writer::stats() const {
   s.flushes = st_flushes_.load(std::memory_order_relaxed);
   s.direct_io = direct_.load(std::memory_order_relaxed);
   s.truncated_to_bytes = truncated_at_.load(std::memory_order_relaxed);
+  s.prealloc_calls = st_prealloc_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -401,6 +412,15 @@ void Writer::run() {
         if (final_entry.slot != kNoSlot)
           partial_flush(final_entry.slot, final_entry.seq, final_entry.file_off,
                         final_entry.len_bytes);
+        if (!failed() && regular_file_) {
+          // Cut off a trailing filler block (pad_tail), and give back the space allocated ahead
+          // and not written (ftruncate to the same size frees blocks past EOF on ext4/xfs).
+          const uint64_t real_end = final_entry.file_off + final_entry.len_bytes;
+          struct stat st {};
+          if (fstat(fd_, &st) == 0 && (uint64_t(st.st_size) > real_end || prealloc_end_) &&
+              uint64_t(st.st_size) >= real_end && ftruncate(fd_, off_t(real_end)) != 0)
+            set_error("truncate", errno);
+        }
         if (!failed() && opts_.fsync_on_close && fsync(fd_) != 0 &&
             !(stream_ && (errno == EINVAL || errno == EROFS)))  // pipes/ttys cannot fsync
           set_error("fsync", errno);
@@ -456,7 +476,23 @@ void Writer::submit_sealed(const Sealed& s) {
   slot.req_failed = false;
   fifo_[(fifo_head_ + fifo_count_++) % nslots_] = s.slot;
   inflight_++;
+  preallocate(s.file_off + aligned);
   submit_write(s.slot);
+}
+
+void Writer::preallocate(uint64_t end) {
+  if (!prealloc_on_ || end <= prealloc_end_) return;
+  constexpr uint64_t kMiB = 1ull << 20;
+  const uint64_t from = prealloc_end_;
+  const uint64_t to = (end + opts_.prealloc_bytes + kMiB - 1) & ~(kMiB - 1);
+  if (fallocate(fd_, FALLOC_FL_KEEP_SIZE, off_t(from), off_t(to - from)) == 0) {
+    prealloc_end_ = to;
+    st_prealloc_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    // Not supported here, or no space: write without it (a full disk is then reported by the
+    // write that hits it, with the usual clean stop).
+    prealloc_on_ = false;
+  }
 }
 
 void Writer::submit_write(unsigned slot_index) {
@@ -609,6 +645,12 @@ void Writer::drain_inflight() {
 // (and, for streams, nothing is reordered). mu_ is held so the producer cannot seal or recycle
 // the buffer meanwhile; it can keep appending past `committed`, bytes this never reads.
 bool Writer::try_partial_flush() {
+  {
+    // Data still moving: look again shortly, without first waiting for every write in flight
+    // (that drain, repeated every retry, stalled the writer under sustained load).
+    std::lock_guard lk(mu_);
+    if (sealed_count_ > 0 || cur_slot_ < 0) return false;
+  }
   drain_inflight();
   if (failed()) return true;
   std::lock_guard lk(mu_);
@@ -644,8 +686,47 @@ bool Writer::partial_flush(unsigned slot_index, uint64_t seq, uint64_t file_off,
   return true;
 }
 
+// pad_tail: writes the n < 4 KiB tail bytes at the 4 KiB-aligned file_off with O_DIRECT,
+// followed by a filler block up to the next 4 KiB boundary. Returns 1 when done, 0 to fall back
+// to the buffered path (not O_DIRECT, refused, short), -1 on a write error (already set).
+int Writer::write_padded_tail(const uint8_t* p, size_t n, uint64_t file_off) {
+  if (!bounce_ || stream_ || !direct_.load() || n == 0 || n >= kDirectAlign ||
+      (file_off & (kDirectAlign - 1)) != 0)
+    return 0;
+  size_t gap = kDirectAlign - n;  // n is a multiple of 4 (it ends a block)
+  if (gap < 16) gap += kDirectAlign;
+  std::memcpy(bounce_, p, n);
+  if (pcapng::encode_filler(std::span<uint8_t>(bounce_ + n, gap), gap) != gap) return 0;
+  const size_t total = n + gap;
+  for (;;) {
+    ssize_t r = ::pwrite(fd_, bounce_, total, off_t(file_off));
+    st_submitted_.fetch_add(1, std::memory_order_relaxed);
+    if (r < 0 && errno == EINTR) continue;
+    if (r == ssize_t(total)) {
+      st_written_.fetch_add(uint64_t(n), std::memory_order_relaxed);
+      if (file_off <= durable_end_) durable_end_ = std::max(durable_end_, file_off + n);
+      return 1;
+    }
+    if (r < 0 && errno != EINVAL && errno != EFBIG && errno != ENOSPC) {
+      set_error("write", errno);
+      return -1;
+    }
+    // Refused or short (file size limit, nearly full disk): the buffered path writes exactly
+    // the tail, and cuts any partial filler off first.
+    if (r > 0 && ftruncate(fd_, off_t(file_off)) != 0) {
+      set_error("truncate", errno);
+      return -1;
+    }
+    return 0;
+  }
+}
+
 // Blocking write with the same short-write handling as the ring path.
 bool Writer::write_sync(bool tail, const uint8_t* p, size_t n, uint64_t file_off) {
+  if (tail && opts_.pad_tail) {
+    const int r = write_padded_tail(p, n, file_off);
+    if (r != 0) return r > 0;
+  }
   while (n > 0) {
     const bool unaligned =
         ((file_off | n | reinterpret_cast<uintptr_t>(p)) & (kDirectAlign - 1)) != 0;

@@ -52,6 +52,21 @@ struct WriterOptions {
   unsigned buffers = 64;         // slots; also the max in-flight depth (min 2)
   unsigned flush_interval_ms = 2000;  // max commit->file latency; 0 = no timed flush
   bool fsync_on_close = true;
+  // Regular files: allocate disk space this far ahead of the writes with
+  // fallocate(FALLOC_FL_KEEP_SIZE), so a write does not allocate blocks (ext4 then journals
+  // per write and stalls under load). The file size still only grows with written data, so a
+  // killed capture leaves no zeros after its last block; close() frees what was not used.
+  // 0 = off; refused by the filesystem = off.
+  uint64_t prealloc_bytes = 64ull << 20;
+  // Regular files on ext4: load the filesystem's block bitmaps in the background at open
+  // (fs_warm.h), so that growing the file does not read them under load. Once per process.
+  bool warm_allocator = true;
+  // pcapng output: write each unaligned tail with O_DIRECT too, completed to the next 4 KiB
+  // boundary by a filler block (pcapng::encode_filler) that the next write overwrites, instead
+  // of through the page cache. Measured: the next O_DIRECT write over a page-cache tail must
+  // wait for that page's writeback under the inode lock (95-120 ms stalls under load).
+  // close() cuts the file back to the real end. Off: tails go through the buffered fd.
+  bool pad_tail = false;
 };
 
 struct WriterStats {
@@ -66,6 +81,7 @@ struct WriterStats {
   // After an error: the size the file was cut back to (end of the last complete block on
   // file); UINT64_MAX when no truncation happened.
   uint64_t truncated_to_bytes = UINT64_MAX;
+  uint64_t prealloc_calls = 0;    // fallocate(KEEP_SIZE) calls that succeeded
 };
 
 class Writer {
@@ -120,7 +136,9 @@ class Writer {
   bool try_partial_flush();
   bool partial_flush(unsigned slot_index, uint64_t seq, uint64_t file_off, size_t len);
   bool write_sync(bool tail, const uint8_t* p, size_t n, uint64_t file_off);
+  int write_padded_tail(const uint8_t* p, size_t n, uint64_t file_off);
   void truncate_after_error();
+  void preallocate(uint64_t end);
 
   // --- immutable after open ---
   std::string path_;
@@ -146,6 +164,10 @@ class Writer {
   size_t used_bytes_ = 0;       // > cap_bytes_ when there is no current buffer (closed/failed)
   unsigned cur_slot_p_ = 0;
   uint64_t cur_file_off_ = 0;   // file offset of the current buffer
+  uint8_t* bounce_ = nullptr;   // 3 x 4 KiB, aligned: tail + filler for pad_tail writes
+  uint64_t prealloc_end_ = 0;   // writer thread: space allocated up to here (0 = none yet)
+  bool prealloc_on_ = false;    // writer thread: preallocation in use
+  std::atomic<uint64_t> st_prealloc_{0};
   uint64_t boundary_le_aligned_ = 0;  // largest block boundary <= floor_align(end of data)
   uint64_t seq_ = 0;
   bool closed_ = false;

@@ -181,6 +181,22 @@ TEST(PcapngGolden, DsbEmpty) {
                [](std::span<uint8_t> o) { return encode_dsb(o, ""); });
 }
 
+// The writer's filler: an NRB with only nrb_record_end, then (n > 20) one comment of spaces.
+TEST(PcapngGolden, FillerShapes) {
+  expect_block("04000000 10000000 00000000 10000000", 16,
+               [](std::span<uint8_t> o) { return encode_filler(o, 16); });
+  expect_block("04000000 14000000 00000000 00000000 14000000", 20,
+               [](std::span<uint8_t> o) { return encode_filler(o, 20); });
+  expect_block("04000000 18000000 00000000 01000000 00000000 18000000", 24,
+               [](std::span<uint8_t> o) { return encode_filler(o, 24); });
+  expect_block("04000000 1c000000 00000000 01000400 20202020 00000000 1c000000", 28,
+               [](std::span<uint8_t> o) { return encode_filler(o, 28); });
+  uint8_t buf[64];
+  EXPECT_EQ(encode_filler(buf, 12), 0u);  // below the smallest NRB
+  EXPECT_EQ(encode_filler(buf, 18), 0u);  // not a multiple of 4
+  EXPECT_EQ(encode_filler(std::span<uint8_t>(buf, 16), 20), 0u);  // does not fit
+}
+
 TEST(PcapngGolden, IsbAllCounters) {
   IsbInfo i{.interface_id = 1, .ts_ns = 0x0000000200000003ull, .starttime_ns = 0x0000000100000002ull,
             .endtime_ns = 0x10, .ifrecv = 100, .ifdrop = 5, .osdrop = 6, .usrdeliv = 95};

@@ -8,11 +8,13 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
 #include <thread>
 
+#include "output/fs_warm.h"
 #include "writer_testlib.h"
 
 using ehp::output::Writer;
@@ -140,7 +142,7 @@ TEST(Writer, UsesODirectOnARealFilesystem) {
 
 // Many buffers, random block sizes (1 B to a full buffer), timed flushes every few ms racing the
 // producer, explicit flush() calls and idle gaps: the file must equal the committed bytes.
-void byte_exact_run(bool direct, uint64_t seed) {
+void byte_exact_run(bool direct, uint64_t seed, bool pad_tail = false) {
   TempDir dir(test_parent_dir());
   const std::string path = dir.path() + "/exact.bin";
   WriterOptions o;
@@ -148,6 +150,7 @@ void byte_exact_run(bool direct, uint64_t seed) {
   o.buffer_bytes = 64 << 10;
   o.buffers = 4;
   o.flush_interval_ms = 4;
+  o.pad_tail = pad_tail;
   auto w = must_open(path, o);
   ASSERT_TRUE(w);
   std::mt19937_64 rng(seed);
@@ -181,6 +184,48 @@ void byte_exact_run(bool direct, uint64_t seed) {
 
 TEST(Writer, ByteExactAcrossManyBuffersDirect) { byte_exact_run(true, 11); }
 TEST(Writer, ByteExactAcrossManyBuffersBuffered) { byte_exact_run(false, 12); }
+// Tails padded with filler blocks and overwritten by the next write: the final file holds
+// exactly the committed bytes (the last filler is cut off at close).
+TEST(Writer, ByteExactAcrossManyBuffersDirectPaddedTails) { byte_exact_run(true, 13, true); }
+
+// pad_tail: while the capture runs, the file on disk always ends on a block boundary at a
+// 4 KiB multiple (the tail went out by O_DIRECT with a filler after it), every committed block
+// is there, and both readers read it; at close the filler is gone.
+TEST(Writer, PaddedTailKeepsOpenFileValidAndAligned) {
+  TempDir dir(test_parent_dir());
+  if (!dir_supports_odirect(dir.path()))
+    GTEST_SKIP() << dir.path() << " is not ext4/xfs/btrfs; set EHP_WRITER_TEST_DIR";
+  const std::string path = dir.path() + "/padded.pcapng";
+  WriterOptions o;
+  o.pad_tail = true;
+  o.flush_interval_ms = 0;  // flush() below is the only partial write
+  auto w = must_open(path, o);
+  ASSERT_TRUE(w);
+  PcapngFeeder feed(*w, 21);
+  ASSERT_TRUE(feed.shb() && feed.idb());
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 5 + round * 700; i++) ASSERT_TRUE(feed.epb(60 + (i * 37) % 1400));
+    w->flush();
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    std::vector<uint8_t> got;
+    while (Clock::now() < deadline) {
+      got = read_file(path);
+      if (got.size() >= feed.expected().size() &&
+          std::equal(feed.expected().begin(), feed.expected().end(), got.begin()))
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling interval only
+    }
+    ASSERT_GE(got.size(), feed.expected().size()) << "round " << round;
+    EXPECT_TRUE(std::equal(feed.expected().begin(), feed.expected().end(), got.begin()));
+    EXPECT_EQ(got.size() % 4096, 0u) << "round " << round << ": not a 4 KiB multiple";
+    EXPECT_GT(got.size(), feed.expected().size()) << "no filler after an unaligned tail";
+    EXPECT_EQ(ehp::pcapng::complete_prefix(got), got.size()) << "round " << round;
+    EXPECT_EQ(readers_complaints(path), "") << "round " << round;
+  }
+  std::string err;
+  ASSERT_TRUE(w->close(&err)) << err;
+  EXPECT_EQ(read_file(path), feed.expected());
+}
 
 // Committed data reaches the file within flush_interval_ms (2 s) while the producer calls
 // nothing else; checked by polling the file with a deadline, then again after more data lands
@@ -242,11 +287,12 @@ TEST(Writer, ExplicitFlushWithTimerOff) {
 // Short writes for real: RLIMIT_FSIZE cuts a write at the limit (SIGXFSZ ignored, so the kernel
 // returns the partial count, then EFBIG). The writer must resubmit the rest (that retry is what
 // gets EFBIG), fail cleanly, and leave a file that ends in a complete block.
-void rlimit_run(bool direct, rlim_t limit) {
+void rlimit_run(bool direct, rlim_t limit, bool pad_tail = false) {
   TempDir dir(test_parent_dir());
   const std::string path = dir.path() + "/fsize.pcapng";
   WriterOptions o;
   o.direct = direct;
+  o.pad_tail = pad_tail;
   o.buffer_bytes = 64 << 10;
   o.buffers = 4;
   auto w = must_open(path, o);
@@ -285,6 +331,10 @@ TEST(Writer, ShortWriteAtFileSizeLimitBuffered) { rlimit_run(false, 300001); }
 // An unaligned limit under O_DIRECT: the cut-down direct write is unaligned (EINVAL); the writer
 // must still end with a valid file.
 TEST(Writer, ShortWriteAtUnalignedLimitDirect) { rlimit_run(true, 400003); }
+// The same with tails padded by filler blocks (what the engine uses): the filler never ends up
+// in the kept file, which still holds exactly the committed bytes up to the cut.
+TEST(Writer, ShortWriteAtFileSizeLimitDirectPaddedTails) { rlimit_run(true, 75 * 4096, true); }
+TEST(Writer, ShortWriteAtUnalignedLimitDirectPaddedTails) { rlimit_run(true, 400003, true); }
 
 // "-" writes to stdout; here stdout is a pipe drained slowly, so writes into the 64 KiB pipe
 // come back short and are resubmitted. The reader must get exactly the committed bytes.
@@ -368,4 +418,41 @@ TEST(Writer, StdoutReaderGoneReportsBrokenPipe) {
   EXPECT_EQ(err, "write stdout: Broken pipe");
 }
 
+}  // namespace
+
+namespace {
+// The allocator warm-up (fs_warm.h) finds the output's ext4 filesystem and reads every group
+// of it once per process; other filesystems are left alone.
+TEST(Writer, WarmsTheExt4AllocatorOncePerFilesystem) {
+  TempDir dir(test_parent_dir());
+  const std::string path = dir.path() + "/warm.pcapng";
+  auto w = must_open(path, WriterOptions{});
+  ASSERT_TRUE(w);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  const std::string groups = ehp::output::ext4_mb_groups_path(fd);
+  ::close(fd);
+  if (groups.empty()) GTEST_SKIP() << dir.path() << " is not on ext4 (or /proc/fs/ext4 unreadable)";
+  ASSERT_TRUE(ehp::output::wait_block_allocator_warm(30000)) << "warm-up still running after 30 s";
+  // One line per group after the header, as the kernel prints them.
+  std::ifstream f(groups);
+  size_t lines = 0;
+  for (std::string l; std::getline(f, l);) lines++;
+  ASSERT_GT(lines, 1u);
+  EXPECT_EQ(ehp::output::block_groups_warmed(), lines - 1);
+  // A second writer on the same filesystem does not read it again.
+  auto w2 = must_open(dir.path() + "/warm2.pcapng", WriterOptions{});
+  ASSERT_TRUE(w2);
+  ASSERT_TRUE(ehp::output::wait_block_allocator_warm(30000));
+  EXPECT_EQ(ehp::output::block_groups_warmed(), lines - 1);
+  // tmpfs is not ext4: nothing to warm.
+  const int shm = ::open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(shm, 0);
+  EXPECT_EQ(ehp::output::ext4_mb_groups_path(shm), "");
+  EXPECT_FALSE(ehp::output::warm_block_allocator_async(shm));
+  ::close(shm);
+  std::string err;
+  EXPECT_TRUE(w->close(&err)) << err;
+  EXPECT_TRUE(w2->close(&err)) << err;
+}
 }  // namespace
