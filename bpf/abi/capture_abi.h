@@ -101,9 +101,11 @@ EHP_CAP_STATIC_ASSERT(sizeof(struct ehp_capture_counters) == 80, "ehp_capture_co
 /* Per-interface config (HASH keyed by ifindex, filled by userspace before attach). */
 struct ehp_capture_iface {
 	ehp_cap_u32 l2_len; /* 14 for Ethernet, 0 for devices without L2 (LINKTYPE_RAW) */
-	ehp_cap_u32 reserved;
+	ehp_cap_u32 known;  /* 1 in entries userspace wrote (the array's zeroed slots have 0) */
 };
 EHP_CAP_STATIC_ASSERT(sizeof(struct ehp_capture_iface) == 8, "ehp_capture_iface size");
+/* ifindexes below this go in the ARRAY `ifaces_idx` (an inlined lookup), others in the HASH. */
+#define EHP_CAPTURE_IFINDEX_ARRAY 4096
 
 /* Names of the TC programs: used to recognise our filters left behind by a killed run.
  * BPF object names are truncated to 15 characters by the kernel. */

@@ -346,6 +346,21 @@ long seed_attribution(int map_fd, std::string* err) {
   return written;
 }
 
+bool attribution_changed(int gen_fd, std::string* err) {
+  uint32_t key = 1;  // [0] is the BPF side's (atomic adds), [1] ours
+  uint64_t v = 0;
+  if (bpf_map_lookup_elem(gen_fd, &key, &v) != 0) {
+    if (err) *err = std::string("attribution generation map: ") + strerror(errno);
+    return false;
+  }
+  v++;
+  if (bpf_map_update_elem(gen_fd, &key, &v, BPF_ANY) != 0) {
+    if (err) *err = std::string("attribution generation map: ") + strerror(errno);
+    return false;
+  }
+  return true;
+}
+
 bool sweep_attribution(int map_fd, uint64_t now_mono_ns, SweepStats* stats, std::string* err) {
   SweepStats local;
   SweepStats& st = stats ? *stats : local;

@@ -54,6 +54,12 @@ struct SweepStats {
 // Returns false with *err set if the map can't be read.
 bool sweep_attribution(int map_fd, uint64_t now_mono_ns, SweepStats* stats, std::string* err);
 
+// Tells the TC programs' per-CPU lookup cache (bpf/attribution.h, ehp_attr_cache) that
+// userspace changed the map: bumps the userspace slot of the `ehp_attr_gen` ARRAY (gen_fd).
+// Call it after seed_attribution()/sweep_attribution() wrote anything, and after any direct
+// map update. One writer at a time. Returns false with *err set on a bad map.
+bool attribution_changed(int gen_fd, std::string* err = nullptr);
+
 // ---- parsing helpers, exposed for tests ----
 
 // One row of /proc/net/{tcp,tcp6,udp,udp6}.

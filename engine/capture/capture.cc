@@ -172,6 +172,10 @@ struct Capture::Impl {
     bpf_map* m = bpf_object__find_map_by_name(skel->obj, "ehp_attr_flows");
     return m ? bpf_map__fd(m) : -1;
   }
+  int attr_gen_fd() const {
+    bpf_map* m = bpf_object__find_map_by_name(skel->obj, "ehp_attr_gen");
+    return m ? bpf_map__fd(m) : -1;
+  }
   void housekeeping_main();
   std::vector<uint64_t> wm_buf;   // per ring scratch for merge()
   std::vector<uint64_t> rel_pos;  // per ring scratch for release()
@@ -416,7 +420,7 @@ std::unique_ptr<Capture> Capture::open(const Options& opts, std::string* err) {
   ro->filter_uid_on = opts.uid.has_value();
   ro->filter_uid = opts.uid.value_or(0);
   // A threshold the ring can never reach would leave only the poll timeout.
-  ro->wakeup_bytes = std::min<uint64_t>(opts.wakeup_bytes, opts.ring_bytes_per_cpu / 4);
+  ro->wakeup_bytes = std::min<uint64_t>(opts.wakeup_bytes, opts.ring_bytes_per_cpu / 8);
   if (opts.attribution) prepare_attribution(im->skel->obj, &im->attr_note);
 
   bpf_map__set_max_entries(im->skel->maps.rings, ncpu);
@@ -443,10 +447,11 @@ std::unique_ptr<Capture> Capture::open(const Options& opts, std::string* err) {
     return nullptr;
   }
   if (!im->create_rings(err)) return nullptr;
-  int ifmap = bpf_map__fd(im->skel->maps.ifaces);
   for (const auto& i : im->ifaces) {
     uint32_t key = uint32_t(i.ifindex);
-    ehp_capture_iface v{i.linktype == 1 ? 14u : 0u, 0};
+    ehp_capture_iface v{i.linktype == 1 ? 14u : 0u, 1};
+    int ifmap = key < EHP_CAPTURE_IFINDEX_ARRAY ? bpf_map__fd(im->skel->maps.ifaces_idx)
+                                                : bpf_map__fd(im->skel->maps.ifaces);
     if (bpf_map_update_elem(ifmap, &key, &v, BPF_ANY) != 0) {
       *err = std::string("ifaces map: ") + strerror(errno);
       return nullptr;
@@ -491,6 +496,7 @@ bool Capture::attach(std::string* err) {
       im.attr_note += (im.attr_note.empty() ? "" : "; ") + std::string("seeding failed: ") + serr;
     } else {
       im.attr_seeded += uint64_t(n);
+      if (n > 0 && !attribution_changed(im.attr_gen_fd(), &serr)) im.attr_errors++;
     }
   }
   for (const auto& i : im.ifaces) {
@@ -606,6 +612,7 @@ void Capture::Impl::housekeeping_main() {
     std::string e;
     if (sweep_attribution(fd, mono_ns(), &ss, &e)) {
       attr_swept += ss.deleted;
+      if ((ss.deleted || ss.marked_closed) && !attribution_changed(attr_gen_fd(), &e)) attr_errors++;
     } else {
       attr_errors++;
     }
