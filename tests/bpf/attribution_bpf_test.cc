@@ -430,6 +430,9 @@ class AttributionBpf : public ::testing::Test {
     ASSERT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel->maps.ehp_attr_flows), &sk, &sv), 0) << "no accepted-socket entry";
     EXPECT_EQ(sv.proc.pid, srv_pid);
     EXPECT_EQ(sv.source, uint32_t(EHP_ATTR_SRC_STATE)) << "child entry not made at SYN_RECV -> ESTABLISHED";
+    // ...and the server's first recv() added the socket's inode to it (in place), so the
+    // sweep can judge it from /proc/<pid>/fd without reading /proc/net/tcp.
+    EXPECT_NE(sv.sock_ino, 0u) << "child entry never got its socket inode";
   }
 
   void run_udp(const char* a_addr, const char* b_addr, uint16_t port, uint32_t* cli_pid, uint16_t* cli_port) {
