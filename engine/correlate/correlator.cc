@@ -2,6 +2,7 @@
 #include "correlate/correlator.h"
 
 #include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/task_arena.h>
 
 #include <algorithm>
 #include <string>
@@ -16,16 +17,13 @@ bool all_zero(const uint8_t* p, size_t n) {
   return std::all_of(p, p + n, [](uint8_t b) { return b == 0; });
 }
 
-// One message for the serial hold-back node. Packet batches are passed by pointer (the caller
-// blocks until `done`), keys carry their lines by value (one per session, not per packet).
+// One message for the serial hold-back node (the pump's: packet batches, ticks, the final
+// flush). Batches are passed by pointer: the caller waits until the graph is idle again.
 struct HoldMsg {
-  enum class Kind : uint8_t { Packets, Keys, Tick, Flush } kind = Kind::Tick;
+  enum class Kind : uint8_t { Packets, Tick, Flush } kind = Kind::Tick;
   const PacketMeta* metas = nullptr;
   const std::span<const uint8_t>* frames = nullptr;
   size_t n = 0;
-  std::atomic<bool>* done = nullptr;
-  std::array<uint8_t, 32> client_random{};
-  std::string lines;
   uint64_t now_ns = 0;
 };
 
@@ -49,7 +47,15 @@ bool secrets_are_null(const ehp::tls::Secrets& s) {
 struct Correlator::Graph {
   using DedupNode = tbb::flow::multifunction_node<SecretsEvent, std::tuple<SecretsEvent>,
                                                   tbb::flow::queueing_lightweight>;
-  using DeriveNode = tbb::flow::multifunction_node<SecretsEvent, std::tuple<HoldMsg>>;
+  // Lightweight, like the others: when a node is idle its body runs right in the thread that
+  // put the message (keys: the engine's keys thread; packets: the pump), so no TBB task is
+  // spawned and no worker is woken. Derived keys are applied to the hold-back under its lock
+  // straight from the derive body instead of going through hold_node: when hold_node was busy
+  // with a packet batch, the queued keys message was forwarded by a spawned task, and the TBB
+  // worker that ran it then spun in sched_yield loops (~10% of ecapture-hp's CPU at ~700
+  // handshakes/s, perf). hold_node now only ever sees the pump's messages: never contended.
+  using DeriveNode =
+      tbb::flow::function_node<SecretsEvent, tbb::flow::continue_msg, tbb::flow::queueing_lightweight>;
   using HoldNode =
       tbb::flow::function_node<HoldMsg, tbb::flow::continue_msg, tbb::flow::queueing_lightweight>;
 
@@ -72,17 +78,16 @@ struct Correlator::Graph {
                      std::get<0>(out).try_put(ev);
                    }),
         derive_node(g, derive_concurrency == 0 ? size_t{tbb::flow::unlimited} : derive_concurrency,
-                    [this](const SecretsEvent& ev, DeriveNode::output_ports_type& out) {
-                      HoldMsg m;
-                      m.kind = HoldMsg::Kind::Keys;
-                      m.lines = ehp::tls::keylog_lines(ev.secrets);
-                      if (m.lines.empty()) {
+                    [this](const SecretsEvent& ev) {
+                      const std::string lines = ehp::tls::keylog_lines(ev.secrets);
+                      if (lines.empty()) {
                         secrets_null.fetch_add(1, std::memory_order_relaxed);
-                        return;
+                        return tbb::flow::continue_msg{};
                       }
-                      m.client_random = ev.secrets.client_random;
                       keys_derived.fetch_add(1, std::memory_order_relaxed);
-                      std::get<0>(out).try_put(std::move(m));
+                      std::lock_guard lk(mu);  // the hold-back stage, serial with hold_node's body
+                      hb.on_keys(ev.secrets.client_random, lines);
+                      return tbb::flow::continue_msg{};
                     }),
         // noexcept: oneTBB runs a lightweight node inline (no task handoff) only if its body
         // is noexcept. The only exception HoldBack can raise is bad_alloc (flow tables).
@@ -93,9 +98,6 @@ struct Correlator::Graph {
               case HoldMsg::Kind::Packets:
                 for (size_t i = 0; i < m.n; ++i) hb.on_packet(m.metas[i], m.frames[i]);
                 break;
-              case HoldMsg::Kind::Keys:
-                hb.on_keys(m.client_random, m.lines);
-                break;
               case HoldMsg::Kind::Tick:
                 hb.tick(m.now_ns);
                 break;
@@ -104,28 +106,15 @@ struct Correlator::Graph {
                 break;
             }
           }
-          if (m.done) {
-            // The waiter's flag lives on its stack: after this store it may return at once, so
-            // the wake-up goes through a long-lived counter, never through the flag itself.
-            m.done->store(true, std::memory_order_seq_cst);
-            done_epoch.fetch_add(1, std::memory_order_seq_cst);
-            done_epoch.notify_all();
-          }
           return tbb::flow::continue_msg{};
         }) {
     tbb::flow::make_edge(std::get<0>(dedup_node.output_ports()), derive_node);
-    tbb::flow::make_edge(std::get<0>(derive_node.output_ports()), hold_node);
   }
 
+  // Runs inside the arena (Correlator::Exec): the caller executes whatever the message starts.
   void put_and_wait(HoldMsg m) {
-    std::atomic<bool> done{false};
-    m.done = &done;
     hold_node.try_put(m);
-    while (!done.load(std::memory_order_seq_cst)) {
-      uint64_t epoch = done_epoch.load(std::memory_order_seq_cst);
-      if (done.load(std::memory_order_seq_cst)) break;
-      done_epoch.wait(epoch, std::memory_order_seq_cst);
-    }
+    g.wait_for_all();
   }
 
   tbb::flow::graph g;
@@ -134,17 +123,30 @@ struct Correlator::Graph {
   ehp::tls::ClientRandomDedup dedup;
   std::atomic<uint64_t> secrets_in{0}, secrets_duplicate{0}, secrets_null{0}, keys_derived{0};
   std::atomic<uint64_t> packet_batches{0}, packets_in{0};
-  std::atomic<uint64_t> done_epoch{0};
   DedupNode dedup_node;
   DeriveNode derive_node;
   HoldNode hold_node;
 };
 
+struct Correlator::Exec {
+  // One slot, reserved for the calling ("master") threads: no TBB worker ever joins.
+  tbb::task_arena arena{1, 1};
+};
+
 Correlator::Correlator(HoldBackConfig cfg, Sink& sink, size_t dedup_capacity,
                        size_t derive_concurrency)
-    : g_(std::make_unique<Graph>(cfg, sink, dedup_capacity, derive_concurrency)) {}
+    : x_(std::make_unique<Exec>()) {
+  // A graph attaches to the arena it is built in.
+  x_->arena.execute(
+      [&] { g_ = std::make_unique<Graph>(cfg, sink, dedup_capacity, derive_concurrency); });
+}
 
-Correlator::~Correlator() { g_->g.wait_for_all(); }
+Correlator::~Correlator() {
+  x_->arena.execute([&] {
+    g_->g.wait_for_all();
+    g_.reset();
+  });
+}
 
 void Correlator::push_packets(const PacketMeta* metas, const std::span<const uint8_t>* frames,
                               size_t n) {
@@ -156,29 +158,35 @@ void Correlator::push_packets(const PacketMeta* metas, const std::span<const uin
   m.metas = metas;
   m.frames = frames;
   m.n = n;
-  g_->put_and_wait(std::move(m));
+  x_->arena.execute([&] { g_->put_and_wait(std::move(m)); });
 }
 
 void Correlator::push_secrets(const SecretsEvent& ev) {
   g_->secrets_in.fetch_add(1, std::memory_order_relaxed);
-  g_->dedup_node.try_put(ev);
+  x_->arena.execute([&] {
+    g_->dedup_node.try_put(ev);
+    g_->g.wait_for_all();
+  });
 }
 
 void Correlator::tick(uint64_t now_ns) {
   HoldMsg m;
   m.kind = HoldMsg::Kind::Tick;
   m.now_ns = now_ns;
-  g_->hold_node.try_put(std::move(m));
+  x_->arena.execute([&] { g_->put_and_wait(std::move(m)); });
 }
 
-void Correlator::wait_idle() { g_->g.wait_for_all(); }
+void Correlator::wait_idle() {
+  x_->arena.execute([&] { g_->g.wait_for_all(); });
+}
 
 void Correlator::drain() {
-  wait_idle();
   HoldMsg m;
   m.kind = HoldMsg::Kind::Flush;
-  g_->put_and_wait(std::move(m));
-  wait_idle();
+  x_->arena.execute([&] {
+    g_->g.wait_for_all();
+    g_->put_and_wait(std::move(m));
+  });
 }
 
 CorrelatorStats Correlator::stats() const {

@@ -1,14 +1,20 @@
 // Correlator: the oneTBB flow graph that joins TLS secrets to packets.
 //
-//   push_secrets ─► [dedup + null check, serial] ─► [derive keylog lines, HKDF, concurrent] ─┐
-//                                                                                            ▼
-//   push_packets ──────────────────────────────────────────────────────► [hold-back, serial] ─► Sink
-//   tick / drain ──────────────────────────────────────────────────────►        (owns HoldBack)
+//   push_secrets ─► [dedup + null check, serial] ─► [derive keylog lines (HKDF), apply to ─┐
+//                                                     the hold-back under its lock]       │
+//   push_packets ─────────────────────────────────► [hold-back, serial] ◄─────────────────┘ ─► Sink
+//   tick / drain ─────────────────────────────────►   (owns HoldBack; one lock orders keys and packets)
 //
-// Packets travel as batches (one graph message per batch, not per packet). The hold-back node
-// uses oneTBB's lightweight policy: when it is idle, a batch is processed right inside
-// push_packets() on the caller's thread, with no task handoff; when it is busy (keys being
-// applied) the batch is queued and push_packets() waits for it.
+// Packets travel as batches (one graph message per batch, not per packet). Every node uses
+// oneTBB's lightweight policy: an idle node runs its body right inside the caller's try_put,
+// so packets are processed on the pump's thread and keys on the thread that pushed them, with
+// no task handoff and no TBB worker woken. The hold-back node only receives the pump's
+// messages (packets, ticks, drain), so it is never busy when they arrive; keys reach the
+// HoldBack from the derive body under the same lock.
+// The graph lives in its own task arena with one slot and no workers: every call runs its
+// part of the graph on the calling thread and waits there (TBB workers, once woken, spun in
+// sched_yield loops: ~10% of ecapture-hp's CPU at ~700 handshakes/s, perf). A call made while
+// another thread is inside waits for it (microseconds: one batch or one derivation).
 //
 // Lifetime contract for push_packets(): synchronous. The frames are read (and copied where
 // held) before push_packets() returns, so the caller may release the ring memory the spans
@@ -54,7 +60,8 @@ class Correlator {
 
   // `n` packets, metas[i] describing frames[i], in capture order. Synchronous (see above).
   void push_packets(const PacketMeta* metas, const std::span<const uint8_t>* frames, size_t n);
-  // Asynchronous: returns after the dedup step; derivation and hold-back happen in the graph.
+  // Returns once the secrets went through the graph (dedup, derivation, hold-back: flows
+  // waiting for them are released before it returns). Runs on the calling thread.
   void push_secrets(const SecretsEvent& ev);
   void push_secrets(const ehp::tls::Secrets& s) { push_secrets(SecretsEvent{s, 0, {}}); }
   // Releases flows whose keys did not come in time. `now_ns` on the PacketMeta::ts_ns clock.
@@ -68,6 +75,8 @@ class Correlator {
   CorrelatorStats stats() const;
 
  private:
+  struct Exec;  // the task arena every graph call runs in (declared first: destroyed last)
+  std::unique_ptr<Exec> x_;
   struct Graph;
   std::unique_ptr<Graph> g_;
 };
