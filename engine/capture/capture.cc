@@ -38,6 +38,7 @@
 
 #include "abi/capture_abi.h"
 #include "capture/attribution.h"
+#include "capture/record.h"
 #include "capture/tc_netlink.h"
 #include "tc_capture.skel.h"
 
@@ -53,9 +54,7 @@ constexpr uint64_t kIdleWatermarkSlackNs = 5'000'000;
 constexpr size_t kQueueCapacity = 65536;   // refs per ring queue
 constexpr size_t kStageCapacity = 1024;    // refs per ring staged in the merger
 constexpr size_t kPushBatch = 256;
-constexpr uint32_t kRingHdrBytes = 8;      // BPF_RINGBUF_HDR_SZ
-constexpr uint32_t kBusyBit = 1u << 31;    // BPF_RINGBUF_BUSY_BIT
-constexpr uint32_t kDiscardBit = 1u << 30; // BPF_RINGBUF_DISCARD_BIT
+using record::kRingHdrBytes;
 
 uint64_t mono_ns() {
   timespec ts;
@@ -654,12 +653,13 @@ bool Capture::Impl::drain(Ring& r, bool final_pass) {
   while (pos < prod) {
     const uint8_t* hdrp = r.data + (pos & r.mask);
     uint32_t len = __atomic_load_n(reinterpret_cast<const uint32_t*>(hdrp), __ATOMIC_ACQUIRE);
-    if (len & kBusyBit) {
+    const record::Step st = record::ring_step(len);
+    if (st.kind == record::Step::Busy) {
       busy = true;  // reserved, not yet committed: stop here to keep ring order
       break;
     }
-    uint32_t payload = len & ~(kBusyBit | kDiscardBit);
-    if (!(len & kDiscardBit) && payload >= sizeof(ehp_capture_hdr)) {
+    const uint32_t payload = st.payload_bytes;
+    if (st.kind == record::Step::Record) {
       if (n == kPushBatch) {
         if (!flush()) {
           queue_full = true;
@@ -673,7 +673,7 @@ bool Capture::Impl::drain(Ring& r, bool final_pass) {
       memcpy(&cap, hdrp + kRingHdrBytes + offsetof(ehp_capture_hdr, cap_len), sizeof(cap));
       batch[n++] = Item{ts, pos, payload, cap};
     }
-    pos += round8(uint64_t(payload) + kRingHdrBytes);
+    pos += st.advance_bytes;
   }
   if (!queue_full) {
     if (flush()) {
@@ -786,8 +786,9 @@ void Capture::Impl::refill(Ring& r) {
 
 void Capture::Impl::fill_ref(const Ring& r, uint32_t slot, const Item& it, PacketRef* ref) {
   const uint8_t* rec = r.data + (it.pos & r.mask) + kRingHdrBytes;
-  ehp_capture_hdr h;
-  memcpy(&h, rec, sizeof(h));
+  // it.len >= sizeof(ehp_capture_hdr): drain() queues only Record steps.
+  const record::View v = *record::decode_record(std::span<const uint8_t>(rec, it.len));
+  const ehp_capture_hdr& h = v.hdr;
   if (h.ts_ns < last_mono_delivered) out_of_order++;
   last_mono_delivered = std::max(last_mono_delivered, h.ts_ns);
   // Wall clock = monotonic + offset. Refreshing the offset moves it by measurement jitter and
@@ -800,16 +801,15 @@ void Capture::Impl::fill_ref(const Ring& r, uint32_t slot, const Item& it, Packe
   ref->ifindex = h.ifindex;
   ref->direction = h.direction;
   ref->wire_len = h.wire_len;
-  uint32_t max_cap = it.len - uint32_t(sizeof(ehp_capture_hdr));
-  ref->cap_len = std::min(h.cap_len, max_cap);
+  ref->cap_len = uint32_t(v.frame.size());
   ref->pid = h.proc.pid;
   ref->tid = h.proc.tid;
   ref->uid = h.proc.uid;
   ref->gid = h.proc.gid;
-  memcpy(ref->comm, h.proc.comm, sizeof(ref->comm));
-  ref->comm[sizeof(ref->comm) - 1] = '\0';
+  static_assert(sizeof(ref->comm) == sizeof(h.proc.comm));
+  memcpy(ref->comm, h.proc.comm, sizeof(ref->comm));  // NUL-terminated by decode_record
   ref->attributed = (h.flags & EHP_CAP_F_ATTRIBUTED) != 0;
-  ref->data = rec + sizeof(ehp_capture_hdr);
+  ref->data = v.frame.data();
   ref->slot = slot;
   ref->release_pos = it.pos + round8(uint64_t(it.len) + kRingHdrBytes);
   ref->seq = next_seq;

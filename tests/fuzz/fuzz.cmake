@@ -8,7 +8,7 @@
 #
 #   fuzz_frame          ehp::net::decode_frame + classify_tls + flow_key
 #   fuzz_keylog         ehp::tls::parse_keylog_line, keylog_lines round trip
-#   fuzz_ring_record    capture ring walk + record decode (reference decoder, see the source)
+#   fuzz_ring_record    capture ring walk + record decode (engine/capture/record.h)
 #   fuzz_translate      ehp::filter::translate -> kernel verifier (root) + verdict vs libpcap
 #   fuzz_filter         engineer p4's differential: translate vs userspace eBPF interpreter
 #   fuzz_pcapng_prefix  ehp::pcapng::complete_prefix / scan_prefix
