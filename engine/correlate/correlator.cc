@@ -6,7 +6,10 @@
 
 #include <algorithm>
 #include <string>
+#include <mutex>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "correlate/tls_keys.h"
 
@@ -85,15 +88,24 @@ struct Correlator::Graph {
                         return tbb::flow::continue_msg{};
                       }
                       keys_derived.fetch_add(1, std::memory_order_relaxed);
-                      std::lock_guard lk(mu);  // the hold-back stage, serial with hold_node's body
-                      hb.on_keys(ev.secrets.client_random, lines);
+                      // The hold-back stage, serial with hold_node's body. Never wait for it:
+                      // the pump may hold it for as long as the output is slow, and a blocked
+                      // keys thread would let the uprobe ring overflow. If it is busy the lines
+                      // are parked and applied at the start of the pump's next message.
+                      {
+                        std::lock_guard pk(pend_mu);
+                        pending.emplace_back(ev.secrets.client_random, lines);
+                      }
+                      std::unique_lock lk(mu, std::try_to_lock);
+                      if (lk.owns_lock()) apply_pending_locked();
                       return tbb::flow::continue_msg{};
                     }),
         // noexcept: oneTBB runs a lightweight node inline (no task handoff) only if its body
         // is noexcept. The only exception HoldBack can raise is bad_alloc (flow tables).
         hold_node(g, tbb::flow::serial, [this](const HoldMsg& m) noexcept {
           {
-            std::lock_guard lk(mu);  // only contended by stats()
+            std::lock_guard lk(mu);
+            apply_pending_locked();  // keys derived while the stage was busy come first
             switch (m.kind) {
               case HoldMsg::Kind::Packets:
                 for (size_t i = 0; i < m.n; ++i) hb.on_packet(m.metas[i], m.frames[i]);
@@ -111,6 +123,16 @@ struct Correlator::Graph {
     tbb::flow::make_edge(std::get<0>(dedup_node.output_ports()), derive_node);
   }
 
+  // Under mu: hands parked keylog lines to the HoldBack, in arrival order.
+  void apply_pending_locked() {
+    std::vector<std::pair<std::array<uint8_t, 32>, std::string>> batch;
+    {
+      std::lock_guard pk(pend_mu);
+      batch.swap(pending);
+    }
+    for (const auto& [cr, lines] : batch) hb.on_keys(cr, lines);
+  }
+
   // Runs inside the arena (Correlator::Exec): the caller executes whatever the message starts.
   void put_and_wait(HoldMsg m) {
     hold_node.try_put(m);
@@ -118,7 +140,9 @@ struct Correlator::Graph {
   }
 
   tbb::flow::graph g;
-  mutable std::mutex mu;
+  mutable std::mutex mu;  // the hold-back stage (HoldBack + sink): pump, keys thread, stats()
+  std::mutex pend_mu;
+  std::vector<std::pair<std::array<uint8_t, 32>, std::string>> pending;  // keys parked (mu busy)
   HoldBack hb;
   ehp::tls::ClientRandomDedup dedup;
   std::atomic<uint64_t> secrets_in{0}, secrets_duplicate{0}, secrets_null{0}, keys_derived{0};
@@ -129,8 +153,9 @@ struct Correlator::Graph {
 };
 
 struct Correlator::Exec {
-  // One slot, reserved for the calling ("master") threads: no TBB worker ever joins.
-  tbb::task_arena arena{1, 1};
+  // Two slots, both reserved for calling ("master") threads, so no TBB worker ever joins and
+  // the pump and the keys thread never wait for each other to enter.
+  tbb::task_arena arena{2, 2};
 };
 
 Correlator::Correlator(HoldBackConfig cfg, Sink& sink, size_t dedup_capacity,
@@ -163,10 +188,9 @@ void Correlator::push_packets(const PacketMeta* metas, const std::span<const uin
 
 void Correlator::push_secrets(const SecretsEvent& ev) {
   g_->secrets_in.fetch_add(1, std::memory_order_relaxed);
-  x_->arena.execute([&] {
-    g_->dedup_node.try_put(ev);
-    g_->g.wait_for_all();
-  });
+  // Lightweight nodes: dedup and derivation run right here; nothing is spawned, so there is
+  // nothing to wait for (and waiting on the graph would wait for the pump's batch too).
+  x_->arena.execute([&] { g_->dedup_node.try_put(ev); });
 }
 
 void Correlator::tick(uint64_t now_ns) {
@@ -178,6 +202,8 @@ void Correlator::tick(uint64_t now_ns) {
 
 void Correlator::wait_idle() {
   x_->arena.execute([&] { g_->g.wait_for_all(); });
+  std::lock_guard lk(g_->mu);
+  g_->apply_pending_locked();
 }
 
 void Correlator::drain() {

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <thread>
@@ -256,6 +259,75 @@ TEST(Correlator, ConcurrentPacketsAndSecretsKeepPerFlowOrder) {
     EXPECT_LT(v[0], v[1]);
     EXPECT_LT(v[1], v[2]);
   }
+}
+
+}  // namespace
+}  // namespace ehp::correlate
+
+namespace ehp::correlate {
+namespace {
+
+// A sink that blocks inside packet() until released: the pump stuck behind a slow output.
+class GateSink : public Sink {
+ public:
+  void packet(const PacketMeta& m, std::span<const uint8_t> f) override {
+    {
+      std::unique_lock lk(mu);
+      entered = true;
+      cv.notify_all();
+      cv.wait(lk, [&] { return open; });
+    }
+    inner.packet(m, f);
+  }
+  void secrets(std::string_view l) override { inner.secrets(l); }
+  void wait_entered() {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return entered; });
+  }
+  void release() {
+    std::lock_guard lk(mu);
+    open = true;
+    cv.notify_all();
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, open = false;
+  RecordingSink inner;  // only touched by the thread inside the hold-back stage
+};
+
+// The keys thread never waits for a hold-back stage the pump holds (a blocked keys thread lets
+// the uprobe ring overflow): push_secrets returns while the pump is stuck in the sink, and the
+// keys reach the flow before its ClientHello as soon as the stage is free again.
+TEST(Correlator, SecretsDoNotWaitForABusyHoldBackStage) {
+  GateSink sink;
+  Correlator c({}, sink, 1024);
+  Random r = make_random(31);
+  Batch held;
+  held.add(1, tcp_frame(cli(41000), kSrv, kPsh | kAck, hello_record(1, r)));
+  held.push(c);  // held: waits for its keys, nothing reaches the sink
+  Batch stuck;
+  stuck.add(2, udp_frame(cli(7), kSrv, 40));
+  std::thread pump([&] { stuck.push(c); });  // blocks inside the sink
+  sink.wait_entered();
+  std::atomic<bool> returned{false};
+  std::thread keys([&] {
+    c.push_secrets(tls12(r));
+    returned = true;
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!returned && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // polling interval only
+  EXPECT_TRUE(returned.load()) << "push_secrets waited for the busy hold-back stage";
+  sink.release();
+  pump.join();
+  keys.join();
+  c.wait_idle();
+  // UDP packet, then the DSB right before the held ClientHello.
+  ASSERT_EQ(sink.inner.events.size(), 3u);
+  EXPECT_EQ(sink.inner.events[0].meta.ts_ns, 2u);
+  EXPECT_EQ(sink.inner.events[1].kind, Event::Secrets);
+  EXPECT_EQ(sink.inner.events[2].meta.ts_ns, 1u);
+  EXPECT_EQ(c.stats().holdback.released_keyed, 1u);
 }
 
 }  // namespace
