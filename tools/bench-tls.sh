@@ -124,7 +124,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
         ((rc == 0)) || { echo "bench-tls: ecapture-hp exited $rc:" >&2; tail -3 "$WORK/ehp.log" >&2; }
         keys=$(sed -n 's/.* \([0-9]*\) DSBs.*/\1/p' "$WORK/ehp.log" | tail -1)
         pk=$(sed -n 's/^ecapture-hp: \([0-9]*\) packets written.*/\1/p' "$WORK/ehp.log" | tail -1)
-        extra=" (ecapture-hp wrote ${pk:-?} packets, ${keys:-?} DSBs)"
+        mb=$(( $(stat -c %s "$WORK/traced.pcapng" 2>/dev/null || echo 0) / 1000000 ))
+        extra=" (ecapture-hp wrote ${pk:-?} packets, ${mb} MB, ${keys:-?} DSBs)"
       else
         extra=""
       fi
