@@ -121,8 +121,10 @@ struct {
  * bumped by every BPF change of ehp_attr_flows / ehp_attr_socks (ehp_attr_changed), [1] by
  * userspace after its own changes (seed, sweep: attribution_changed() in engine/capture);
  * both only grow, so their sum changes with any change. Not cached: answers that depend on
- * time (a closed entry in its grace period) or on the packet beyond its tuple (SYN-ACKs).
- * LRU evictions are not seen: a flow whose entry was evicted keeps its last answer. */
+ * time (a closed entry in its grace period) or on the packet beyond its tuple (SYN-ACKs, and an
+ * egress miss of a packet that has a socket: ehp_attr_socks is keyed by that socket). LRU
+ * evictions happen only on inserts, and every insert bumps the generation. The entry is written
+ * without barriers: TC programs do not migrate or get preempted mid-run on a CPU. */
 struct ehp_attr_cache_ent {
 	struct ehp_attr_key key;
 	__u64 gen;
@@ -384,6 +386,10 @@ static __always_inline int ehp_attr_resolve(struct __sk_buff *skb, struct ehp_at
 	v = ehp_attr_get(&wild);
 	if (v)
 		goto found;
+	/* The answer now depends on skb->sk (its pending entry, its age): not cacheable. Packets
+	 * without a socket (forwarded, kernel-made) stay cacheable misses. */
+	if (skb->sk)
+		*cacheable = 0;
 	return ehp_attr_from_sock(skb, key, out);
 found:
 	if (v->closed_ns) /* expires with time: ask again next packet */

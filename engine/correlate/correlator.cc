@@ -50,13 +50,13 @@ bool secrets_are_null(const ehp::tls::Secrets& s) {
 struct Correlator::Graph {
   using DedupNode = tbb::flow::multifunction_node<SecretsEvent, std::tuple<SecretsEvent>,
                                                   tbb::flow::queueing_lightweight>;
-  // Lightweight, like the others: when a node is idle its body runs right in the thread that
-  // put the message (keys: the engine's keys thread; packets: the pump), so no TBB task is
-  // spawned and no worker is woken. Derived keys are applied to the hold-back under its lock
-  // straight from the derive body instead of going through hold_node: when hold_node was busy
+  // Lightweight, like the others (bodies must be noexcept for oneTBB to honour that): an idle
+  // node's body runs right in the thread that put the message (keys: the engine's keys thread;
+  // packets: the pump), so no TBB task is spawned and no worker is woken. Derived keys are
+  // parked for the hold-back stage instead of going through hold_node: when hold_node was busy
   // with a packet batch, the queued keys message was forwarded by a spawned task, and the TBB
   // worker that ran it then spun in sched_yield loops (~10% of ecapture-hp's CPU at ~700
-  // handshakes/s, perf). hold_node now only ever sees the pump's messages: never contended.
+  // handshakes/s, perf). hold_node only ever sees the pump's messages: never contended.
   using DeriveNode =
       tbb::flow::function_node<SecretsEvent, tbb::flow::continue_msg, tbb::flow::queueing_lightweight>;
   using HoldNode =
@@ -81,27 +81,34 @@ struct Correlator::Graph {
                      std::get<0>(out).try_put(ev);
                    }),
         derive_node(g, derive_concurrency == 0 ? size_t{tbb::flow::unlimited} : derive_concurrency,
-                    [this](const SecretsEvent& ev) {
-                      const std::string lines = ehp::tls::keylog_lines(ev.secrets);
+                    // noexcept: oneTBB runs a lightweight node inline only when its body is
+                    // noexcept; otherwise it spawns a task, which here (no workers) would wait
+                    // for the pump's next wait_for_all.
+                    [this](const SecretsEvent& ev) noexcept {
+                      std::string lines;
+                      try {
+                        lines = ehp::tls::keylog_lines(ev.secrets);
+                      } catch (...) {  // allocation failure: count it like unusable material
+                        lines.clear();
+                      }
                       if (lines.empty()) {
                         secrets_null.fetch_add(1, std::memory_order_relaxed);
                         return tbb::flow::continue_msg{};
                       }
                       keys_derived.fetch_add(1, std::memory_order_relaxed);
-                      // The hold-back stage, serial with hold_node's body. Never wait for it:
-                      // the pump may hold it for as long as the output is slow, and a blocked
-                      // keys thread would let the uprobe ring overflow. If it is busy the lines
-                      // are parked and applied at the start of the pump's next message.
-                      {
+                      // Parked for the hold-back stage, which the pump applies at the start of
+                      // its next message (a batch, or its 100 ms tick). The keys thread never
+                      // takes the stage itself: applying keys releases held packets into the
+                      // sink, which may block on a slow output, and a blocked keys thread would
+                      // let the uprobe ring overflow.
+                      try {
                         std::lock_guard pk(pend_mu);
-                        pending.emplace_back(ev.secrets.client_random, lines);
+                        pending.emplace_back(ev.secrets.client_random, std::move(lines));
+                      } catch (...) {
+                        secrets_null.fetch_add(1, std::memory_order_relaxed);
                       }
-                      std::unique_lock lk(mu, std::try_to_lock);
-                      if (lk.owns_lock()) apply_pending_locked();
                       return tbb::flow::continue_msg{};
                     }),
-        // noexcept: oneTBB runs a lightweight node inline (no task handoff) only if its body
-        // is noexcept. The only exception HoldBack can raise is bad_alloc (flow tables).
         hold_node(g, tbb::flow::serial, [this](const HoldMsg& m) noexcept {
           {
             std::lock_guard lk(mu);

@@ -9,14 +9,14 @@
 // oneTBB's lightweight policy: an idle node runs its body right inside the caller's try_put,
 // so packets are processed on the pump's thread and keys on the thread that pushed them, with
 // no task handoff and no TBB worker woken. The hold-back node only receives the pump's
-// messages (packets, ticks, drain), so it is never busy when they arrive; keys reach the
-// HoldBack from the derive body under the same lock.
+// messages (packets, ticks, drain), so it is never busy when they arrive.
 // The graph lives in its own task arena with two slots reserved for callers and no workers:
 // every call runs its part of the graph on the calling thread (TBB workers, once woken, spun in
 // sched_yield loops: ~10% of ecapture-hp's CPU at ~700 handshakes/s, perf). The keys thread
-// never waits for the hold-back stage: when the pump holds it (e.g. behind a slow disk), the
-// derived lines are parked and applied at the start of the pump's next message (at the latest
-// its 100 ms tick) or by wait_idle()/drain().
+// never takes the hold-back stage (applying keys releases held packets into the sink, which can
+// block on a slow output): derived lines are parked and applied, in arrival order and before
+// the message's own work, at the start of the pump's next message (a batch, or at the latest
+// its 100 ms tick), or by wait_idle()/drain().
 //
 // Lifetime contract for push_packets(): synchronous. The frames are read (and copied where
 // held) before push_packets() returns, so the caller may release the ring memory the spans
@@ -62,8 +62,8 @@ class Correlator {
 
   // `n` packets, metas[i] describing frames[i], in capture order. Synchronous (see above).
   void push_packets(const PacketMeta* metas, const std::span<const uint8_t>* frames, size_t n);
-  // Runs dedup and derivation on the calling thread; the lines reach the hold-back before it
-  // returns unless the stage is busy (then at the pump's next message; see above).
+  // Runs dedup and derivation (HKDF) on the calling thread and parks the keylog lines for the
+  // hold-back stage (applied at the pump's next message; see above). Never blocks on output.
   void push_secrets(const SecretsEvent& ev);
   void push_secrets(const ehp::tls::Secrets& s) { push_secrets(SecretsEvent{s, 0, {}}); }
   // Releases flows whose keys did not come in time. `now_ns` on the PacketMeta::ts_ns clock.

@@ -44,8 +44,9 @@ void read_all(Warmer& w, std::string path, unsigned max_seconds) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(max_seconds);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
-    // Small reads: the seq_file shows a few groups per call, so stop/deadline are checked often.
-    char buf[4096];
+    // Small reads: about one group (one line, which may read a bitmap from disk) per call, so
+    // stop/deadline are checked between groups and process exit is never held up for long.
+    char buf[192];
     bool header = true;
     while (!w.stop.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < deadline) {
       ssize_t n = ::read(fd, buf, sizeof buf);

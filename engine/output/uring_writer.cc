@@ -412,12 +412,12 @@ void Writer::run() {
         if (final_entry.slot != kNoSlot)
           partial_flush(final_entry.slot, final_entry.seq, final_entry.file_off,
                         final_entry.len_bytes);
-        if (!failed() && regular_file_) {
+        if (!failed() && regular_file_ && final_entry.slot != kNoSlot) {
           // Cut off a trailing filler block (pad_tail), and give back the space allocated ahead
           // and not written (ftruncate to the same size frees blocks past EOF on ext4/xfs).
           const uint64_t real_end = final_entry.file_off + final_entry.len_bytes;
           struct stat st {};
-          if (fstat(fd_, &st) == 0 && (uint64_t(st.st_size) > real_end || prealloc_end_) &&
+          if (fstat(fd_, &st) == 0 && (uint64_t(st.st_size) > real_end || prealloc_tried_) &&
               uint64_t(st.st_size) >= real_end && ftruncate(fd_, off_t(real_end)) != 0)
             set_error("truncate", errno);
         }
@@ -485,6 +485,7 @@ void Writer::preallocate(uint64_t end) {
   constexpr uint64_t kMiB = 1ull << 20;
   const uint64_t from = prealloc_end_;
   const uint64_t to = (end + opts_.prealloc_bytes + kMiB - 1) & ~(kMiB - 1);
+  prealloc_tried_ = true;  // even a failed call may have allocated some extents
   if (fallocate(fd_, FALLOC_FL_KEEP_SIZE, off_t(from), off_t(to - from)) == 0) {
     prealloc_end_ = to;
     st_prealloc_.fetch_add(1, std::memory_order_relaxed);
@@ -648,8 +649,10 @@ bool Writer::try_partial_flush() {
   {
     // Data still moving: look again shortly, without first waiting for every write in flight
     // (that drain, repeated every retry, stalled the writer under sustained load).
+    // Writes in flight count as data moving too: the buffer being filled is sealed and written
+    // soon after them (and a drain here, repeated every retry, collapsed the queue depth).
     std::lock_guard lk(mu_);
-    if (sealed_count_ > 0 || cur_slot_ < 0) return false;
+    if (sealed_count_ > 0 || cur_slot_ < 0 || inflight_ > 0) return false;
   }
   drain_inflight();
   if (failed()) return true;
@@ -712,8 +715,12 @@ int Writer::write_padded_tail(const uint8_t* p, size_t n, uint64_t file_off) {
       return -1;
     }
     // Refused or short (file size limit, nearly full disk): the buffered path writes exactly
-    // the tail, and cuts any partial filler off first.
-    if (r > 0 && ftruncate(fd_, off_t(file_off)) != 0) {
+    // the tail. First cut off whatever filler is on file past the durable data (this write's
+    // partial one, or an earlier flush's), never the durable data itself: a later error cut
+    // to a block boundary must not extend the file with zeros.
+    const uint64_t keep = std::max(durable_end_, file_off);
+    struct stat st {};
+    if (fstat(fd_, &st) == 0 && uint64_t(st.st_size) > keep && ftruncate(fd_, off_t(keep)) != 0) {
       set_error("truncate", errno);
       return -1;
     }

@@ -167,6 +167,7 @@ class Writer {
   uint8_t* bounce_ = nullptr;   // 3 x 4 KiB, aligned: tail + filler for pad_tail writes
   uint64_t prealloc_end_ = 0;   // writer thread: space allocated up to here (0 = none yet)
   bool prealloc_on_ = false;    // writer thread: preallocation in use
+  bool prealloc_tried_ = false; // writer thread: fallocate was called (close() gives space back)
   std::atomic<uint64_t> st_prealloc_{0};
   uint64_t boundary_le_aligned_ = 0;  // largest block boundary <= floor_align(end of data)
   uint64_t seq_ = 0;

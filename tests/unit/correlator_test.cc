@@ -332,3 +332,33 @@ TEST(Correlator, SecretsDoNotWaitForABusyHoldBackStage) {
 
 }  // namespace
 }  // namespace ehp::correlate
+
+namespace ehp::correlate {
+namespace {
+
+// push_secrets derives on the calling thread (lightweight nodes run inline only with noexcept
+// bodies; otherwise a task would wait in the worker-less arena) and parks the lines; the pump's
+// next message (here a tick) applies them before its own work, so the DSB precedes the
+// ClientHello without anyone calling wait_idle().
+TEST(Correlator, KeysDerivedInlineAndAppliedByTheNextPumpMessage) {
+  LockedSink sink;
+  Correlator c({}, sink, 1024);
+  Random r = make_random(41);
+  Batch b;
+  b.add(1 * kMs, tcp_frame(cli(42000), kSrv, kPsh | kAck, hello_record(1, r)));
+  b.push(c);
+  c.push_secrets(tls12(r));
+  EXPECT_EQ(c.stats().keys_derived, 1u) << "derivation did not run inside push_secrets";
+  {
+    std::lock_guard lk(sink.mu);
+    EXPECT_EQ(sink.inner.events.size(), 0u) << "the keys thread must not write to the sink";
+  }
+  c.tick(2 * kMs);  // the pump's periodic message, well before --hold-ms
+  std::lock_guard lk(sink.mu);
+  ASSERT_EQ(sink.inner.events.size(), 2u);
+  EXPECT_EQ(sink.inner.events[0].kind, Event::Secrets);
+  EXPECT_EQ(sink.inner.events[1].meta.ts_ns, 1 * kMs);
+}
+
+}  // namespace
+}  // namespace ehp::correlate
