@@ -255,8 +255,19 @@ bool PcapngSink::rotate_locked(uint64_t now_ns) {
   return true;
 }
 
+void PcapngSink::batch_begin() {
+  batch_lock_.lock();
+  batch_owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+}
+
+void PcapngSink::batch_end() {
+  batch_owner_.store(std::thread::id{}, std::memory_order_relaxed);
+  batch_lock_.unlock();
+}
+
 void PcapngSink::packet(const correlate::PacketMeta& m, std::span<const uint8_t> frame) {
-  std::lock_guard g(mu_);
+  std::unique_lock g(mu_, std::defer_lock);
+  if (!locked_by_batch()) g.lock();
   if (!writer_ || stop_reached_) return;
   if (opt_.stop_after_bytes && stats_.file_bytes >= opt_.stop_after_bytes) {
     stop_reached_ = true;
@@ -418,7 +429,8 @@ bool PcapngSink::write_carried(std::vector<uint8_t>&) {
 }
 
 void PcapngSink::secrets(std::string_view lines) {
-  std::lock_guard g(mu_);
+  std::unique_lock g(mu_, std::defer_lock);
+  if (!locked_by_batch()) g.lock();
   if (!writer_ || lines.empty()) return;
   std::vector<uint8_t> buf(pcapng::dsb_size(lines));
   if (pcapng::encode_dsb(buf, lines) && put_block(buf.data(), buf.size())) stats_.dsbs++;

@@ -14,7 +14,9 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <atomic>
 #include <mutex>
+#include <thread>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -84,6 +86,8 @@ class PcapngSink final : public correlate::Sink {
   ~PcapngSink() override;
 
   void packet(const correlate::PacketMeta&, std::span<const uint8_t> frame) override;
+  void batch_begin() override;
+  void batch_end() override;
   void secrets(std::string_view keylog_lines) override;
 
   // Per-interface counters for the closing ISBs.
@@ -123,6 +127,13 @@ class PcapngSink final : public correlate::Sink {
   std::vector<IfCounters> ifc_;
   std::vector<uint64_t> if_total_packets_;
   mutable std::mutex mu_;
+  // batch_begin()/batch_end(): mu_ held across a correlator batch by this thread, whose
+  // packet()/secrets() calls then skip their own locking (no lock per packet).
+  std::unique_lock<std::mutex> batch_lock_{mu_, std::defer_lock};
+  std::atomic<std::thread::id> batch_owner_{};
+  bool locked_by_batch() const {
+    return batch_owner_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+  }
   bool stream_ = false;  // output is a pipe/FIFO/device: short flush interval
   struct PendingDsb {
     std::string random_hex;  // client_random of its first line (lowercase hex)

@@ -63,7 +63,8 @@ struct Correlator::Graph {
       tbb::flow::function_node<HoldMsg, tbb::flow::continue_msg, tbb::flow::queueing_lightweight>;
 
   Graph(HoldBackConfig cfg, Sink& sink, size_t dedup_capacity, size_t derive_concurrency)
-      : hb(cfg, sink),
+      : sink_ref(sink),
+        hb(cfg, sink),
         dedup(std::max<size_t>(dedup_capacity, 1)),
         dedup_node(g, tbb::flow::serial,
                    // noexcept: oneTBB runs a lightweight node inline only if its body is noexcept.
@@ -112,6 +113,7 @@ struct Correlator::Graph {
         hold_node(g, tbb::flow::serial, [this](const HoldMsg& m) noexcept {
           {
             std::lock_guard lk(mu);
+            sink_ref.batch_begin();  // one sink lock per message, not per packet
             apply_pending_locked();  // keys derived while the stage was busy come first
             switch (m.kind) {
               case HoldMsg::Kind::Packets:
@@ -124,6 +126,7 @@ struct Correlator::Graph {
                 hb.flush_all();
                 break;
             }
+            sink_ref.batch_end();
           }
           return tbb::flow::continue_msg{};
         }) {
@@ -147,6 +150,7 @@ struct Correlator::Graph {
   }
 
   tbb::flow::graph g;
+  Sink& sink_ref;
   mutable std::mutex mu;  // the hold-back stage (HoldBack + sink): pump, keys thread, stats()
   std::mutex pend_mu;
   std::vector<std::pair<std::array<uint8_t, 32>, std::string>> pending;  // keys parked (mu busy)

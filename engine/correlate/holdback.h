@@ -55,6 +55,10 @@ class Sink {
   virtual void packet(const PacketMeta& meta, std::span<const uint8_t> frame) = 0;
   // NSS key log lines ('\n'-terminated) for one session -> one Decryption Secrets Block.
   virtual void secrets(std::string_view keylog_lines) = 0;
+  // Bracket a run of packet()/secrets() calls from one thread (the correlator does, per batch),
+  // so a sink that locks per call can lock once per batch instead. Default: nothing.
+  virtual void batch_begin() {}
+  virtual void batch_end() {}
 };
 
 struct HoldBackConfig {
