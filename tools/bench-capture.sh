@@ -28,6 +28,7 @@
 # Ratios vs dumpcap are taken within a round (same traffic slot), then the median over rounds.
 # Needs root, iproute2, dumpcap, tcpdump, capinfos, bpftool, python3.
 set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 BUILD=${1:?usage: bench-capture.sh BUILD_DIR [options]}
 shift
 BUILD=$(cd "$BUILD" && pwd)
@@ -62,9 +63,7 @@ GEN=$BUILD/udpgen
 for f in "$EHP" "$GEN"; do
   [[ -x $f ]] || { echo "bench-capture: $f missing (build targets ecapture-hp udpgen)" >&2; exit 2; }
 done
-for t in ip dumpcap tcpdump capinfos bpftool python3; do
-  command -v "$t" >/dev/null || { echo "bench-capture: $t not on PATH" >&2; exit 2; }
-done
+need_tools bench-capture ip dumpcap tcpdump capinfos bpftool python3
 [[ $(id -u) == 0 ]] || { echo "bench-capture: needs root (netns, TC, bpf_stats)" >&2; exit 2; }
 
 TAG=${EHP_BENCH_TAG:-p10}
@@ -85,26 +84,15 @@ STATS_OLD=$(cat /proc/sys/kernel/bpf_stats_enabled)
 BG=()
 
 cleanup() {
-  for p in "${BG[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
+  stop_bg_and_netns
   echo "$STATS_OLD" >/proc/sys/kernel/bpf_stats_enabled 2>/dev/null
-  ip netns del "$NSA" 2>/dev/null
-  ip netns del "$NSB" 2>/dev/null
   ((KEEP)) || rm -rf "$RUN"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ip netns del "$NSA" 2>/dev/null; ip netns del "$NSB" 2>/dev/null
-ip netns add "$NSA" && ip netns add "$NSB" || exit 1
-ip link add "$VA" netns "$NSA" type veth peer name "$VB" netns "$NSB" || exit 1
+veth_pair
 for ns in "$NSA" "$NSB"; do ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1; done
-ip -n "$NSA" addr add $IPA/24 dev "$VA"
-ip -n "$NSB" addr add $IPB/24 dev "$VB"
-ip -n "$NSA" link set "$VA" up
-ip -n "$NSB" link set "$VB" up
-ip -n "$NSA" link set lo up
-ip -n "$NSB" link set lo up
 # Static neighbours: no ARP in the measured window.
 MAC_B=$(ip netns exec "$NSB" cat /sys/class/net/"$VB"/address)
 MAC_A=$(ip netns exec "$NSA" cat /sys/class/net/"$VA"/address)

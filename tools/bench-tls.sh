@@ -14,6 +14,7 @@
 #              request (client and server both traced: key extraction cost dominates).
 # Target (issue 6): traced >= 95% of untraced, median of the per-round ratios.
 set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 BUILD=${1:?usage: bench-tls.sh BUILD_DIR [--rounds N] [--seconds S] [--workloads LIST]}
 shift
 BUILD=$(cd "$BUILD" && pwd)
@@ -32,9 +33,7 @@ while (($#)); do
 done
 EHP=$BUILD/ecapture-hp
 [[ -x $EHP ]] || { echo "bench-tls: $EHP missing" >&2; exit 2; }
-for t in ip openssl nghttpd h2load python3; do
-  command -v $t >/dev/null || { echo "bench-tls: $t not on PATH" >&2; exit 2; }
-done
+need_tools bench-tls ip openssl nghttpd h2load python3
 [[ $(id -u) == 0 ]] || { echo "bench-tls: needs root" >&2; exit 2; }
 TAG=${EHP_BENCH_TAG:-p10}
 NSA=$TAG-bt-a
@@ -51,37 +50,19 @@ BG=()
 EHP_PID=""
 cleanup() {
   [[ -n $EHP_PID ]] && kill -INT "$EHP_PID" 2>/dev/null
-  for p in "${BG[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  ip netns del "$NSA" 2>/dev/null
-  ip netns del "$NSB" 2>/dev/null
+  stop_bg_and_netns
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ip netns del "$NSA" 2>/dev/null; ip netns del "$NSB" 2>/dev/null
-ip netns add "$NSA" && ip netns add "$NSB" || exit 1
-ip link add "$VA" netns "$NSA" type veth peer name "$VB" netns "$NSB" || exit 1
-ip -n "$NSA" addr add $IPA/24 dev "$VA"
-ip -n "$NSB" addr add $IPB/24 dev "$VB"
-for ns in "$NSA" "$NSB"; do ip -n "$ns" link set lo up; done
-ip -n "$NSA" link set "$VA" up
-ip -n "$NSB" link set "$VB" up
+veth_pair
 # The handshake workload opens a connection per request: thousands of TIME_WAIT sockets pile
 # up per run and made whichever run came second in a round ~20% slower, traced or not
 # (measured: first slot 840-899 req/s, second 643-689, in both orders). Keep them few.
 for ns in "$NSA" "$NSB"; do ip netns exec "$ns" sysctl -qw net.ipv4.tcp_max_tw_buckets=64; done
 
-wait_for() {
-  local i
-  for i in $(seq 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  return 1
-}
-listening() { ip netns exec "$NSB" ss -Hltn "sport = :$1" | grep -q LISTEN; }
-
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-  -subj /CN=ehp-bench -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null || exit 1
+self_signed_cert "$WORK" || exit 1
 mkdir -p "$WORK/www"
 head -c 4096 /dev/urandom >"$WORK/www/small"
 ip netns exec "$NSB" nghttpd -d "$WORK/www" 9443 "$WORK/key.pem" "$WORK/cert.pem" >/dev/null 2>&1 &

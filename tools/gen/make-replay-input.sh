@@ -17,6 +17,7 @@
 # (veth otherwise passes 64 KiB GSO super-packets, which would flatter any writer).
 # Prints "make-replay-input: N packets, B bytes (mean M B) in OUT". Needs root.
 set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../bench-lib.sh"
 BUILD=${1:?usage: make-replay-input.sh BUILD_DIR OUT.pcap [SECONDS]}
 OUTF=${2:?usage: make-replay-input.sh BUILD_DIR OUT.pcap [SECONDS]}
 SECS=${3:-3}
@@ -30,39 +31,18 @@ VA=$TAG-ria
 VB=$TAG-rib
 IPA=10.214.11.1
 IPB=10.214.11.2
-for t in tcpdump openssl curl nghttpd h2load; do
-  command -v $t >/dev/null || { echo "make-replay-input: $t not on PATH" >&2; exit 2; }
-done
+need_tools make-replay-input tcpdump openssl curl nghttpd h2load
 [[ -x $GEN ]] || { echo "make-replay-input: $GEN missing (build target udpgen)" >&2; exit 2; }
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/$TAG-ri.XXXXXX")
 BG=()
 cleanup() {
-  for p in "${BG[@]:-}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  ip netns del "$NSA" 2>/dev/null
-  ip netns del "$NSB" 2>/dev/null
+  stop_bg_and_netns
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-ip netns del "$NSA" 2>/dev/null; ip netns del "$NSB" 2>/dev/null
-ip netns add "$NSA" && ip netns add "$NSB" || exit 1
-ip link add "$VA" netns "$NSA" type veth peer name "$VB" netns "$NSB" || exit 1
-ip -n "$NSA" addr add $IPA/24 dev "$VA"
-ip -n "$NSB" addr add $IPB/24 dev "$VB"
-ip -n "$NSA" link set "$VA" gso_max_segs 1 up
-ip -n "$NSB" link set "$VB" gso_max_segs 1 up
-ip -n "$NSA" link set lo up
-ip -n "$NSB" link set lo up
+veth_pair gso_max_segs 1
 
-wait_for() {  # wait_for CMD...: up to 20 s
-  local i
-  for i in $(seq 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  return 1
-}
-listening() { ip netns exec "$NSB" ss -Hltn "sport = :$1" | grep -q LISTEN; }
-
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-  -subj /CN=ehp-bench -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null || exit 1
+self_signed_cert "$WORK" || exit 1
 mkdir -p "$WORK/www"
 head -c $((1 << 20)) /dev/urandom >"$WORK/www/big"
 head -c 4096 /dev/urandom >"$WORK/www/small"
