@@ -69,6 +69,17 @@ void mapped(const char* addr, uint8_t out[16]) {
   inet_pton(AF_INET, addr, out + 12);
 }
 
+// The map key of a connected socket as the host sees it (ports in host order here).
+ehp_attr_key exact_key(uint8_t proto, const char* laddr, uint16_t lport, const char* raddr, uint16_t rport) {
+  ehp_attr_key k{};
+  k.proto = proto;
+  mapped(laddr, k.local_addr);
+  mapped(raddr, k.remote_addr);
+  k.local_port = htons(lport);
+  k.remote_port = htons(rport);
+  return k;
+}
+
 // A child process with its stdout on a pipe, read line by line with a deadline.
 struct Peer {
   pid_t pid = -1;
@@ -420,12 +431,7 @@ class AttributionBpf : public ::testing::Test {
     // wildcard (source STATE), before the server's recv() could (RECV): that is what names the
     // ACKs its kernel sends before the process reads. The accepting thread is the listener's,
     // so recv() kept it.
-    ehp_attr_key sk{};
-    sk.proto = 6;
-    mapped(b_addr, sk.local_addr);
-    mapped(a_addr, sk.remote_addr);
-    sk.local_port = htons(port);
-    sk.remote_port = htons(*cli_port);
+    ehp_attr_key sk = exact_key(6, b_addr, port, a_addr, *cli_port);
     ehp_attr_value sv{};
     ASSERT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel->maps.ehp_attr_flows), &sk, &sv), 0) << "no accepted-socket entry";
     EXPECT_EQ(sv.proc.pid, srv_pid);
@@ -648,12 +654,7 @@ TEST_F(AttributionBpf, SeedFindsSocketsOpenedBeforeCapture) {
   k.proto = 17;
   k.local_port = htons(uport);
   expect_entry(k, "udp6 unconnected wildcard");
-  k = {};
-  k.proto = 6;
-  mapped(kB4, k.local_addr);
-  mapped(kB4, k.remote_addr);
-  k.local_port = htons(cport);
-  k.remote_port = htons(lport);
+  k = exact_key(6, kB4, cport, kB4, lport);
   expect_entry(k, "tcp connected client tuple");
   std::swap(k.local_port, k.remote_port);
   expect_entry(k, "tcp accepted server tuple");
@@ -677,12 +678,7 @@ TEST_F(AttributionBpf, SeedFindsSocketsOpenedBeforeCapture) {
 // themselves, which the live tests above depend on), and SYN-ACKs never come from it.
 TEST_F(AttributionBpf, CachedAnswerFollowsGeneration) {
   int fd = bpf_map__fd(skel->maps.ehp_attr_flows);
-  ehp_attr_key k{};
-  k.proto = 6;
-  mapped("192.0.2.31", k.local_addr);
-  mapped("192.0.2.32", k.remote_addr);
-  k.local_port = htons(4101);
-  k.remote_port = htons(4102);
+  const ehp_attr_key k = exact_key(6, "192.0.2.31", 4101, "192.0.2.32", 4102);
   ehp_attr_value a{}, b{};
   a.proc.pid = 7001;
   b.proc.pid = 7002;
@@ -727,12 +723,7 @@ TEST_F(AttributionBpf, LookupCostPerPacket) {
   ehp_attr_value v{};
   v.proc.pid = 4242;
   std::memcpy(v.proc.comm, "bench", 5);
-  ehp_attr_key k{};
-  k.proto = 6;
-  mapped("192.0.2.1", k.local_addr);
-  mapped("192.0.2.2", k.remote_addr);
-  k.local_port = htons(1111);
-  k.remote_port = htons(2222);
+  const ehp_attr_key k = exact_key(6, "192.0.2.1", 1111, "192.0.2.2", 2222);
   ASSERT_EQ(bpf_map_update_elem(fd, &k, &v, BPF_ANY), 0);
   ehp_attr_key w{};
   w.proto = 17;
@@ -835,17 +826,8 @@ TEST_F(AttributionBpf, CraftedFramesTable) {
   ehp_attr_value v4v{}, v6v{};
   v4v.proc.pid = 5001;
   v6v.proc.pid = 5002;
-  ehp_attr_key k4{}, k6{};
-  k4.proto = 6;
-  mapped("192.0.2.1", k4.local_addr);
-  mapped("192.0.2.2", k4.remote_addr);
-  k4.local_port = htons(1111);
-  k4.remote_port = htons(2222);
-  k6.proto = 17;
-  mapped("2001:db8::1", k6.local_addr);
-  mapped("2001:db8::2", k6.remote_addr);
-  k6.local_port = htons(5353);
-  k6.remote_port = htons(4444);
+  const ehp_attr_key k4 = exact_key(6, "192.0.2.1", 1111, "192.0.2.2", 2222);
+  const ehp_attr_key k6 = exact_key(17, "2001:db8::1", 5353, "2001:db8::2", 4444);
   ASSERT_EQ(bpf_map_update_elem(fd, &k4, &v4v, BPF_ANY), 0);
   ASSERT_EQ(bpf_map_update_elem(fd, &k6, &v6v, BPF_ANY), 0);
   changed();
@@ -929,14 +911,10 @@ TEST_F(AttributionBpf, IngressLookupOrder) {
     uint32_t source;
   };
   auto key_of = [](const Entry& e) {
-    ehp_attr_key k{};
+    if (e.laddr) return exact_key(e.proto, e.laddr, e.lport, e.raddr, e.rport);
+    ehp_attr_key k{};  // wildcard
     k.proto = e.proto;
     k.local_port = htons(e.lport);
-    if (e.laddr) {
-      mapped(e.laddr, k.local_addr);
-      mapped(e.raddr, k.remote_addr);
-      k.remote_port = htons(e.rport);
-    }
     return k;
   };
   auto frame = [](uint8_t proto, const char* src, uint16_t sp, const char* dst, uint16_t dp, uint8_t flags) {
