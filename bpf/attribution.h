@@ -297,14 +297,11 @@ static __always_inline int ehp_attr_parse(struct __sk_buff *skb, __u32 l3_off, i
 	return 1;
 }
 
-/* Fills `out` with the process to name for the packet (see the top of this file: egress the
- * source's owner; ingress the sender when it is local, else the local receiver).
- * l3_off: offset of the IPv4/IPv6 header in the frame; egress: 1 on the egress hook.
- * Returns 1 when found, 0 otherwise (unparsable, see ehp_attr_parse, or unknown socket). */
-/* The lookup proper (order: see the top of this file). *cacheable is cleared when the answer
- * depends on more than the tuple and the maps' contents (time, TCP flags). */
+/* The lookup proper (order: see the top of this file). `synack`: an ingress TCP SYN-ACK (its
+ * own lookup order; the caller never caches its answer). *cacheable is cleared when the answer
+ * depends on more than the tuple and the maps' contents (time, the packet's socket). */
 static __always_inline int ehp_attr_resolve(struct __sk_buff *skb, struct ehp_attr_key *key,
-					    __u32 l4_off, int egress, struct ehp_proc_info *out,
+					    int synack, int egress, struct ehp_proc_info *out,
 					    int *cacheable)
 {
 	struct ehp_attr_value *v;
@@ -324,14 +321,6 @@ static __always_inline int ehp_attr_resolve(struct __sk_buff *skb, struct ehp_at
 		v = ehp_attr_get(&snd);
 		if (v)
 			goto found;
-		int synack = 0;
-		if (key->proto == EHP_ATTR_IPPROTO_TCP) {
-			__u8 fl = 0;
-			if (bpf_skb_load_bytes(skb, l4_off + 13, &fl, 1) == 0 && (fl & 0x12) == 0x12) {
-				synack = 1;
-				*cacheable = 0;
-			}
-		}
 		/* One key buffer serves the three lookups after the first (program stack is 512 bytes
 		 * for everything, the filter subprogram included): now the sender wildcard
 		 * {0, 0, sport, 0, proto}, later the receiver wildcard. */
@@ -398,6 +387,11 @@ found:
 	return 1;
 }
 
+/* Fills `out` with the process to name for the packet (see the top of this file: egress the
+ * source's owner; ingress the sender when it is local, else the local receiver), from the
+ * per-CPU answer cache when it is current.
+ * l3_off: offset of the IPv4/IPv6 header in the frame; egress: 1 on the egress hook.
+ * Returns 1 when found, 0 otherwise (unparsable, see ehp_attr_parse, or unknown socket). */
 static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, int egress,
 					   struct ehp_proc_info *out)
 {
@@ -422,7 +416,7 @@ static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, 
 		return 1;
 	}
 	int cacheable = 1;
-	int found = ehp_attr_resolve(skb, &key, l4_off, egress, out, &cacheable);
+	int found = ehp_attr_resolve(skb, &key, syn, egress, out, &cacheable);
 	if (c) {
 		c->valid = 0;
 		if (cacheable && !syn) {

@@ -32,9 +32,6 @@ const volatile __u64 wakeup_bytes = 256 * 1024;
  * rings       ARRAY_OF_MAPS of RINGBUF, index = CPU id. Per-CPU rings keep producers from
  *             contending on one ring's spinlock; userspace creates and inserts the inner rings
  *             after load (inner template fd set before load), sized per CPU.
- * scratch     no longer used by the program (records are built in place in ring space
- *             reserved by size class, see ehp_size_class); kept only because userspace still sizes
- *             it (capture.cc). Drop both together.
  * reader_pos  mmapable ARRAY indexed by CPU: how far the userspace reader has READ (not
  *             released) each ring. Lets the wakeup decision look at unread bytes, so a writer that
  *             holds ring space does not suppress wakeups forever.
@@ -52,13 +49,6 @@ struct {
 		__uint(max_entries, 1 << 20);
 	});
 } rings SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, EHP_CAPTURE_MAX_CPUS_DEFAULT);
-	__type(key, __u32);
-	__type(value, struct ehp_capture_scratch);
-} scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

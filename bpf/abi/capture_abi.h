@@ -41,7 +41,7 @@ typedef __u64 ehp_cap_u64;
 #define EHP_CAPTURE_ABI_VERSION 1
 
 /* Largest frame a record can carry. TC egress sees GSO super-packets up to 64 KiB (FACTS.md);
- * the per-CPU scratch buffer is sized for exactly this, so the verifier can bound the copy. */
+ * the largest ring-record size class is header + this, so the verifier can bound the copy. */
 #define EHP_CAPTURE_MAX_FRAME 65536u
 #define EHP_CAPTURE_DEFAULT_SNAPLEN 262144u
 /* Array sizes in the BPF object; userspace resizes them to the possible CPU count before load. */
@@ -73,13 +73,6 @@ EHP_CAP_STATIC_ASSERT(EHP_CAP_OFFSETOF(struct ehp_capture_hdr, direction) == 20,
 EHP_CAP_STATIC_ASSERT(EHP_CAP_OFFSETOF(struct ehp_capture_hdr, flags) == 21, "flags");
 EHP_CAP_STATIC_ASSERT(EHP_CAP_OFFSETOF(struct ehp_capture_hdr, proc) == 24, "proc");
 
-/* Per-CPU scratch (a plain ARRAY indexed by CPU: PERCPU_ARRAY values cap at 32 KiB). The
- * header and frame sit back to back so one bpf_ringbuf_output copies the whole record. */
-struct ehp_capture_scratch {
-	struct ehp_capture_hdr hdr;
-	ehp_cap_u8 frame[EHP_CAPTURE_MAX_FRAME];
-};
-EHP_CAP_STATIC_ASSERT(sizeof(struct ehp_capture_scratch) == 56 + EHP_CAPTURE_MAX_FRAME, "scratch");
 
 /* Per-CPU counters (PERCPU_ARRAY, one entry). Every packet the program sees ends in exactly one
  * of: records (written), reserve_fail (ring full), no_ring (no ring for this CPU),

@@ -62,7 +62,6 @@ uint64_t mono_ns() {
   return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
 }
 
-uint64_t round8(uint64_t v) { return (v + 7) & ~uint64_t(7); }
 
 // Queue item: where a record sits in its ring; the merge reads the header from ring memory.
 struct Item {
@@ -423,7 +422,6 @@ std::unique_ptr<Capture> Capture::open(const Options& opts, std::string* err) {
   if (opts.attribution) prepare_attribution(im->skel->obj, &im->attr_note);
 
   bpf_map__set_max_entries(im->skel->maps.rings, ncpu);
-  bpf_map__set_max_entries(im->skel->maps.scratch, ncpu);
   bpf_map__set_max_entries(im->skel->maps.reader_pos, ncpu);
   // The outer map needs an inner-map template at load time; a small ringbuf serves.
   int tmpl = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "ehp_ring_tmpl", 0, 0, uint32_t(page), nullptr);
@@ -811,7 +809,7 @@ void Capture::Impl::fill_ref(const Ring& r, uint32_t slot, const Item& it, Packe
   ref->attributed = (h.flags & EHP_CAP_F_ATTRIBUTED) != 0;
   ref->data = v.frame.data();
   ref->slot = slot;
-  ref->release_pos = it.pos + round8(uint64_t(it.len) + kRingHdrBytes);
+  ref->release_pos = it.pos + record::record_bytes(it.len);
   ref->seq = next_seq;
   log[next_seq & (kMaxOutstanding - 1)] = LogEntry{ref->release_pos, slot};
   next_seq++;

@@ -30,9 +30,14 @@ struct Step {
   uint64_t advance_bytes;  // to the next record (header included, rounded up to 8); 0 if Busy
 };
 
+// Ring bytes a record with `payload` bytes takes: header included, rounded up to 8.
+inline uint64_t record_bytes(uint32_t payload) {
+  return (uint64_t{payload} + kRingHdrBytes + 7) & ~uint64_t{7};
+}
+
 inline Step ring_step(uint32_t len_word) {
   const uint32_t payload = len_word & ~(kBusyBit | kDiscardBit);
-  const uint64_t adv = (uint64_t{payload} + kRingHdrBytes + 7) & ~uint64_t{7};
+  const uint64_t adv = record_bytes(payload);
   if (len_word & kBusyBit) return {Step::Busy, payload, 0};  // reserved, not committed yet
   if (len_word & kDiscardBit) return {Step::Discarded, payload, adv};
   if (payload < sizeof(ehp_capture_hdr)) return {Step::TooShort, payload, adv};

@@ -114,7 +114,7 @@ struct Correlator::Graph {
           {
             std::lock_guard lk(mu);
             sink_ref.batch_begin();  // one sink lock per message, not per packet
-            apply_pending_locked();  // keys derived while the stage was busy come first
+            apply_pending_locked();  // keys derived since the last message come first
             switch (m.kind) {
               case HoldMsg::Kind::Packets:
                 for (size_t i = 0; i < m.n; ++i) hb.on_packet(m.metas[i], m.frames[i]);
@@ -135,7 +135,7 @@ struct Correlator::Graph {
 
   // Under mu: hands parked keylog lines to the HoldBack, in arrival order.
   void apply_pending_locked() {
-    std::vector<std::pair<std::array<uint8_t, 32>, std::string>> batch;
+    Parked batch;
     {
       std::lock_guard pk(pend_mu);
       batch.swap(pending);
@@ -151,9 +151,11 @@ struct Correlator::Graph {
 
   tbb::flow::graph g;
   Sink& sink_ref;
-  mutable std::mutex mu;  // the hold-back stage (HoldBack + sink): pump, keys thread, stats()
+  mutable std::mutex mu;  // the hold-back stage (HoldBack + sink): hold body, wait_idle(), stats()
+  // Keylog lines derived by the keys thread, waiting for the pump's next hold body.
+  using Parked = std::vector<std::pair<std::array<uint8_t, 32>, std::string>>;
   std::mutex pend_mu;
-  std::vector<std::pair<std::array<uint8_t, 32>, std::string>> pending;  // keys parked (mu busy)
+  Parked pending;
   HoldBack hb;
   ehp::tls::ClientRandomDedup dedup;
   std::atomic<uint64_t> secrets_in{0}, secrets_duplicate{0}, secrets_null{0}, keys_derived{0};

@@ -88,13 +88,15 @@ std::string ext4_mb_groups_path(int fd) {
 }
 
 bool warm_block_allocator_async(int fd, unsigned max_seconds) {
-  std::string path = ext4_mb_groups_path(fd);
-  if (path.empty()) return false;
   struct stat st {};
   if (fstat(fd, &st) != 0) return false;
   Warmer& w = warmer();
   std::lock_guard lk(w.mu);
-  if (!w.started.insert(st.st_dev).second) return true;  // already warmed (or warming)
+  // Each rotated file asks again: answer from the set without naming the device anew.
+  if (w.started.count(st.st_dev)) return true;  // already warmed (or warming)
+  std::string path = ext4_mb_groups_path(fd);
+  if (path.empty()) return false;
+  w.started.insert(st.st_dev);
   w.running++;
   w.threads.emplace_back(read_all, std::ref(w), std::move(path), max_seconds);
   return true;

@@ -152,7 +152,8 @@ bool Writer::setup(const std::string& path, const WriterOptions& opts, std::stri
   for (unsigned i = 0; i < nslots_; i++) slots_[i].data = arena_ + i * cap_bytes_;
 
   if (opts.pad_tail) {
-    bounce_ = static_cast<uint8_t*>(std::aligned_alloc(kDirectAlign, 3 * kDirectAlign));
+    // tail (< 4 KiB) + filler (>= 16 B) always ends at 4 or 8 KiB.
+    bounce_ = static_cast<uint8_t*>(std::aligned_alloc(kDirectAlign, 2 * kDirectAlign));
     if (!bounce_) return fail("alloc buffers for", ENOMEM);
   }
   ring_ = std::make_unique<RingHolder>();
@@ -647,10 +648,9 @@ void Writer::drain_inflight() {
 // the buffer meanwhile; it can keep appending past `committed`, bytes this never reads.
 bool Writer::try_partial_flush() {
   {
-    // Data still moving: look again shortly, without first waiting for every write in flight
-    // (that drain, repeated every retry, stalled the writer under sustained load).
-    // Writes in flight count as data moving too: the buffer being filled is sealed and written
-    // soon after them (and a drain here, repeated every retry, collapsed the queue depth).
+    // Data still moving (buffers sealed or in flight: the one being filled follows them soon):
+    // look again shortly. Draining every write in flight first, on every retry, collapsed the
+    // queue depth under sustained load.
     std::lock_guard lk(mu_);
     if (sealed_count_ > 0 || cur_slot_ < 0 || inflight_ > 0) return false;
   }

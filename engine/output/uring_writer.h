@@ -164,7 +164,7 @@ class Writer {
   size_t used_bytes_ = 0;       // > cap_bytes_ when there is no current buffer (closed/failed)
   unsigned cur_slot_p_ = 0;
   uint64_t cur_file_off_ = 0;   // file offset of the current buffer
-  uint8_t* bounce_ = nullptr;   // 3 x 4 KiB, aligned: tail + filler for pad_tail writes
+  uint8_t* bounce_ = nullptr;   // 2 x 4 KiB, aligned: tail + filler for pad_tail writes
   uint64_t prealloc_end_ = 0;   // writer thread: space allocated up to here (0 = none yet)
   bool prealloc_on_ = false;    // writer thread: preallocation in use
   bool prealloc_tried_ = false; // writer thread: fallocate was called (close() gives space back)
