@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -131,6 +132,10 @@ bool Writer::setup(const std::string& path, const WriterOptions& opts, std::stri
       if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) return fail("reopen", ESTALE);
       direct_.store(direct);
       prealloc_on_ = opts.prealloc_bytes > 0;
+      size_ahead_on_ = opts.size_ahead;
+      struct rlimit rl {};
+      if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        fsize_limit_ = uint64_t(rl.rlim_cur);
       if (opts.warm_allocator) warm_block_allocator_async(fd_);
     } else {
       // A device or FIFO given by name: write it like stdout.
@@ -323,6 +328,7 @@ WriterStats Writer::stats() const {
   s.direct_io = direct_.load(std::memory_order_relaxed);
   s.truncated_to_bytes = truncated_at_.load(std::memory_order_relaxed);
   s.prealloc_calls = st_prealloc_.load(std::memory_order_relaxed);
+  s.size_ahead_calls = st_size_ahead_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -395,6 +401,12 @@ void Writer::run() {
           }
         }
       }
+      if (n > 0 && !stream_) {
+        uint64_t end = 0;
+        for (unsigned i = 0; i < n; i++)
+          end = std::max(end, batch[i].file_off + (batch[i].len_bytes & ~(align_bytes_ - 1)));
+        size_ahead(end);
+      }
       for (unsigned i = 0; i < n; i++) submit_sealed(batch[i]);
       if (n == 0 || stream_) break;
     }
@@ -419,8 +431,12 @@ void Writer::run() {
           const uint64_t real_end = final_entry.file_off + final_entry.len_bytes;
           struct stat st {};
           if (fstat(fd_, &st) == 0 && (uint64_t(st.st_size) > real_end || prealloc_tried_) &&
-              uint64_t(st.st_size) >= real_end && ftruncate(fd_, off_t(real_end)) != 0)
-            set_error("truncate", errno);
+              uint64_t(st.st_size) >= real_end) {
+            if (ftruncate(fd_, off_t(real_end)) != 0)
+              set_error("truncate", errno);
+            else
+              size_end_ = real_end;
+          }
         }
         if (!failed() && opts_.fsync_on_close && fsync(fd_) != 0 &&
             !(stream_ && (errno == EINVAL || errno == EROFS)))  // pipes/ttys cannot fsync
@@ -497,6 +513,24 @@ void Writer::preallocate(uint64_t end) {
   }
 }
 
+// Sets the file size to `end` before writes up to there are submitted (WriterOptions::size_ahead).
+// Only grows the file: size_end_ follows every write and cut, so a smaller end is a no-op.
+void Writer::size_ahead(uint64_t end) {
+  if (!size_ahead_on_ || !regular_file_ || !direct_.load(std::memory_order_relaxed) ||
+      end <= size_end_)
+    return;
+  if (end > fsize_limit_) {  // ftruncate past the limit raises SIGXFSZ; short writes do not
+    size_ahead_on_ = false;
+    return;
+  }
+  if (ftruncate(fd_, off_t(end)) != 0) {
+    size_ahead_on_ = false;  // e.g. EPERM on an append-only file: extending writes still work
+    return;
+  }
+  size_end_ = end;
+  st_size_ahead_.fetch_add(1, std::memory_order_relaxed);
+}
+
 void Writer::submit_write(unsigned slot_index) {
   io_uring* ring = &ring_->ring;
   Slot& slot = slots_[slot_index];
@@ -529,6 +563,7 @@ void Writer::on_write_done(unsigned slot_index, int res) {
   if (res > 0) {
     st_written_.fetch_add(uint64_t(res), std::memory_order_relaxed);
     slot.req_pos += std::min(size_t(res), len);
+    note_size(slot.req_file_off + slot.req_pos);
     if (slot.req_pos == slot.req_end) {
       slot.req_done = true;
       inflight_--;
@@ -706,6 +741,7 @@ int Writer::write_padded_tail(const uint8_t* p, size_t n, uint64_t file_off) {
     st_submitted_.fetch_add(1, std::memory_order_relaxed);
     if (r < 0 && errno == EINTR) continue;
     if (r == ssize_t(total)) {
+      note_size(file_off + total);
       st_written_.fetch_add(uint64_t(n), std::memory_order_relaxed);
       if (file_off <= durable_end_) durable_end_ = std::max(durable_end_, file_off + n);
       return 1;
@@ -720,9 +756,13 @@ int Writer::write_padded_tail(const uint8_t* p, size_t n, uint64_t file_off) {
     // to a block boundary must not extend the file with zeros.
     const uint64_t keep = std::max(durable_end_, file_off);
     struct stat st {};
-    if (fstat(fd_, &st) == 0 && uint64_t(st.st_size) > keep && ftruncate(fd_, off_t(keep)) != 0) {
-      set_error("truncate", errno);
-      return -1;
+    if (r > 0) note_size(file_off + uint64_t(r));
+    if (fstat(fd_, &st) == 0 && uint64_t(st.st_size) > keep) {
+      if (ftruncate(fd_, off_t(keep)) != 0) {
+        set_error("truncate", errno);
+        return -1;
+      }
+      size_end_ = keep;
     }
     return 0;
   }
@@ -751,6 +791,7 @@ bool Writer::write_sync(bool tail, const uint8_t* p, size_t n, uint64_t file_off
       return false;
     }
     st_written_.fetch_add(uint64_t(r), std::memory_order_relaxed);
+    if (!stream_) note_size(file_off + uint64_t(r));
     if (size_t(r) < n) st_short_.fetch_add(1, std::memory_order_relaxed);
     if (file_off <= durable_end_) durable_end_ = std::max(durable_end_, file_off + uint64_t(r));
     p += r;
@@ -802,7 +843,10 @@ void Writer::truncate_after_error() {
     cut += pos;
   }
   truncated_at_.store(cut, std::memory_order_relaxed);
-  if (ftruncate(tail_fd_, off_t(cut)) == 0) fdatasync(tail_fd_);
+  if (ftruncate(tail_fd_, off_t(cut)) == 0) {
+    size_end_ = cut;
+    fdatasync(tail_fd_);
+  }
 }
 
 }  // namespace ehp::output

@@ -136,6 +136,8 @@ TEST(Writer, UsesODirectOnARealFilesystem) {
   // Space was preallocated ahead (fallocate KEEP_SIZE), and what was not written was given
   // back at close.
   EXPECT_GT(w->stats().prealloc_calls, 0u);
+  // ...and the file was sized ahead of each batch of writes, so none of them extended it.
+  EXPECT_GT(w->stats().size_ahead_calls, 0u);
   struct stat st {};
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_LE(uint64_t(st.st_blocks) * 512, uint64_t(st.st_size) + (1u << 20));
