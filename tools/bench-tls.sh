@@ -33,7 +33,7 @@ while (($#)); do
 done
 EHP=$BUILD/ecapture-hp
 [[ -x $EHP ]] || { echo "bench-tls: $EHP missing" >&2; exit 2; }
-need_tools bench-tls ip openssl nghttpd h2load python3
+need_tools bench-tls ip openssl nghttpd h2load python3 taskset
 [[ $(id -u) == 0 ]] || { echo "bench-tls: needs root" >&2; exit 2; }
 TAG=${EHP_BENCH_TAG:-p10}
 NSA=$TAG-bt-a
@@ -65,11 +65,17 @@ for ns in "$NSA" "$NSB"; do ip netns exec "$ns" sysctl -qw net.ipv4.tcp_max_tw_b
 self_signed_cert "$WORK" || exit 1
 mkdir -p "$WORK/www"
 head -c 4096 /dev/urandom >"$WORK/www/small"
-ip netns exec "$NSB" nghttpd -d "$WORK/www" 9443 "$WORK/key.pem" "$WORK/cert.pem" >/dev/null 2>&1 &
+# Client and server pinned to different CPUs, the same in every run: unpinned, whether the
+# scheduler put them on one core or two moved handshakes/s by +-20% between identical runs.
+NCPU=$(nproc)
+SRV_CPU=$((NCPU > 1 ? 1 : 0))
+PIN_SRV=(taskset -c "$SRV_CPU")
+PIN_CLI=(taskset -c 0)
+ip netns exec "$NSB" "${PIN_SRV[@]}" nghttpd -d "$WORK/www" 9443 "$WORK/key.pem" "$WORK/cert.pem" >/dev/null 2>&1 &
 BG+=($!)
 # -no_cache: s_time -new never resumes, and a session cache growing across runs made each later
 # run slower than the one before it, whichever was traced.
-ip netns exec "$NSB" openssl s_server -accept 8443 -cert "$WORK/cert.pem" -key "$WORK/key.pem" \
+ip netns exec "$NSB" "${PIN_SRV[@]}" openssl s_server -accept 8443 -cert "$WORK/cert.pem" -key "$WORK/key.pem" \
   -www -quiet -no_cache >/dev/null 2>&1 &
 BG+=($!)
 wait_for listening 9443 && wait_for listening 8443 || { echo "bench-tls: servers did not start" >&2; exit 1; }
@@ -78,11 +84,11 @@ wait_for listening 9443 && wait_for listening 8443 || { echo "bench-tls: servers
 workload() {
   case $1 in
     h2)
-      ip netns exec "$NSA" h2load -D "$SECS" -c 4 -m 8 "https://$IPB:9443/small" 2>&1 |
+      ip netns exec "$NSA" "${PIN_CLI[@]}" h2load -D "$SECS" -c 4 -m 8 "https://$IPB:9443/small" 2>&1 |
         sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' ;;
     handshake)
       # s_time prints "N connections in T real seconds"; new session per connection.
-      ip netns exec "$NSA" openssl s_time -connect "$IPB:8443" -new -time "$SECS" -www / 2>&1 |
+      ip netns exec "$NSA" "${PIN_CLI[@]}" openssl s_time -connect "$IPB:8443" -new -time "$SECS" -www / 2>&1 |
         awk '/connections in .* real seconds/ {printf "%.1f\n", $1 / $4; exit}' ;;
   esac
 }
@@ -100,7 +106,17 @@ for ((r = 1; r <= ROUNDS; r++)); do
           echo "bench-tls: ecapture-hp did not start:" >&2; cat "$WORK/ehp.log" >&2; exit 1
         fi
       fi
+      # A discarded 1-s warm-up first: the first run after a change (server start, ecapture-hp
+      # attaching or detaching) measured ~25% slower than the next one, traced or not.
+      SECS=1 workload "$w" >/dev/null
+      # EHP_BENCH_PERF=PREFIX: a system-wide perf profile of each run (PREFIX.WORKLOAD.ROUND.TRACED).
+      PERF_PID=""
+      if [[ -n ${EHP_BENCH_PERF:-} ]]; then
+        perf record -a -g -q -o "$EHP_BENCH_PERF.$w.$r.$traced" -- sleep "$SECS" 2>/dev/null &
+        PERF_PID=$!
+      fi
       rps=$(workload "$w")
+      [[ -n $PERF_PID ]] && wait "$PERF_PID"
       if ((traced)); then
         kill -INT "$EHP_PID"; wait "$EHP_PID"; rc=$?; EHP_PID=""
         ((rc == 0)) || { echo "bench-tls: ecapture-hp exited $rc:" >&2; tail -3 "$WORK/ehp.log" >&2; }

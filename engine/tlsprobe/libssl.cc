@@ -383,6 +383,39 @@ bool confirm_offsets(const std::string& libssl_path, const ehp_tls_offsets& off,
   return true;
 }
 
+uint64_t emulated_probe_point(std::span<const uint8_t> code, uint64_t func_file_offset) {
+  size_t i = 0;
+  auto at = [&](size_t k) { return i + k < code.size() ? int(code[i + k]) : -1; };
+  for (int skipped = 0; skipped < 4; ++skipped) {
+    const int b = at(0);
+    // Emulated by the kernel: jmp rel32, jmp rel8, push r64, push r8-r15 (REX.B).
+    if (b == 0xe9 || b == 0xeb || (b >= 0x50 && b <= 0x57) ||
+        (b == 0x41 && at(1) >= 0x50 && at(1) <= 0x57))
+      return i ? func_file_offset + i : func_file_offset;
+    if (b == 0xf3 && at(1) == 0x0f && at(2) == 0x1e && at(3) == 0xfa) {  // endbr64
+      i += 4;
+    } else if ((b == 0x31 || b == 0x33) && (at(1) == 0xc0 || at(1) == 0xc9 || at(1) == 0xd2 ||
+                                            at(1) == 0xf6)) {  // xor eax/ecx/edx/esi, itself
+      i += 2;
+    } else if (b >= 0xb8 && b <= 0xbe && b != 0xbc && b != 0xbd && at(4) >= 0) {
+      i += 5;  // mov $imm32 to eax/ecx/edx/ebx/esi (not esp, ebp; edi is 0xbf)
+    } else {
+      break;
+    }
+  }
+  return func_file_offset;
+}
+
+uint64_t emulated_probe_point(const std::string& path, uint64_t func_file_offset) {
+  uint8_t buf[32];
+  FILE* f = fopen(path.c_str(), "rbe");
+  if (!f) return func_file_offset;
+  size_t n = 0;
+  if (fseeko(f, off_t(func_file_offset), SEEK_SET) == 0) n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  return emulated_probe_point(std::span<const uint8_t>(buf, n), func_file_offset);
+}
+
 std::optional<uint64_t> vaddr_to_file_offset(const std::string& path, uint64_t vaddr) {
   Elf elf;
   std::string err;

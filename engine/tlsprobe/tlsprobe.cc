@@ -160,9 +160,13 @@ std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err) {
         }
         bool primary = cal.connect_file_offset && cal.accept_file_offset && !opt.force_io_fallback;
         char hooks[128];
-        if (primary)
+        if (primary) {
+          // Probe points past instructions the kernel would single-step (emulated_probe_point).
+          cal.connect_file_offset = emulated_probe_point(lib.path, cal.connect_file_offset);
+          cal.accept_file_offset = emulated_probe_point(lib.path, cal.accept_file_offset);
           snprintf(hooks, sizeof hooks, "hooks: handshake_func connect@0x%llx accept@0x%llx",
                    (unsigned long long)cal.connect_file_offset, (unsigned long long)cal.accept_file_offset);
+        }
         else
           snprintf(hooks, sizeof hooks, "hooks: SSL_do_handshake + per-call SSL_read/SSL_write fallback");
         g->libs.push_back({lib.path,
@@ -193,6 +197,8 @@ std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err) {
     ro->filter_uid = opt.uid.has_value();
     ro->targ_uid = opt.uid.value_or(0);
     ro->capture_plaintext = opt.plaintext;
+    // Wake the reader at 1/8 of the ring; below that poll() collects every kPollSliceMs.
+    ro->wakeup_bytes = (opt.plaintext ? 16u << 20 : 1u << 20) / 8;
     // Secrets alone are ~600 B per handshake; plaintext needs room for bursts of 16 KiB copies.
     bpf_map__set_max_entries(g.skel->maps.ehp_tls_events, opt.plaintext ? 16u << 20 : 1u << 20);
     if (!opt.plaintext) {
@@ -274,14 +280,23 @@ std::vector<std::string> TlsProbe::libraries() const {
 
 std::vector<std::string> TlsProbe::skipped() const { return impl_->skipped; }
 
-int TlsProbe::fd() const { return ring_buffer__epoll_fd(impl_->rb); }
-
 int TlsProbe::poll(int timeout_ms,
                    const std::function<void(const ehp::tls::Secrets&, const ProcInfo&)>& on_secrets,
                    const std::function<void(const PlainData&)>& on_data) {
   impl_->on_secrets = &on_secrets;
   impl_->on_data = &on_data;
-  int n = ring_buffer__poll(impl_->rb, timeout_ms);
+  // The BPF side wakes the reader only when its unread bytes cross wakeup_bytes, so a record
+  // can sit unannounced: look at the ring every kPollSliceMs within the caller's timeout.
+  constexpr int kPollSliceMs = 10;
+  int remaining = timeout_ms, n = 0;
+  for (;;) {
+    n = ring_buffer__consume(impl_->rb);
+    if (n != 0 || remaining == 0) break;
+    const int slice = remaining < 0 ? kPollSliceMs : std::min(remaining, kPollSliceMs);
+    n = ring_buffer__poll(impl_->rb, slice);
+    if (n != 0) break;
+    if (remaining > 0) remaining -= slice;
+  }
   impl_->on_secrets = nullptr;
   impl_->on_data = nullptr;
   return n == -EINTR ? 0 : n;

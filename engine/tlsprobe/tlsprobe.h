@@ -65,9 +65,9 @@ class TlsProbe {
   std::vector<std::string> libraries() const;
   // One line per discovered library that was NOT attached, and why.
   std::vector<std::string> skipped() const;
-  int fd() const;  // epoll-able ring fd
 
-  // Drains the ring (waiting up to timeout_ms for the first record). on_secrets runs for every
+  // Drains the ring (waiting up to timeout_ms for the first record; records below the wakeup
+  // threshold are seen within 10 ms, the ring is looked at that often). on_secrets runs for every
   // completed handshake; on_data for plaintext records (-m text). Returns records handled, or a
   // negative errno.
   int poll(int timeout_ms, const std::function<void(const ehp::tls::Secrets&, const ProcInfo&)>& on_secrets,

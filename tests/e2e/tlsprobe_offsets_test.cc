@@ -135,3 +135,34 @@ TEST(TlsProbeOffsets, NotALibsslRefused) {
   EXPECT_EQ(err.find('\n'), std::string::npos) << err;
   EXPECT_NE(err.find("refusing"), std::string::npos) << err;
 }
+
+// Probe points past instructions the kernel would single-step: the decoder's rules on byte
+// patterns, then on this machine's library, where both handshake functions are a register
+// move and a tail jump (xor esi,esi / mov $1,esi; jmp state_machine).
+TEST(TlsProbeOffsets, EmulatedProbePointSkipsToAJumpOrPush) {
+  using B = std::vector<uint8_t>;
+  auto point = [](const B& code) { return emulated_probe_point(std::span<const uint8_t>(code), 0x1000); };
+  EXPECT_EQ(point(B{0xe9, 1, 2, 3, 4}), 0x1000u) << "already a jmp: the entry";
+  EXPECT_EQ(point(B{0x53, 0x48}), 0x1000u) << "already a push: the entry";
+  EXPECT_EQ(point(B{0x31, 0xf6, 0xe9, 0, 0, 0, 0}), 0x1002u) << "xor esi,esi; jmp";
+  EXPECT_EQ(point(B{0xbe, 1, 0, 0, 0, 0xe9, 0, 0, 0, 0}), 0x1005u) << "mov $1,esi; jmp";
+  EXPECT_EQ(point(B{0xf3, 0x0f, 0x1e, 0xfa, 0x41, 0x54}), 0x1004u) << "endbr64; push r12";
+  EXPECT_EQ(point(B{0xf3, 0x0f, 0x1e, 0xfa, 0x31, 0xc0, 0xeb, 0x10}), 0x1006u);
+  EXPECT_EQ(point(B{0x48, 0x83, 0xec, 0x18, 0xe9}), 0x1000u) << "sub rsp moves the return address";
+  EXPECT_EQ(point(B{0x31, 0xff, 0xe9, 0, 0, 0, 0}), 0x1000u) << "xor edi,edi clobbers the argument";
+  EXPECT_EQ(point(B{0xbf, 1, 0, 0, 0, 0xe9}), 0x1000u) << "mov to edi clobbers the argument";
+  EXPECT_EQ(point(B{0xbe, 1, 0}), 0x1000u) << "truncated";
+  EXPECT_EQ(point(B{0x31, 0xf6, 0x31, 0xd2, 0x90}), 0x1000u) << "no emulated instruction follows";
+  EXPECT_EQ(point(B{}), 0x1000u);
+
+  std::string how, err;
+  Calibration cal;
+  cal.ssl_st_handshake_func_offset = 0x30;
+  ASSERT_TRUE(confirm_offsets(kSystemLibssl, table30(), &how, &err, &cal)) << err;
+  const uint64_t c = emulated_probe_point(kSystemLibssl, cal.connect_file_offset);
+  const uint64_t a = emulated_probe_point(kSystemLibssl, cal.accept_file_offset);
+  EXPECT_GT(c, cal.connect_file_offset) << "ossl_statem_connect: expected a register move, then a jmp";
+  EXPECT_GT(a, cal.accept_file_offset) << "ossl_statem_accept: expected a register move, then a jmp";
+  EXPECT_LE(c - cal.connect_file_offset, 8u);
+  EXPECT_LE(a - cal.accept_file_offset, 8u);
+}
