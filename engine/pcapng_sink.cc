@@ -290,6 +290,19 @@ void PcapngSink::packet(const correlate::PacketMeta& m, std::span<const uint8_t>
 
 bool PcapngSink::write_epb(const correlate::PacketMeta& m, std::span<const uint8_t> frame,
                            bool carried) {
+  if (!carried && !m.attributed) [[likely]] {  // no comment, no pid: the inline encoder
+    const size_t n = pcapng::epb_plain_size(uint32_t(frame.size()));
+    uint8_t* p = writer_->reserve(n);
+    if (!p) {
+      stats_.write_failures++;
+      return false;
+    }
+    pcapng::encode_epb_plain(p, m.interface_id, m.ts_ns, uint32_t(frame.size()), m.wire_len,
+                             m.direction ? 2u : 1u, frame.data());
+    writer_->commit(n);
+    stats_.file_bytes += n;
+    return true;
+  }
   char comment[80 + kCarriedNote.size() + 2];
   size_t clen = 0;
   if (carried) {

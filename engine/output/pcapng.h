@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string_view>
 
@@ -129,6 +130,31 @@ size_t encode_idb(std::span<uint8_t> out, const IdbInfo& info);
 size_t epb_size(const EpbInfo& info);
 // data.size() must equal info.caplen (else 0 is returned).
 size_t encode_epb(std::span<uint8_t> out, const EpbInfo& info, std::span<const uint8_t> data);
+
+// The common EPB, inline for the per-packet path: only an epb_flags option (flags != 0).
+// Same bytes as encode_epb() with those fields (PcapngGolden.PlainEpbEqualsGeneralEncoder).
+constexpr size_t epb_plain_size(uint32_t caplen) {
+  return 8 + 20 + ((size_t{caplen} + 3) & ~size_t{3}) + 8 + 4 + 4;
+}
+// `out` must hold epb_plain_size(caplen) bytes; data must hold caplen bytes.
+inline void encode_epb_plain(uint8_t* out, uint32_t interface_id, uint64_t ts_ns, uint32_t caplen,
+                             uint32_t origlen, uint32_t flags, const uint8_t* data) {
+  const size_t total = epb_plain_size(caplen);
+  const size_t padded = (size_t{caplen} + 3) & ~size_t{3};
+  auto u32 = [](uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); };
+  auto u64 = [](uint8_t* p, uint64_t v) { std::memcpy(p, &v, 8); };
+  u64(out, uint64_t{kBlockEpb} | uint64_t{total} << 32);
+  u64(out + 8, uint64_t{interface_id} | (ts_ns >> 32) << 32);
+  u64(out + 16, (ts_ns & 0xffffffffu) | uint64_t{caplen} << 32);
+  u32(out + 24, origlen);
+  uint8_t* p = out + 28;
+  if (padded) u32(p + padded - 4, 0);  // pad first, the copy overwrites what it covers
+  std::memcpy(p, data, caplen);
+  p += padded;
+  u64(p, uint64_t{kEpbFlags} | uint64_t{4} << 16 | uint64_t{flags} << 32);
+  u32(p + 8, 0);  // opt_endofopt
+  u32(p + 12, uint32_t(total));
+}
 
 size_t dsb_size(std::string_view keylog);
 size_t encode_dsb(std::span<uint8_t> out, std::string_view keylog);

@@ -108,6 +108,34 @@ TEST(PcapngGolden, EpbWithoutOptions) {
       epb_size(i), [&](std::span<uint8_t> o) { return encode_epb(o, i, data); });
 }
 
+// The inline per-packet encoder: hand-derived bytes, and the general encoder's bytes for the
+// same fields at every padding shape (caplen 0..9, 1500).
+TEST(PcapngGolden, PlainEpbEqualsGeneralEncoder) {
+  const std::vector<uint8_t> data = {1, 2, 3, 4, 5};
+  std::vector<uint8_t> buf(epb_plain_size(5) + 8, 0xAA);
+  encode_epb_plain(buf.data(), 1, 0x1122334455667788ull, 5, 60, 2, data.data());
+  EXPECT_EQ(to_hex(std::span<const uint8_t>(buf.data(), epb_plain_size(5))),
+            to_hex(hex("06000000 34000000"       // EPB, 52 bytes
+                       "01000000 44332211 88776655"
+                       "05000000 3c000000"
+                       "0102030405 000000"
+                       "0200 0400 02000000"      // epb_flags = 2 (outbound)
+                       "0000 0000"               // opt_endofopt
+                       "34000000")));
+  for (size_t i = epb_plain_size(5); i < buf.size(); ++i) ASSERT_EQ(buf[i], 0xAA) << i;
+  for (uint32_t caplen : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 1500u}) {
+    std::vector<uint8_t> frame(caplen);
+    for (uint32_t k = 0; k < caplen; ++k) frame[k] = uint8_t(k * 7 + 1);
+    EpbInfo i{.interface_id = 3, .ts_ns = 0x0102030405060708ull, .caplen = caplen, .origlen = caplen + 4,
+              .flags = 1};
+    std::vector<uint8_t> want(epb_size(i)), got(epb_plain_size(caplen), 0xAA);
+    ASSERT_EQ(want.size(), got.size()) << caplen;
+    ASSERT_EQ(encode_epb(want, i, frame), want.size());
+    encode_epb_plain(got.data(), 3, i.ts_ns, caplen, caplen + 4, 1, frame.data());
+    EXPECT_EQ(to_hex(got), to_hex(want)) << "caplen " << caplen;
+  }
+}
+
 TEST(PcapngGolden, EpbWithEveryOption) {
   EpbInfo i{.interface_id = 0, .ts_ns = 1, .caplen = 4, .origlen = 4, .flags = kFlagOutbound,
             .comment = "pid=1 comm=a", .has_pid_tid = true, .pid = 1234, .tid = 1235,
