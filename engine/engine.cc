@@ -1,5 +1,6 @@
 #include "engine.h"
 
+#include <pthread.h>
 #include <arpa/inet.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
@@ -419,6 +420,7 @@ int run_tls(const Config& cfg) {
   }
 
   std::thread keys_thread([&] {
+    pthread_setname_np(pthread_self(), "ehp-keys");
     if (drop) drop_thread_caps();
     auto on_secrets = [&](const tls::Secrets& s, const tlsprobe::ProcInfo&) {
       keys_in++;
@@ -430,6 +432,7 @@ int run_tls(const Config& cfg) {
   });
 
   std::thread pump([&] {
+    pthread_setname_np(pthread_self(), "ehp-pump");
     if (drop) drop_thread_caps();
     constexpr size_t kBatch = 256;
     std::vector<capture::PacketRef> refs(kBatch);
@@ -487,6 +490,7 @@ int run_tls(const Config& cfg) {
   // nothing; the filters stayed attached).
   std::atomic<bool> stats_stop{false};
   std::thread stats_thread([&] {
+    pthread_setname_np(pthread_self(), "ehp-stats");
     if (drop) drop_thread_caps();
     uint64_t next_stats = mono_ns() + 2'000'000'000ull;
     while (!stats_stop.load()) {
@@ -521,6 +525,7 @@ int run_tls(const Config& cfg) {
   // the file keeps what the writer flushed (complete blocks), as after SIGKILL.
   std::atomic<bool> drained_all{false};
   std::thread second_signal([&] {
+    pthread_setname_np(pthread_self(), "ehp-signal");
     if (drop) drop_thread_caps();
     const uint64_t hint_at = mono_ns() + 2'000'000'000ull;
     bool hinted = false;

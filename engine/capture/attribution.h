@@ -41,6 +41,7 @@ long seed_attribution(int map_fd, std::string* err);
 struct SweepStats {
   size_t entries = 0;         // entries visited
   size_t marked_closed = 0;   // open entries whose socket or process is gone
+  size_t batch_reads = 0;     // bpf_map_lookup_batch calls (0: the per-entry fallback ran)
   size_t deleted = 0;         // closed longer than EHP_ATTR_GRACE_NS
 };
 

@@ -144,6 +144,7 @@ struct Capture::Impl {
   std::mutex mu;
   std::condition_variable cv;
   std::atomic<bool> merger_waiting{false};
+  std::atomic<uint64_t> pub_epoch{0};  // bumped by every notify_merger(): "look again"
 
   // Merger state.
   int64_t offset_ns = 0;
@@ -601,6 +602,7 @@ void Capture::start() {
 }
 
 void Capture::Impl::housekeeping_main() {
+  pthread_setname_np(pthread_self(), "ehp-attrsweep");
   int fd = attr_map_fd();
   std::unique_lock<std::mutex> lk(hk_mu);
   while (!hk_cv.wait_for(lk, std::chrono::seconds(1), [this] { return hk_stop; })) {
@@ -617,7 +619,11 @@ void Capture::Impl::housekeeping_main() {
   }
 }
 
+// Dekker pairing with next_batch(): the consumer bumps the epoch, then reads the flag; the
+// merger sets the flag, then reads the epoch, under mu until it sleeps. One of them sees the
+// other, so a publish is never left without a wakeup or a second look.
 void Capture::Impl::notify_merger() {
+  pub_epoch.fetch_add(1, std::memory_order_seq_cst);
   if (merger_waiting.load(std::memory_order_seq_cst)) {
     std::lock_guard<std::mutex> lk(mu);
     cv.notify_one();
@@ -696,6 +702,9 @@ bool Capture::Impl::drain(Ring& r, bool final_pass) {
 }
 
 void Capture::Impl::consumer_main(std::vector<Ring*> mine, int cpu, int efd) {
+  char name[16];
+  snprintf(name, sizeof name, "ehp-ring%d", cpu);
+  pthread_setname_np(pthread_self(), name);
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
@@ -879,6 +888,7 @@ size_t Capture::next_batch(PacketRef* out, size_t max, int timeout_ms) {
       im.offset_ns = realtime_offset_ns();
       im.offset_refreshed_mono = now;
     }
+    const uint64_t seen = im.pub_epoch.load(std::memory_order_seq_cst);
     size_t n = im.merge(out, max);
     if (n) return n;
     if (im.all_done()) return 0;
@@ -886,9 +896,11 @@ size_t Capture::next_batch(PacketRef* out, size_t max, int timeout_ms) {
     if (t >= deadline) return 0;
     std::unique_lock<std::mutex> lk(im.mu);
     im.merger_waiting.store(true, std::memory_order_seq_cst);
-    // Consumers publish before they check merger_waiting; this short wait bounds the window
-    // where a notification could slip between our merge and setting the flag.
-    im.cv.wait_for(lk, std::min<std::chrono::steady_clock::duration>(deadline - t, std::chrono::milliseconds(2)));
+    // Anything published since `seen` was before our merge or is visible now: look again.
+    // Otherwise a consumer that publishes from here on sees the flag and notifies under mu,
+    // which we hold until wait_for releases it. (This used to poll every 2 ms instead: ~500
+    // wakeups/s of the pump with no traffic at all.)
+    if (im.pub_epoch.load(std::memory_order_seq_cst) == seen) im.cv.wait_for(lk, deadline - t);
     im.merger_waiting.store(false, std::memory_order_relaxed);
   }
 }

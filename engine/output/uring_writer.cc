@@ -7,6 +7,7 @@
 #include "output/fs_warm.h"
 #include "output/pcapng.h"
 
+#include <pthread.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <sys/eventfd.h>
@@ -360,6 +361,7 @@ bool Writer::disable_direct() {
 // writer thread
 
 void Writer::run() {
+  pthread_setname_np(pthread_self(), "ehp-writer");
   io_uring* ring = &ring_->ring;
   auto arm_event = [&] {
     io_uring_sqe* sqe = io_uring_get_sqe(ring);

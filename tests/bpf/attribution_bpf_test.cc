@@ -1189,3 +1189,40 @@ TEST_F(AttributionBpf, RawSyscallHooksFlavour) {
 }
 
 }  // namespace
+
+// The sweep reads the map in batches: every entry of a map several batches long is visited
+// once, closed entries past the grace period are deleted, recent ones kept, and an open entry
+// whose pid does not exist is marked closed. Also through the per-entry fallback's result.
+TEST(AttributionSweep, BatchedWalkVisitsEveryEntryOnce) {
+  int fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "p13_sweep_test", sizeof(ehp_attr_key), sizeof(ehp_attr_value),
+                          8192, nullptr);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  const uint64_t now = mono_ns();
+  constexpr uint32_t kEach = 1100;  // > 2 batches of each kind
+  for (uint32_t i = 0; i < 3 * kEach; ++i) {
+    ehp_attr_key k{};
+    k.proto = 17;
+    k.local_port = htons(uint16_t(1000 + i % 60000));
+    k.remote_port = htons(uint16_t(7 + i / 60000));
+    k.remote_addr[15] = uint8_t(i);
+    k.remote_addr[14] = uint8_t(i >> 8);
+    ehp_attr_value v{};
+    if (i < kEach) v.closed_ns = now - EHP_ATTR_GRACE_NS - 1'000'000'000ull;  // delete
+    else if (i < 2 * kEach) v.closed_ns = now - 1'000'000'000ull;             // keep (grace)
+    else v.proc.pid = 0x7ffffff0u - i;                                        // no such pid
+    ASSERT_EQ(bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST), 0) << i;
+  }
+  ehp::capture::SweepStats ss;
+  std::string err;
+  ASSERT_TRUE(ehp::capture::sweep_attribution(fd, now, &ss, &err)) << err;
+  EXPECT_EQ(ss.entries, 3u * kEach);
+  EXPECT_EQ(ss.deleted, kEach);
+  EXPECT_EQ(ss.marked_closed, kEach);
+  EXPECT_GE(ss.batch_reads, 3u * kEach / 512) << "the map was not read in batches";
+  // What is left: the recent closed ones and the newly closed ones.
+  ASSERT_TRUE(ehp::capture::sweep_attribution(fd, now, &ss, &err)) << err;
+  EXPECT_EQ(ss.entries, 2u * kEach);
+  EXPECT_EQ(ss.deleted, 0u);
+  EXPECT_EQ(ss.marked_closed, 0u);
+  close(fd);
+}
