@@ -396,6 +396,14 @@ void HoldBack::on_packet(const PacketMeta& meta, std::span<const uint8_t> frame)
                             std::min<size_t>(fi.l4_payload_len, frame.size() - fi.l4_payload_offset));
   ehp::net::TlsHello hello;
   if (!payload.empty()) hello = ehp::net::classify_tls(payload);
+  // Most packets (no flow held, not a hello) need no key: skip building it.
+  const bool hello_pkt = hello.type == ehp::net::TlsHandshake::ClientHello ||
+                         hello.type == ehp::net::TlsHandshake::ServerHello;
+  if (by_key_.empty() && !hello_pkt) {
+    ++st_.packets_passed;
+    sink_.packet(meta, frame);
+    return;
+  }
   const ehp::net::FlowKey key = ehp::net::flow_key(fi);
 
   uint32_t slot = UINT32_MAX;
