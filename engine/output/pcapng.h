@@ -148,8 +148,10 @@ inline void encode_epb_plain(uint8_t* out, uint32_t interface_id, uint64_t ts_ns
   u64(out + 16, (ts_ns & 0xffffffffu) | uint64_t{caplen} << 32);
   u32(out + 24, origlen);
   uint8_t* p = out + 28;
-  if (padded) u32(p + padded - 4, 0);  // pad first, the copy overwrites what it covers
-  std::memcpy(p, data, caplen);
+  if (padded) {  // (an empty frame may have no data pointer: no memcpy from null)
+    u32(p + padded - 4, 0);  // pad first, the copy overwrites what it covers
+    std::memcpy(p, data, caplen);
+  }
   p += padded;
   u64(p, uint64_t{kEpbFlags} | uint64_t{4} << 16 | uint64_t{flags} << 32);
   u32(p + 8, 0);  // opt_endofopt

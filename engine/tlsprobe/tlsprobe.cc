@@ -244,8 +244,11 @@ std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err) {
       for (auto& h : hooks) {
         if (!h.needed && std::find(exported.begin(), exported.end(), h.func) == exported.end()) continue;
         LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = h.ret, .func_name = h.func);
-        // pid -1: every process mapping this inode, now or later.
-        bpf_link* l = bpf_program__attach_uprobe_opts(h.prog, -1, lib.path.c_str(), h.offset, &uo);
+        // pid -1: every process mapping this inode, now or later. With -p, the kernel's uprobe
+        // filter (by mm) puts the breakpoint into that process only, so other processes using
+        // the library take no trap at all (the BPF-side pid check stays as a second line).
+        const int attach_pid = opt.pid ? int(*opt.pid) : -1;
+        bpf_link* l = bpf_program__attach_uprobe_opts(h.prog, attach_pid, lib.path.c_str(), h.offset, &uo);
         if (!l) {
           char where[64];
           snprintf(where, sizeof where, "offset 0x%llx", (unsigned long long)h.offset);

@@ -21,7 +21,7 @@ namespace ehp::tlsprobe {
 
 struct Options {
   std::string libssl_path;  // --libssl override; empty = discover
-  std::optional<uint32_t> pid, uid;  // -p / -u, enforced in the BPF program
+  std::optional<uint32_t> pid, uid;  // -p / -u, enforced in the BPF program; -p also scopes the uprobes
   bool plaintext = false;            // -m text: SSL_read/SSL_write data too
   // Tests/bench only: skip the handshake_func hooks and use the SSL_do_handshake + per-call
   // SSL_read/SSL_write/SSL_get_error fallback (what a library without located handshake
