@@ -1,5 +1,6 @@
 // ecapture-hp entry point: flags -> Config, validation with one-line errors; the engine does the rest.
 #include <CLI/CLI.hpp>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -198,5 +199,8 @@ int main(int argc, char** argv) {
     if (!cfg.filter.empty()) return fail(std::string("a capture filter only applies to -m pcap, not -m ") + m);
   }
   if (cfg.hold_ms == 0 || cfg.hold_ms > 600000) return fail("--hold-ms must be between 1 and 600000");
+  // The uprobes are attached to that process (the kernel then traps nowhere else): it must exist.
+  if (cfg.pid && (*cfg.pid == 0 || (kill(pid_t(*cfg.pid), 0) != 0 && errno == ESRCH)))
+    return fail("-p " + std::to_string(*cfg.pid) + ": no such process");
   return ehp::run_tls(cfg);
 }

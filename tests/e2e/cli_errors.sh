@@ -36,6 +36,7 @@ expect_error "unknown option" "--bogus" "$EHP" tls --bogus
 expect_error "bad mode" "model" "$EHP" tls -m nonsense
 expect_error "missing interface for pcap mode" "interface" "$EHP" tls -m pcap -w "$WORK/a.pcapng"
 expect_error "libssl not found" "libssl" "$EHP" tls -m keylog --keylogfile "$WORK/k.log" --libssl /nonexistent/libssl.so.3
+expect_error "-p of a process that does not exist" "-p 2147483600: no such process" "$EHP" tls -m pcap -i "$HV" -w "$WORK/a.pcapng" -p 2147483600
 if command -v setpriv >/dev/null; then
   expect_error "not root" "needs root" \
     setpriv --reuid=nobody --regid=nogroup --clear-groups "$EHP" tls -m pcap -i "$HV" -w /tmp/ehp-cli-nobody.pcapng
