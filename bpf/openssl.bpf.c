@@ -56,12 +56,15 @@ struct {
 	__uint(max_entries, 4 << 20);
 } ehp_tls_events SEC(".maps");
 
-static __always_inline __u64 wake_flags(__u64 rec_bytes)
+/* reserved: the record is already reserved, so the ring's unread bytes include it. */
+static __always_inline __u64 wake_flags(__u64 rec_bytes, bool reserved)
 {
 	if (!wakeup_bytes)
 		return 0;
 	__u64 unread = bpf_ringbuf_query(&ehp_tls_events, BPF_RB_AVAIL_DATA);
-	rec_bytes += 8; /* record header */
+	rec_bytes = (rec_bytes + 8 + 7) & ~7ull; /* record header, 8-byte rounding */
+	if (reserved)
+		unread = unread > rec_bytes ? unread - rec_bytes : 0;
 	return unread < wakeup_bytes && unread + rec_bytes >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
 									  : BPF_RB_NO_WAKEUP;
 }
@@ -244,7 +247,7 @@ static __always_inline void emit_secrets(void *ssl, __u16 source, bool check_ini
 		bpf_ringbuf_discard(e, 0);
 		return;
 	}
-	bpf_ringbuf_submit(e, wake_flags(sizeof(*e)));
+	bpf_ringbuf_submit(e, wake_flags(sizeof(*e), true));
 	bpf_map_update_elem(&ehp_tls_sent, &key, cr, BPF_ANY);
 }
 
@@ -330,7 +333,7 @@ static __always_inline void emit_data(void *ssl, const void *buf, __u64 len, boo
 		return;
 	}
 	s->ev.data_len_bytes = n;
-	if (bpf_ringbuf_output(&ehp_tls_events, s, sizeof(s->ev) + n, wake_flags(sizeof(s->ev) + n)))
+	if (bpf_ringbuf_output(&ehp_tls_events, s, sizeof(s->ev) + n, wake_flags(sizeof(s->ev) + n, false)))
 		count(EHP_TLS_CNT_RING_DROP_DATA);
 }
 

@@ -5,6 +5,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <initializer_list>
@@ -200,7 +201,9 @@ int main(int argc, char** argv) {
   }
   if (cfg.hold_ms == 0 || cfg.hold_ms > 600000) return fail("--hold-ms must be between 1 and 600000");
   // The uprobes are attached to that process (the kernel then traps nowhere else): it must exist.
-  if (cfg.pid && (*cfg.pid == 0 || (kill(pid_t(*cfg.pid), 0) != 0 && errno == ESRCH)))
+  // (kill() takes pid_t: a value past INT_MAX would name a process group, or every process.)
+  if (cfg.pid && (*cfg.pid == 0 || *cfg.pid > uint32_t(INT32_MAX) ||
+                  (kill(pid_t(*cfg.pid), 0) != 0 && errno == ESRCH)))
     return fail("-p " + std::to_string(*cfg.pid) + ": no such process");
   return ehp::run_tls(cfg);
 }

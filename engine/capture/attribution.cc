@@ -412,6 +412,7 @@ bool sweep_attribution(int map_fd, uint64_t now_mono_ns, SweepStats* stats, std:
     }
     if (!batched) {
       all.clear();
+      st.batch_reads = 0;
       ehp_attr_key key{}, next{};
       bool first_key = true;
       while (true) {

@@ -407,6 +407,7 @@ void Writer::run() {
         uint64_t end = 0;
         for (unsigned i = 0; i < n; i++)
           end = std::max(end, batch[i].file_off + (batch[i].len_bytes & ~(align_bytes_ - 1)));
+        preallocate(end);
         size_ahead(end);
       }
       for (unsigned i = 0; i < n; i++) submit_sealed(batch[i]);
@@ -521,6 +522,10 @@ void Writer::size_ahead(uint64_t end) {
   if (!size_ahead_on_ || !regular_file_ || !direct_.load(std::memory_order_relaxed) ||
       end <= size_end_)
     return;
+  // Only over space allocated ahead (unwritten extents): over a hole ext4 refuses the
+  // non-blocking write and io_uring punts it to io-wq again, where a kill can cancel it and
+  // leave zeros. Without preallocation the writes stay extending, as before.
+  if (!prealloc_on_ || end > prealloc_end_) return;
   if (end > fsize_limit_) {  // ftruncate past the limit raises SIGXFSZ; short writes do not
     size_ahead_on_ = false;
     return;

@@ -64,7 +64,9 @@ struct WriterOptions {
   // writes go one at a time; non-extending ones are issued inline, all in flight together
   // (replay: 1.07 -> 1.86 GB/s, docs/performance.md). The file then ends in zeros only where a
   // submitted write has not landed yet; block I/O already issued completes even if the process
-  // is killed. Never past RLIMIT_FSIZE (the writes then find the limit as short writes).
+  // is killed. Never past RLIMIT_FSIZE (the writes then find the limit as short writes), and
+  // only over space preallocated ahead (prealloc_bytes): over a hole the writes would be punted
+  // to io-wq anyway. A reader of the open file sees zeros where a write is still in flight.
   bool size_ahead = true;
   // Regular files on ext4: load the filesystem's block bitmaps in the background at open
   // (fs_warm.h), so that growing the file does not read them under load. Once per process.

@@ -88,7 +88,8 @@ check "README quick start has exactly two commands (make demo, make test): $qs" 
 bad_ex=0; n_ex=0
 while read -r ex; do
   args=${ex#ecapture-hp }; args=${args%%|*}; args=${args//\\/}
-  args=$(sed -E 's/-i eth[0-9]/-i p11-nosuch0/g' <<<"$args")
+  # (-p must name a live process now: the uprobes are attached to it; this shell is one)
+  args=$(sed -E "s/-i eth[0-9]/-i p11-nosuch0/g; s/-p [0-9]+/-p $$/g" <<<"$args")
   out=$(cd "$WORK" && eval "timeout 10 '$EHP' $args" 2>&1 >/dev/null | head -1)
   n_ex=$((n_ex + 1))
   [[ $out == *"unknown interface 'p11-nosuch0'"* ]] || { echo "  README example does not parse: $ex -> $out"; bad_ex=$((bad_ex + 1)); }
