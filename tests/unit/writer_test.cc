@@ -144,6 +144,27 @@ TEST(Writer, UsesODirectOnARealFilesystem) {
   EXPECT_EQ(readers_complaints(path), "");
 }
 
+// Without preallocation the file is not sized ahead (the range would be a hole: ext4 punts
+// such writes to io-wq, where a kill can cancel them); the writes extend it, as before.
+TEST(Writer, NoSizeAheadWithoutPreallocation) {
+  TempDir dir(test_parent_dir());
+  if (!dir_supports_odirect(dir.path()))
+    GTEST_SKIP() << dir.path() << " is not ext4/xfs/btrfs; set EHP_WRITER_TEST_DIR";
+  const std::string path = dir.path() + "/noprealloc.pcapng";
+  WriterOptions o;
+  o.prealloc_bytes = 0;
+  auto w = must_open(path, o);
+  ASSERT_TRUE(w);
+  PcapngFeeder feed(*w, 5);
+  ASSERT_TRUE(feed.shb() && feed.idb());
+  while (feed.expected().size() < (3u << 20)) ASSERT_TRUE(feed.random_block(9000));
+  std::string err;
+  ASSERT_TRUE(w->close(&err)) << err;
+  EXPECT_EQ(w->stats().prealloc_calls, 0u);
+  EXPECT_EQ(w->stats().size_ahead_calls, 0u);
+  EXPECT_EQ(read_file(path), feed.expected());
+}
+
 // Many buffers, random block sizes (1 B to a full buffer), timed flushes every few ms racing the
 // producer, explicit flush() calls and idle gaps: the file must equal the committed bytes.
 void byte_exact_run(bool direct, uint64_t seed, bool pad_tail = false) {
