@@ -290,18 +290,23 @@ void PcapngSink::packet(const correlate::PacketMeta& m, std::span<const uint8_t>
 
 bool PcapngSink::write_epb(const correlate::PacketMeta& m, std::span<const uint8_t> frame,
                            bool carried) {
-  if (!carried && !m.attributed) [[likely]] {  // no comment, no pid: the inline encoder
-    const size_t n = pcapng::epb_plain_size(uint32_t(frame.size()));
+  // Encodes an n-byte block straight into the writer's buffer.
+  auto put = [&](size_t n, auto&& encode) {
     uint8_t* p = writer_->reserve(n);
     if (!p) {
       stats_.write_failures++;
       return false;
     }
-    pcapng::encode_epb_plain(p, m.interface_id, m.ts_ns, uint32_t(frame.size()), m.wire_len,
-                             m.direction ? 2u : 1u, frame.data());
+    encode(p, n);
     writer_->commit(n);
     stats_.file_bytes += n;
     return true;
+  };
+  if (!carried && !m.attributed) [[likely]] {  // no comment, no pid: the inline encoder
+    return put(pcapng::epb_plain_size(uint32_t(frame.size())), [&](uint8_t* p, size_t) {
+      pcapng::encode_epb_plain(p, m.interface_id, m.ts_ns, uint32_t(frame.size()), m.wire_len,
+                               m.direction ? 2u : 1u, frame.data());
+    });
   }
   char comment[80 + kCarriedNote.size() + 2];
   size_t clen = 0;
@@ -326,16 +331,9 @@ bool PcapngSink::write_epb(const correlate::PacketMeta& m, std::span<const uint8
     epb.tid = m.tid;
   }
   if (clen) epb.comment = std::string_view(comment, clen);
-  size_t n = pcapng::epb_size(epb);
-  uint8_t* p = writer_->reserve(n);
-  if (!p) {
-    stats_.write_failures++;
-    return false;
-  }
-  pcapng::encode_epb(std::span<uint8_t>(p, n), epb, frame);
-  writer_->commit(n);
-  stats_.file_bytes += n;
-  return true;
+  return put(pcapng::epb_size(epb), [&](uint8_t* p, size_t n) {
+    pcapng::encode_epb(std::span<uint8_t>(p, n), epb, frame);
+  });
 }
 
 // Keeps the payload packets of open TLS sessions for the next file. Runs only while rotating.

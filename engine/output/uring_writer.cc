@@ -496,8 +496,7 @@ void Writer::submit_sealed(const Sealed& s) {
   slot.req_failed = false;
   fifo_[(fifo_head_ + fifo_count_++) % nslots_] = s.slot;
   inflight_++;
-  preallocate(s.file_off + aligned);
-  submit_write(s.slot);
+  submit_write(s.slot);  // (space was preallocated for the whole batch in run())
 }
 
 void Writer::preallocate(uint64_t end) {

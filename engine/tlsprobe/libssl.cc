@@ -391,7 +391,7 @@ uint64_t emulated_probe_point(std::span<const uint8_t> code, uint64_t func_file_
     // Emulated by the kernel: jmp rel32, jmp rel8, push r64, push r8-r15 (REX.B).
     if (b == 0xe9 || b == 0xeb || (b >= 0x50 && b <= 0x57) ||
         (b == 0x41 && at(1) >= 0x50 && at(1) <= 0x57))
-      return i ? func_file_offset + i : func_file_offset;
+      return func_file_offset + i;
     if (b == 0xf3 && at(1) == 0x0f && at(2) == 0x1e && at(3) == 0xfa) {  // endbr64
       i += 4;
     } else if ((b == 0x31 || b == 0x33) && (at(1) == 0xc0 || at(1) == 0xc9 || at(1) == 0xd2 ||

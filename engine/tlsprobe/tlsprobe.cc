@@ -197,10 +197,11 @@ std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err) {
     ro->filter_uid = opt.uid.has_value();
     ro->targ_uid = opt.uid.value_or(0);
     ro->capture_plaintext = opt.plaintext;
-    // Wake the reader at 1/8 of the ring; below that poll() collects every kPollSliceMs.
-    ro->wakeup_bytes = (opt.plaintext ? 16u << 20 : 1u << 20) / 8;
     // Secrets alone are ~600 B per handshake; plaintext needs room for bursts of 16 KiB copies.
-    bpf_map__set_max_entries(g.skel->maps.ehp_tls_events, opt.plaintext ? 16u << 20 : 1u << 20);
+    const uint32_t ring_bytes = opt.plaintext ? 16u << 20 : 1u << 20;
+    bpf_map__set_max_entries(g.skel->maps.ehp_tls_events, ring_bytes);
+    // Wake the reader at 1/8 of the ring; below that poll() collects every kPollSliceMs.
+    ro->wakeup_bytes = ring_bytes / 8;
     if (!opt.plaintext) {
       bpf_program__set_autoload(g.skel->progs.ehp_ssl_read_ret, false);
       bpf_program__set_autoload(g.skel->progs.ehp_ssl_read_ex_ret, false);
