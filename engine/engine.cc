@@ -376,7 +376,8 @@ int run_tls(const Config& cfg) {
   if (!probe) return fail(err);
 
   for (auto& i : cap->interfaces())
-    sifaces.push_back({i.name, "ecapture-hp TC ingress+egress on " + i.name, i.linktype});
+    sifaces.push_back({i.name, std::string("ecapture-hp TC ") + (i.loopback ? "ingress" : "ingress+egress") + " on " + i.name,
+                       i.linktype});
   SinkOptions so;
   so.path = cfg.pcapfile;
   so.filter = cfg.filter;

@@ -12,6 +12,10 @@
 #              requests/s on long-lived connections (per-packet capture cost dominates).
 #   handshake  openssl s_server -www; openssl s_time -new for S s: one full TLS handshake per
 #              request (client and server both traced: key extraction cost dominates).
+# Breakdown knobs (environment), for runs that take a piece of the capture away:
+#   EHP_EXTRA="tcp port 1"        extra arguments for ecapture-hp (a filter, -s 128, ...)
+#   EHP_OUTFILE=/dev/shm/x.pcapng  where the traced run writes (default: the build dir, on disk)
+#   EHP_WRAP="chrt -b 0"          a command ecapture-hp runs under
 # Target (issue 6): traced >= 95% of untraced, judged on the geometric mean of the per-round
 # ratios over whole pairs of rounds (the summary also prints the median and every round).
 set -uo pipefail
@@ -101,7 +105,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     if ((r % 2)); then order="0 1"; else order="1 0"; fi
     for traced in $order; do
       if ((traced)); then
-        ip netns exec "$NSB" "$EHP" tls -m pcap -i "$VB" -w "$WORK/traced.pcapng" >/dev/null 2>"$WORK/ehp.log" &
+        ip netns exec "$NSB" ${EHP_WRAP:-} "$EHP" tls -m pcap -i "$VB" -w "${EHP_OUTFILE:-$WORK/traced.pcapng}" ${EHP_EXTRA:-} >/dev/null 2>"$WORK/ehp.log" &
         EHP_PID=$!
         if ! wait_for grep -q capturing "$WORK/ehp.log"; then
           echo "bench-tls: ecapture-hp did not start:" >&2; cat "$WORK/ehp.log" >&2; exit 1

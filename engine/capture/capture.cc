@@ -251,6 +251,7 @@ bool resolve_iface(const std::string& name, Interface* out, std::string* err) {
   // Devices whose frames start at the IP header (tun, wireguard, ip tunnels) are LINKTYPE_RAW.
   uint16_t type = hw_ok ? hw.ifr_hwaddr.sa_family : ARPHRD_ETHER;
   out->linktype = (type == ARPHRD_ETHER || type == ARPHRD_LOOPBACK) ? 1 : 101;
+  out->loopback = (flags & IFF_LOOPBACK) != 0;
   return true;
 }
 
@@ -511,6 +512,7 @@ bool Capture::attach(std::string* err) {
       return false;
     }
     for (bool ingress : {true, false}) {
+      if (!ingress && i.loopback) continue;  // its egress copy would duplicate every packet
       hook.attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
       // Run ahead of existing filters: a foreign filter that classifies (u32 classid) or
       // drops ends the chain, and we would never see the packet (tcpdump does). The kernel's

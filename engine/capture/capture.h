@@ -49,6 +49,10 @@ struct Interface {
   std::string name;
   int ifindex = 0;
   uint16_t linktype = 1;  // 1 Ethernet, 101 RAW for devices without L2 (ARPHRD_NONE, tun, wireguard)
+  // A loopback device hands every frame it sends straight back to itself, so each packet
+  // crosses its egress and then its ingress hook. Only ingress is attached there: one copy per
+  // packet, as libpcap keeps (it drops the outgoing copy on loopback).
+  bool loopback = false;
 };
 
 struct PacketRef {
