@@ -4,7 +4,11 @@
 # alternates per round) so drift on this shared machine hits both sides alike.
 #
 #   tools/bench-tls.sh BUILD_DIR [--rounds N] [--seconds S] [--workloads "h2 handshake"]
-#   (use an even N: the judged ratio is over pairs of rounds, one of each order)
+#                      [--peers "tcpdump dumpcap"]
+#   (the order of the runs in a round rotates from round to round; the judged ratio is over
+#   whole cycles of rounds, so use a multiple of 2 rounds, or of 2 + the number of peers)
+# --peers: a peer capture tool also records the veth in its own run of each round (packets
+# only, no keys: a floor for what any capture to disk costs the same server).
 #
 # Topology: netns A (clients) --veth--> netns B (servers). Servers use the system libssl.so.3,
 # which ecapture-hp traces (uprobes) while it also captures the veth (TC, pcapng to disk):
@@ -26,19 +30,21 @@ BUILD=$(cd "$BUILD" && pwd)
 ROUNDS=4
 SECS=4
 WORKLOADS="h2 handshake"
+PEERS=""
 OUT=$BUILD/bench-tls
 while (($#)); do
   case $1 in
     --rounds) ROUNDS=$2; shift 2 ;;
     --seconds) SECS=$2; shift 2 ;;
     --workloads) WORKLOADS=$2; shift 2 ;;
+    --peers) PEERS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     *) echo "bench-tls: unknown option $1" >&2; exit 2 ;;
   esac
 done
 EHP=$BUILD/ecapture-hp
 [[ -x $EHP ]] || { echo "bench-tls: $EHP missing" >&2; exit 2; }
-need_tools bench-tls ip openssl nghttpd h2load python3 taskset
+need_tools bench-tls ip openssl nghttpd h2load python3 taskset $PEERS
 [[ $(id -u) == 0 ]] || { echo "bench-tls: needs root" >&2; exit 2; }
 TAG=${EHP_BENCH_TAG:-p10}
 NSA=$TAG-bt-a
@@ -55,6 +61,7 @@ BG=()
 EHP_PID=""
 cleanup() {
   [[ -n $EHP_PID ]] && kill -INT "$EHP_PID" 2>/dev/null
+  [[ -n $PEER_PID ]] && kill -INT "$PEER_PID" 2>/dev/null
   stop_bg_and_netns
   rm -rf "$WORK"
 }
@@ -98,13 +105,33 @@ workload() {
   esac
 }
 
-printf 'workload\tround\ttraced\treq_per_s\n' >"$RESULTS"
-echo "bench-tls: ${SECS}s per measurement, $ROUNDS rounds, workloads [$WORKLOADS]"
+# Variants of a run: untraced, ecapture-hp, then each peer. The order rotates per round so that
+# every variant takes every slot once per cycle of rounds (the second slot of a round is slower).
+VARIANTS=(untraced ecapture-hp $PEERS)
+NV=${#VARIANTS[@]}
+printf 'workload\tround\ttraced\ttool\treq_per_s\n' >"$RESULTS"
+echo "bench-tls: ${SECS}s per measurement, $ROUNDS rounds, workloads [$WORKLOADS], variants [${VARIANTS[*]}]"
+PEER_PID=""
 for ((r = 1; r <= ROUNDS; r++)); do
   for w in $WORKLOADS; do
-    if ((r % 2)); then order="0 1"; else order="1 0"; fi
+    order=""
+    for ((k = 0; k < NV; k++)); do
+      if ((NV == 2)); then order+=" $(( (k + r + 1) % 2 ))"; else order+=" $(( (k + r - 1) % NV ))"; fi
+    done
     for traced in $order; do
-      if ((traced)); then
+      tool=${VARIANTS[$traced]}
+      if ((traced >= 2)); then
+        rm -f "$WORK/peer.pcapng"
+        case $tool in
+          tcpdump) ip netns exec "$NSB" tcpdump -i "$VB" -w "$WORK/peer.pcapng" -s 262144 >/dev/null 2>"$WORK/peer.log" & ;;
+          dumpcap) ip netns exec "$NSB" dumpcap -i "$VB" -w "$WORK/peer.pcapng" >/dev/null 2>"$WORK/peer.log" & ;;
+          *) echo "bench-tls: unknown peer $tool" >&2; exit 2 ;;
+        esac
+        PEER_PID=$!
+        if ! wait_for grep -qi "listening on\|capturing on" "$WORK/peer.log"; then
+          echo "bench-tls: $tool did not start:" >&2; cat "$WORK/peer.log" >&2; exit 1
+        fi
+      elif ((traced)); then
         ip netns exec "$NSB" ${EHP_WRAP:-} "$EHP" tls -m pcap -i "$VB" -w "${EHP_OUTFILE:-$WORK/traced.pcapng}" ${EHP_EXTRA:-} >/dev/null 2>"$WORK/ehp.log" &
         EHP_PID=$!
         if ! wait_for grep -q capturing "$WORK/ehp.log"; then
@@ -122,7 +149,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
       fi
       rps=$(workload "$w")
       [[ -n $PERF_PID ]] && wait "$PERF_PID"
-      if ((traced)); then
+      if ((traced >= 2)); then
+        kill -INT "$PEER_PID"; wait "$PEER_PID"; PEER_PID=""
+        mb=$(( $(stat -c %s "$WORK/peer.pcapng" 2>/dev/null || echo 0) / 1000000 ))
+        pk=$(capinfos -c -M "$WORK/peer.pcapng" 2>/dev/null | sed -n 's/^Number of packets: *//p')
+        extra=" ($tool wrote ${pk:-?} packets, ${mb} MB, no keys)"
+      elif ((traced)); then
         kill -INT "$EHP_PID"; wait "$EHP_PID"; rc=$?; EHP_PID=""
         ((rc == 0)) || { echo "bench-tls: ecapture-hp exited $rc:" >&2; tail -3 "$WORK/ehp.log" >&2; }
         keys=$(sed -n 's/.* \([0-9]*\) DSBs.*/\1/p' "$WORK/ehp.log" | tail -1)
@@ -132,8 +164,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
       else
         extra=""
       fi
-      printf '%s\t%d\t%d\t%s\n' "$w" "$r" "$traced" "${rps:-0}" >>"$RESULTS"
-      printf '  %-9s round %d %-8s %10s req/s%s\n' "$w" "$r" "$( ((traced)) && echo traced || echo untraced)" "${rps:-FAILED}" "$extra"
+      printf '%s\t%d\t%d\t%s\t%s\n' "$w" "$r" "$traced" "$tool" "${rps:-0}" >>"$RESULTS"
+      printf '  %-9s round %d %-11s %10s req/s%s\n' "$w" "$r" "$tool" "${rps:-FAILED}" "$extra"
     done
   done
 done
@@ -141,23 +173,26 @@ done
 python3 - "$RESULTS" <<'PY'
 import csv, statistics as st, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-# The order alternates per round because whichever run comes second in a round is slower
-# (handshake: ~12% even after -no_cache and few TIME_WAITs). The median of per-round ratios
-# leans toward the order of the majority of rounds when their number is odd; the geometric mean
-# over pairs of rounds (one of each order) cancels the slot effect and is the figure judged.
-print("\nbench-tls summary (ratio = traced / untraced within a round; judged: geometric mean over "
-      "whole pairs of rounds; target >= 0.95)")
+# The order of the variants rotates per round because whichever run comes second in a round is
+# slower (handshake: ~12% even after -no_cache and few TIME_WAITs). A median of per-round
+# ratios leans toward the slots of the majority of rounds; the geometric mean over whole cycles
+# of rounds (every variant in every slot once) cancels the slot effect and is the figure judged.
+tools = list(dict.fromkeys(r["tool"] for r in rows))
+cycle = 2 if len(tools) <= 2 else len(tools)
+print("\nbench-tls summary (ratio = variant / untraced within a round; judged: geometric mean over "
+      "whole cycles of %d rounds; target for ecapture-hp >= 0.95)" % cycle)
 for w in dict.fromkeys(r["workload"] for r in rows):
     wr = [r for r in rows if r["workload"] == w]
-    base = {r["round"]: float(r["req_per_s"]) for r in wr if r["traced"] == "0"}
-    tr = {r["round"]: float(r["req_per_s"]) for r in wr if r["traced"] == "1"}
-    keys = sorted((k for k in tr if base.get(k)), key=int)
-    ratios = [tr[k] / base[k] for k in keys]
-    paired = ratios[: len(ratios) // 2 * 2] or ratios
-    gm = st.geometric_mean(paired) if paired and min(paired) > 0 else float("nan")
-    print("%-9s untraced %10.1f req/s  traced %10.1f req/s  ratio %.3f (median %.3f, rounds %s)  %s" % (
-        w, st.median(base.values()), st.median(tr.values()), gm,
-        st.median(ratios) if ratios else float("nan"), " ".join("%.2f" % x for x in ratios),
-        "MET" if gm >= 0.95 else "NOT MET"))
+    base = {r["round"]: float(r["req_per_s"]) for r in wr if r["tool"] == "untraced"}
+    for tool in tools[1:]:
+        tr = {r["round"]: float(r["req_per_s"]) for r in wr if r["tool"] == tool}
+        keys = sorted((k for k in tr if base.get(k)), key=int)
+        ratios = [tr[k] / base[k] for k in keys]
+        judged = ratios[: len(ratios) // cycle * cycle] or ratios
+        gm = st.geometric_mean(judged) if judged and min(judged) > 0 else float("nan")
+        verdict = ("MET" if gm >= 0.95 else "NOT MET") if tool == "ecapture-hp" else "peer"
+        print("%-9s untraced %10.1f req/s  %-11s %10.1f req/s  ratio %.3f (median %.3f, rounds %s)  %s" % (
+            w, st.median(base.values()), tool, st.median(tr.values()) if tr else float("nan"), gm,
+            st.median(ratios) if ratios else float("nan"), " ".join("%.2f" % x for x in ratios), verdict))
 print("results: %s" % sys.argv[1])
 PY

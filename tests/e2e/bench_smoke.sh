@@ -26,10 +26,12 @@ case $MODE in
     check "dumpcap row measured" awk -F'\t' '$4 == "dumpcap" && $6 > 0 {ok = 1} END {exit !ok}' "$OUT/results.tsv"
     ;;
   tls)
-    bash "$ROOT/tools/bench-tls.sh" "$BUILD" --rounds 1 --seconds 1 --out "$OUT" | tee "$OUT/log"
+    bash "$ROOT/tools/bench-tls.sh" "$BUILD" --rounds 1 --seconds 1 --peers tcpdump --out "$OUT" | tee "$OUT/log"
     check "summary printed" grep -q "^bench-tls summary" "$OUT/log"
-    check "every measurement served requests" awk -F'\t' 'NR > 1 && !($4 > 0) {bad = 1} NR > 1 {n++} END {exit bad || n != 4}' "$OUT/results.tsv"
-    check "traced runs wrote TLS keys (DSBs)" grep -qE "traced .*, [1-9][0-9]* DSBs" "$OUT/log"
+    # 2 workloads x 3 variants (untraced, ecapture-hp, tcpdump), each served requests.
+    check "every measurement served requests" awk -F'\t' 'NR > 1 && !($5 > 0) {bad = 1} NR > 1 {n++} END {exit bad || n != 6}' "$OUT/results.tsv"
+    check "traced runs wrote TLS keys (DSBs)" grep -qE "ecapture-hp .*, [1-9][0-9]* DSBs" "$OUT/log"
+    check "the tcpdump peer wrote packets" grep -qE "tcpdump wrote [1-9][0-9]* packets" "$OUT/log"
     ;;
   replay)
     bash "$ROOT/tools/bench.sh" "$BUILD" --quick --rounds 1 --no-capture --no-tls | tee "$OUT/log"
