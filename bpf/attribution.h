@@ -147,35 +147,6 @@ struct {
 	__type(value, __u64);
 } ehp_attr_gen SEC(".maps");
 
-/* Per-socket memo of the send/recv hooks (socket-local storage, freed with the socket): the
- * task and the tuple key the socket's ehp_attr_flows entry was last confirmed for, and when
- * (jiffies). While the same task sends/receives on an unchanged tuple, the hook answers from here
- * instead of hashing a 40-byte key into the LRU map: every TCP/UDP sendmsg/recvmsg of every
- * process on the host runs these hooks, interfaces captured or not. Re-confirmed against the map
- * at least every EHP_ATTR_RECHECK_JIFFIES, so an entry that vanished behind the memo's back
- * (LRU eviction, the userspace sweep) is written again within about a second; TCP_CLOSE drops
- * the memo, so a closed entry is handled as before. */
-struct ehp_attr_memo {
-	__u64 pid_tgid;
-	__u64 checked_jiffies;
-	/* The socket's tuple as the kernel holds it (ports, IPv4 addresses; IPv6 addresses for
-	 * AF_INET6 sockets): compared as raw fields, so the fast path builds no key. */
-	__u64 addrpair;
-	__u32 portpair;
-	__u32 v6;
-	__u8 v6_addrs[32];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct ehp_attr_memo);
-} ehp_attr_memo SEC(".maps");
-
-extern int CONFIG_HZ __kconfig __weak;
-#define EHP_ATTR_RECHECK_JIFFIES ((__u64)(CONFIG_HZ > 0 ? CONFIG_HZ : 1000))
-
 static __always_inline void ehp_attr_changed(void)
 {
 	__u32 k = 0;
@@ -534,53 +505,13 @@ static __always_inline void ehp_attr_current(struct ehp_proc_info *p)
 	bpf_get_current_comm(p->comm, sizeof(p->comm));
 }
 
-/* After the map was confirmed or written for (sk, key, current task): remember it on the
- * socket. Only for BTF (tp_btf) socket pointers, which socket storage takes. */
-static __always_inline void ehp_attr_memo_set(const struct sock *sk, __u64 pid_tgid, __u64 now)
-{
-	struct ehp_attr_memo *m =
-		bpf_sk_storage_get(&ehp_attr_memo, (struct sock *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!m)
-		return;
-	m->pid_tgid = pid_tgid;
-	m->checked_jiffies = now;
-	m->addrpair = sk->__sk_common.skc_addrpair;
-	m->portpair = sk->__sk_common.skc_portpair;
-	m->v6 = sk->__sk_common.skc_family == EHP_ATTR_AF_INET6;
-	if (m->v6) {
-		__builtin_memcpy(m->v6_addrs, &sk->__sk_common.skc_v6_daddr, 16);
-		__builtin_memcpy(m->v6_addrs + 16, &sk->__sk_common.skc_v6_rcv_saddr, 16);
-	}
-}
-
-/* The memo says the map already names the current task for this socket's current tuple. */
-static __always_inline int ehp_attr_memo_hit(const struct sock *sk, __u64 pid_tgid, __u64 now)
-{
-	struct ehp_attr_memo *m = bpf_sk_storage_get(&ehp_attr_memo, (struct sock *)sk, 0, 0);
-	if (!m || m->pid_tgid != pid_tgid || now - m->checked_jiffies >= EHP_ATTR_RECHECK_JIFFIES ||
-	    m->addrpair != sk->__sk_common.skc_addrpair || m->portpair != sk->__sk_common.skc_portpair)
-		return 0;
-	if (!m->v6)
-		return 1;
-	const __u64 *a = (const __u64 *)m->v6_addrs;
-	const __u64 *d = (const __u64 *)&sk->__sk_common.skc_v6_daddr;
-	const __u64 *r = (const __u64 *)&sk->__sk_common.skc_v6_rcv_saddr;
-	return a[0] == d[0] && a[1] == d[1] && a[2] == r[0] && a[3] == r[1];
-}
-
 /* Records the current task as the owner of `sk` unless the map already says so. */
 static __always_inline void ehp_attr_remember(const struct sock *sk, __u32 source, const int typed)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 now = 0;
-	if (typed) {
-		now = bpf_jiffies64();
-		if (ehp_attr_memo_hit(sk, pid_tgid, now))
-			return;
-	}
 	struct ehp_attr_key key;
 	if (ehp_attr_key_from_sk(sk, &key, typed) < 0 || key.local_port == 0)
 		return;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct ehp_attr_value *old = bpf_map_lookup_elem(&ehp_attr_flows, &key);
 	/* Unchanged owner: nothing to do, except that entries made without the socket's inode
 	 * (TC's first packet, an accepted child copied from its listener) get it on the owner's
@@ -590,16 +521,13 @@ static __always_inline void ehp_attr_remember(const struct sock *sk, __u32 sourc
 	    old->proc.pid == (__u32)(pid_tgid >> 32)) {
 		if (!old->sock_ino) /* in place: the answer (proc) and its source stay the same */
 			old->sock_ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
-		if (typed)
-			ehp_attr_memo_set(sk, pid_tgid, now);
 		return;
 	}
 	struct ehp_attr_value v = {};
 	ehp_attr_current(&v.proc);
 	v.sock_ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
 	v.source = source;
-	if (bpf_map_update_elem(&ehp_attr_flows, &key, &v, BPF_ANY) == 0 && typed)
-		ehp_attr_memo_set(sk, pid_tgid, now);
+	bpf_map_update_elem(&ehp_attr_flows, &key, &v, BPF_ANY);
 	ehp_attr_changed();
 }
 
@@ -686,7 +614,6 @@ int BPF_PROG(ehp_attr_state, const struct sock *sk, const int oldstate, const in
 	}
 	if (newstate != TCP_CLOSE)
 		return 0;
-	bpf_sk_storage_delete(&ehp_attr_memo, (struct sock *)sk);
 	if (oldstate == TCP_SYN_SENT) {
 		__u64 skaddr = (__u64)sk;
 		bpf_map_delete_elem(&ehp_attr_socks, &skaddr);

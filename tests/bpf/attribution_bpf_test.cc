@@ -32,7 +32,6 @@
 #include <optional>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "abi/attribution_test_abi.h"
@@ -1187,101 +1186,6 @@ TEST_F(AttributionBpf, RawSyscallHooksFlavour) {
   EXPECT_EQ(tcli.wait_exit(), 0);
   EXPECT_EQ(tsrv.wait_exit(), 0);
   attrib_test__destroy(raw);
-}
-
-
-// The send/recv hooks keep a per-socket memo (socket storage) of the task and tuple they last
-// confirmed in ehp_attr_flows, and skip the map while both are unchanged. Shown through the
-// memo itself (read back by socket fd) and through an entry deleted behind its back: not
-// rewritten while the memo holds, rewritten at once for another thread or a new tuple, and
-// again by the same thread once the memo is due for its recheck (CONFIG_HZ jiffies, 1 s).
-TEST_F(AttributionBpf, SocketMemoSkipsTheMapUntilSomethingChanges) {
-  struct Memo {  // bpf/attribution.h struct ehp_attr_memo
-    uint64_t pid_tgid, checked_jiffies, addrpair;
-    uint32_t portpair, v6;
-    uint8_t v6_addrs[32];
-  };
-  const int memo_fd = bpf_map__fd(skel->maps.ehp_attr_memo);
-  const int flows_fd = bpf_map__fd(skel->maps.ehp_attr_flows);
-  ASSERT_EQ(bpf_map__value_size(skel->maps.ehp_attr_memo), sizeof(Memo));
-  int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
-  ASSERT_GE(rx, 0);
-  ASSERT_GE(tx, 0);
-  sockaddr_in ra{};
-  ra.sin_family = AF_INET;
-  ra.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t alen = sizeof ra;
-  ASSERT_EQ(bind(rx, reinterpret_cast<sockaddr*>(&ra), sizeof ra), 0);
-  ASSERT_EQ(getsockname(rx, reinterpret_cast<sockaddr*>(&ra), &alen), 0);
-  ASSERT_EQ(connect(tx, reinterpret_cast<sockaddr*>(&ra), sizeof ra), 0);
-  sockaddr_in ta{};
-  alen = sizeof ta;
-  ASSERT_EQ(getsockname(tx, reinterpret_cast<sockaddr*>(&ta), &alen), 0);
-  const ehp_attr_key k = exact_key(17, "127.0.0.1", ntohs(ta.sin_port), "127.0.0.1", ntohs(ra.sin_port));
-  const uint64_t self = (uint64_t(getpid()) << 32) | uint32_t(gettid());
-  auto send1 = [&] { ASSERT_EQ(send(tx, "m", 1, 0), 1); };
-  auto entry = [&](ehp_attr_value* v) { return bpf_map_lookup_elem(flows_fd, &k, v) == 0; };
-
-  send1();
-  ehp_attr_value v{};
-  ASSERT_TRUE(entry(&v)) << "first send made no entry";
-  EXPECT_EQ(v.proc.tid, uint32_t(gettid()));
-  Memo m{};
-  ASSERT_EQ(bpf_map_lookup_elem(memo_fd, &tx, &m), 0) << "no memo on the socket after its first send";
-  EXPECT_EQ(m.pid_tgid, self);
-  EXPECT_EQ(m.portpair, (uint32_t(ntohs(ta.sin_port)) << 16) | ra.sin_port) << std::hex << m.portpair;
-  EXPECT_EQ(m.v6, 0u);
-
-  // Same thread, same tuple: the map is not consulted, so a deleted entry stays deleted.
-  ASSERT_EQ(bpf_map_delete_elem(flows_fd, &k), 0);
-  send1();
-  EXPECT_FALSE(entry(&v)) << "the memo did not short-cut the hook";
-
-  // Another thread sends: the memo names someone else, the map is written at once.
-  uint32_t other_tid = 0;
-  std::thread([&] {
-    other_tid = uint32_t(gettid());
-    send1();
-  }).join();
-  ASSERT_TRUE(entry(&v)) << "a new owner was not written";
-  EXPECT_EQ(v.proc.tid, other_tid);
-
-  // Back to this thread after the entry vanished again: written once the memo is due.
-  ASSERT_EQ(bpf_map_delete_elem(flows_fd, &k), 0);
-  send1();  // the other thread's memo: owner differs, written now
-  ASSERT_TRUE(entry(&v));
-  EXPECT_EQ(v.proc.tid, uint32_t(gettid()));
-  ASSERT_EQ(bpf_map_delete_elem(flows_fd, &k), 0);
-  send1();
-  EXPECT_FALSE(entry(&v)) << "memo for this thread should hold";
-  bool back = false;
-  for (int i = 0; i < 40 && !back; ++i) {  // up to 2 s: one recheck period is CONFIG_HZ jiffies
-    usleep(50000);
-    send1();
-    back = entry(&v);
-  }
-  EXPECT_TRUE(back) << "entry not rewritten after the recheck period";
-
-  // New tuple on the same socket (connect elsewhere): written at once.
-  int rx2 = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in rb{};
-  rb.sin_family = AF_INET;
-  rb.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  alen = sizeof rb;
-  ASSERT_EQ(bind(rx2, reinterpret_cast<sockaddr*>(&rb), sizeof rb), 0);
-  ASSERT_EQ(getsockname(rx2, reinterpret_cast<sockaddr*>(&rb), &alen), 0);
-  ASSERT_EQ(connect(tx, reinterpret_cast<sockaddr*>(&rb), sizeof rb), 0);
-  send1();
-  const ehp_attr_key k2 = exact_key(17, "127.0.0.1", ntohs(ta.sin_port), "127.0.0.1", ntohs(rb.sin_port));
-  ehp_attr_value v2{};
-  EXPECT_EQ(bpf_map_lookup_elem(flows_fd, &k2, &v2), 0) << "new tuple not written despite the memo";
-  EXPECT_EQ(v2.proc.tid, uint32_t(gettid()));
-  bpf_map_delete_elem(flows_fd, &k);
-  bpf_map_delete_elem(flows_fd, &k2);
-  changed();
-  close(rx);
-  close(rx2);
-  close(tx);
 }
 
 }  // namespace
