@@ -185,7 +185,13 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 		return TC_ACT_UNSPEC;
 	}
 
-	__u32 wire_len = skb->len;
+	/* A VLAN tag the device took out of the frame (rx offload; tx offload of a VLAN device on
+	 * top) lives in skb metadata: put it back after the MAC addresses, as libpcap does from
+	 * PACKET_AUXDATA, so the file holds the frame as it was on the wire. Ethernet only. */
+	__u32 vlan = 0;
+	if (skb->vlan_present && l3_off >= 14)
+		vlan = (__u32)bpf_ntohs((__u16)skb->vlan_proto) << 16 | (skb->vlan_tci & 0xffff);
+	__u32 wire_len = skb->len + (vlan ? 4 : 0);
 	__u32 cap_len = wire_len;
 	if (cap_len > snaplen)
 		cap_len = snaplen;
@@ -195,6 +201,8 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 		flags |= EHP_CAP_F_TRUNCATED;
 		cnt->truncated++;
 	}
+	if (cap_len < 16) /* too short to hold MACs + tag (snaplen >= 64: never in practice) */
+		vlan = 0;
 	if (cap_len == 0) { /* never for a real device; keeps the bounded copy below non-empty */
 		cnt->load_fail++;
 		return TC_ACT_UNSPEC;
@@ -243,7 +251,24 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 		     "if %[n] != 0 goto +1\n\t%[n] = 1"
 		     : [n] "+r"(copy_len)
 		     : [m] "r"(frame_max));
-	if (bpf_skb_load_bytes(skb, 0, (__u8 *)rec + sizeof(struct ehp_capture_hdr), copy_len) < 0) {
+	__u8 *frame = (__u8 *)rec + sizeof(struct ehp_capture_hdr);
+	long lrc;
+	if (!vlan) {
+		lrc = bpf_skb_load_bytes(skb, 0, frame, copy_len);
+	} else {
+		/* MACs, the tag, then the rest of the frame from its EtherType on. */
+		__u64 rest = copy_len - 16;
+		__u64 rest_max = frame_max - 16;
+		asm volatile("if %[n] <= %[m] goto +1\n\t%[n] = %[m]\n\t"
+			     : [n] "+r"(rest)
+			     : [m] "r"(rest_max));
+		lrc = bpf_skb_load_bytes(skb, 0, frame, 12);
+		__be32 tag = bpf_htonl(vlan);
+		__builtin_memcpy(frame + 12, &tag, 4);
+		if (lrc == 0 && rest > 0)
+			lrc = bpf_skb_load_bytes(skb, 12, frame + 16, rest);
+	}
+	if (lrc < 0) {
 		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
 		cnt->load_fail++;
 		return TC_ACT_UNSPEC;
