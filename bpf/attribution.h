@@ -60,7 +60,8 @@
  *   - A local sender whose socket has no entry at all (it never sent/received/bound while we
  *     ran, and seeding missed it) is indistinguishable from a remote one.
  *
- * Cost on the per-packet path: one bpf_skb_load_bytes for IPv4 without options (two for IPv6).
+ * Cost on the per-packet path: one header read for IPv4 without options (two for IPv6), in place
+ * when the headers are in the skb's linear part (ehp_skb_load), else a bpf_skb_load_bytes call.
  * Egress: one hash lookup on an exact hit, two for wildcard hits; the ehp_attr_socks fallback
  * runs only on misses. Ingress: one lookup when the sender is local and exact, up to four (plus
  * a one-byte load of the TCP flags) for a remote sender to a local wildcard. Measured with
@@ -177,6 +178,24 @@ static __always_inline void ehp_attr_map_v4(__u8 dst[16], __u32 addr_be)
 	__builtin_memcpy(dst + 12, &addr_be, 4);
 }
 
+/* Header bytes of a classifier's packet: read in place when they lie in the linear part (the
+ * usual case: the stack builds headers there), else through bpf_skb_load_bytes. A helper call
+ * costs 20-50 ns on the VMs measured here; an in-place read a few. `len` must be a constant. */
+#define EHP_SKB_DIRECT_MAX_OFF 512
+static __always_inline int ehp_skb_load(struct __sk_buff *skb, __u32 off, void *to, const __u32 len)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	if (off <= EHP_SKB_DIRECT_MAX_OFF) {
+		void *p = data + off;
+		if (p + len <= end) {
+			__builtin_memcpy(to, p, len);
+			return 0;
+		}
+	}
+	return bpf_skb_load_bytes(skb, off, to, len);
+}
+
 /* ---------------------------------------------------------------- per-packet lookup */
 
 static __always_inline struct ehp_attr_value *ehp_attr_get(struct ehp_attr_key *key)
@@ -222,7 +241,7 @@ static __always_inline int ehp_attr_parse(struct __sk_buff *skb, __u32 l3_off, i
 	__u16 ports[2];
 	__u32 l4 = 0;
 
-	if (bpf_skb_load_bytes(skb, l3_off, h, sizeof(h)) < 0)
+	if (ehp_skb_load(skb, l3_off, h, sizeof(h)) < 0)
 		return 0;
 	__u8 ver = h[0] >> 4;
 	if (ver == 4) {
@@ -234,7 +253,7 @@ static __always_inline int ehp_attr_parse(struct __sk_buff *skb, __u32 l3_off, i
 		if (ihl_bytes == 20) {
 			__builtin_memcpy(ports, h + 20, 4);
 		} else {
-			if (ihl_bytes < 20 || bpf_skb_load_bytes(skb, l3_off + ihl_bytes, ports, 4) < 0)
+			if (ihl_bytes < 20 || ehp_skb_load(skb, l3_off + ihl_bytes, ports, 4) < 0)
 				return 0;
 		}
 		__u32 src, dst;
@@ -248,7 +267,7 @@ static __always_inline int ehp_attr_parse(struct __sk_buff *skb, __u32 l3_off, i
 			__u16 ports[2];
 		} rest;
 		key->proto = h[6];
-		if (bpf_skb_load_bytes(skb, l3_off + 24, &rest, sizeof(rest)) < 0)
+		if (ehp_skb_load(skb, l3_off + 24, &rest, sizeof(rest)) < 0)
 			return 0;
 		ports[0] = rest.ports[0];
 		ports[1] = rest.ports[1];
@@ -406,7 +425,7 @@ static __always_inline int ehp_attr_lookup(struct __sk_buff *skb, __u32 l3_off, 
 	if (!egress && key.proto == EHP_ATTR_IPPROTO_TCP) {
 		/* SYN-ACKs are looked up in another order: never answered from the cache. */
 		__u8 fl = 0;
-		if (bpf_skb_load_bytes(skb, l4_off + 13, &fl, 1) == 0 && (fl & 0x12) == 0x12)
+		if (ehp_skb_load(skb, l4_off + 13, &fl, 1) == 0 && (fl & 0x12) == 0x12)
 			syn = 1;
 	}
 	if (c && !syn && c->valid && c->gen == gen && ehp_attr_key_eq(&c->key, &key)) {

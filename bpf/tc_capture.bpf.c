@@ -96,7 +96,7 @@ static __always_inline __u32 l3_offset(struct __sk_buff *skb)
 		return off;
 	for (int i = 0; i < 2; i++) {
 		__be16 proto;
-		if (bpf_skb_load_bytes(skb, off - 2, &proto, sizeof(proto)) < 0)
+		if (ehp_skb_load(skb, off - 2, &proto, sizeof(proto)) < 0)
 			break;
 		if (proto != bpf_htons(EHP_ETH_P_8021Q) && proto != bpf_htons(EHP_ETH_P_8021AD))
 			break;
