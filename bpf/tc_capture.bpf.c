@@ -189,7 +189,7 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 	 * top) lives in skb metadata: put it back after the MAC addresses, as libpcap does from
 	 * PACKET_AUXDATA, so the file holds the frame as it was on the wire. Ethernet only. */
 	__u32 vlan = 0;
-	if (skb->vlan_present && l3_off >= 14)
+	if (skb->vlan_present && l3_off >= 14 && skb->len >= 14 && snaplen >= 16) /* room for MACs + tag */
 		vlan = (__u32)bpf_ntohs((__u16)skb->vlan_proto) << 16 | (skb->vlan_tci & 0xffff);
 	__u32 wire_len = skb->len + (vlan ? 4 : 0);
 	__u32 cap_len = wire_len;
@@ -201,8 +201,6 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 		flags |= EHP_CAP_F_TRUNCATED;
 		cnt->truncated++;
 	}
-	if (cap_len < 16) /* too short to hold MACs + tag (snaplen >= 64: never in practice) */
-		vlan = 0;
 	if (cap_len == 0) { /* never for a real device; keeps the bounded copy below non-empty */
 		cnt->load_fail++;
 		return TC_ACT_UNSPEC;

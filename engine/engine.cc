@@ -376,7 +376,7 @@ int run_tls(const Config& cfg) {
   if (!probe) return fail(err);
 
   for (auto& i : cap->interfaces())
-    sifaces.push_back({i.name, std::string("ecapture-hp TC ") + (i.loopback ? "ingress" : "ingress+egress") + " on " + i.name,
+    sifaces.push_back({i.name, std::string("ecapture-hp TC ") + (i.loopback ? "egress" : "ingress+egress") + " on " + i.name,
                        i.linktype});
   SinkOptions so;
   so.path = cfg.pcapfile;

@@ -512,7 +512,7 @@ bool Capture::attach(std::string* err) {
       return false;
     }
     for (bool ingress : {true, false}) {
-      if (!ingress && i.loopback) continue;  // its egress copy would duplicate every packet
+      if (ingress && i.loopback) continue;  // its ingress copy would duplicate every packet
       hook.attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
       // Run ahead of existing filters: a foreign filter that classifies (u32 classid) or
       // drops ends the chain, and we would never see the packet (tcpdump does). The kernel's

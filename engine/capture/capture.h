@@ -50,8 +50,10 @@ struct Interface {
   int ifindex = 0;
   uint16_t linktype = 1;  // 1 Ethernet, 101 RAW for devices without L2 (ARPHRD_NONE, tun, wireguard)
   // A loopback device hands every frame it sends straight back to itself, so each packet
-  // crosses its egress and then its ingress hook. Only ingress is attached there: one copy per
-  // packet, as libpcap keeps (it drops the outgoing copy on loopback).
+  // crosses its egress and then its ingress hook. Only egress is attached there: one copy per
+  // packet (libpcap also keeps one), taken in the sender's context where skb->sk still names
+  // the socket, so a connection's first packet (a client's SYN, a new UDP socket's first
+  // datagram) is attributed to its sender as on any other device (ehp_attr_from_sock).
   bool loopback = false;
 };
 

@@ -44,7 +44,9 @@ frames = [
 for f in frames:
     s.send(f + b"\0" * max(0, 60 - len(f)))
 PY
-sleep 0.5
+# Wait until tcpdump wrote all 5 (it drops what is still queued on its socket when interrupted;
+# and taps run before TC ingress, so by then our hook has seen them too), then stop both.
+wait_for bash -c "[ \$(tcpdump -r '$TD' 2>/dev/null | wc -l) -ge 5 ]"
 stop_ehp
 kill -INT $TDPID; wait $TDPID 2>/dev/null
 
