@@ -21,7 +21,7 @@
 #   EHP_OUTFILE=/dev/shm/x.pcapng  where the traced run writes (default: the build dir, on disk)
 #   EHP_WRAP="chrt -b 0"          a command ecapture-hp runs under
 # Target (issue 6): traced >= 95% of untraced, judged on the geometric mean of the per-round
-# ratios over whole pairs of rounds (the summary also prints the median and every round).
+# ratios over whole cycles of rounds (the summary also prints the median and every round).
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 BUILD=${1:?usage: bench-tls.sh BUILD_DIR [--rounds N] [--seconds S] [--workloads LIST]}
@@ -59,6 +59,7 @@ WORK=$(mktemp -d "$OUT/$TAG-run.XXXXXX")
 RESULTS=$OUT/results.tsv
 BG=()
 EHP_PID=""
+PEER_PID=""
 cleanup() {
   [[ -n $EHP_PID ]] && kill -INT "$EHP_PID" 2>/dev/null
   [[ -n $PEER_PID ]] && kill -INT "$PEER_PID" 2>/dev/null
@@ -111,13 +112,10 @@ VARIANTS=(untraced ecapture-hp $PEERS)
 NV=${#VARIANTS[@]}
 printf 'workload\tround\ttraced\ttool\treq_per_s\n' >"$RESULTS"
 echo "bench-tls: ${SECS}s per measurement, $ROUNDS rounds, workloads [$WORKLOADS], variants [${VARIANTS[*]}]"
-PEER_PID=""
 for ((r = 1; r <= ROUNDS; r++)); do
   for w in $WORKLOADS; do
     order=""
-    for ((k = 0; k < NV; k++)); do
-      if ((NV == 2)); then order+=" $(( (k + r + 1) % 2 ))"; else order+=" $(( (k + r - 1) % NV ))"; fi
-    done
+    for ((k = 0; k < NV; k++)); do order+=" $(( (k + r - 1) % NV ))"; done
     for traced in $order; do
       tool=${VARIANTS[$traced]}
       if ((traced >= 2)); then
@@ -178,7 +176,7 @@ rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 # ratios leans toward the slots of the majority of rounds; the geometric mean over whole cycles
 # of rounds (every variant in every slot once) cancels the slot effect and is the figure judged.
 tools = list(dict.fromkeys(r["tool"] for r in rows))
-cycle = 2 if len(tools) <= 2 else len(tools)
+cycle = max(2, len(tools))
 print("\nbench-tls summary (ratio = variant / untraced within a round; judged: geometric mean over "
       "whole cycles of %d rounds; target for ecapture-hp >= 0.95)" % cycle)
 for w in dict.fromkeys(r["workload"] for r in rows):
