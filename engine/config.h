@@ -32,6 +32,9 @@ struct Config {
   uint32_t ring_files = 0;
   std::string drop_user;  // -Z
   bool direct_io = true;
+  // Extcap --fifo: an existing FIFO of another user is the caller's and may be written
+  // (otherwise a file of another user is refused: output/create.h).
+  bool output_is_callers_fifo = false;
 };
 
 struct ReplayConfig {

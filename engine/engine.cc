@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -29,13 +30,18 @@
 #include "correlate/correlator.h"
 #include "correlate/tls_keys.h"
 #include "filter/filter.h"
+#include "output/create.h"
 #include "pcapng_sink.h"
+#include "stop_signals.h"
 #include "tlsprobe/tlsprobe.h"
 
 namespace ehp {
 namespace {
 
 std::atomic<bool> g_stop{false};
+
+// A filter whose compilation takes longer than this is refused (filter/cbpf.h says why).
+constexpr unsigned kFilterCompileMs = 3000;
 
 int fail(const std::string& msg) {
   fprintf(stderr, "ecapture-hp: %s\n", msg.c_str());
@@ -59,25 +65,6 @@ uint16_t iface_linktype(const std::string& name) {
   return 1;
 }
 
-// SIGINT/SIGTERM are blocked in every thread and collected by the main loop with sigtimedwait.
-sigset_t block_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  return set;
-}
-
-// Waits up to ms for a stop signal. Returns true if one arrived.
-bool wait_signal(const sigset_t& set, int ms) {
-  timespec ts{ms / 1000, (ms % 1000) * 1'000'000L};
-  siginfo_t si;
-  return sigtimedwait(&set, &si, &ts) > 0;
-}
-
 std::string human_bytes(uint64_t b) {
   char buf[32];
   if (b >= (1ull << 30)) snprintf(buf, sizeof buf, "%.2f GiB", b / double(1ull << 30));
@@ -85,17 +72,6 @@ std::string human_bytes(uint64_t b) {
   else if (b >= 1024) snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
   else snprintf(buf, sizeof buf, "%llu B", (unsigned long long)b);
   return buf;
-}
-
-// Creates a secrets-bearing output file: 0600, no symlink following, truncated.
-int create_private(const std::string& path, std::string* err) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    *err = "cannot create " + path + ": " + strerror(errno);
-    return -1;
-  }
-  fchmod(fd, 0600);
-  return fd;
 }
 
 // ---- -Z USER: privilege drop after attach, as tcpdump does ------------------------------------
@@ -212,19 +188,33 @@ void remove_leftovers(const std::vector<capture::Interface>& ifaces) {
 }
 
 
-int run_keylog_or_text(const Config& cfg, const sigset_t& sigs, const DropUser* drop) {
-  std::string err;
+// Opens the TLS probe and names, once each, the libraries it refused. nullptr when none could
+// be traced; *err is then the reason not already printed ("" when the refusals say it all).
+std::unique_ptr<tlsprobe::TlsProbe> open_probe(const Config& cfg, bool plaintext, std::string* err) {
   tlsprobe::Options to;
   to.libssl_path = cfg.libssl;
   to.pid = cfg.pid;
   to.uid = cfg.uid;
-  to.plaintext = cfg.mode == Mode::Text;
-  auto probe = tlsprobe::TlsProbe::open(to, &err);
-  if (!probe) return fail(err);
+  to.plaintext = plaintext;
+  std::vector<std::string> skipped;
+  auto probe = tlsprobe::TlsProbe::open(to, err, &skipped);
+  for (auto& s : skipped) fprintf(stderr, "ecapture-hp: %s\n", s.c_str());
+  if (!probe && std::find(skipped.begin(), skipped.end(), *err) != skipped.end()) err->clear();
+  return probe;
+}
+
+int run_keylog_or_text(const Config& cfg, StopSignals& sig, const DropUser* drop) {
+  std::string err;
+  auto probe = open_probe(cfg, cfg.mode == Mode::Text, &err);
+  if (!probe) return err.empty() ? 1 : fail(err);
   int fd = -1;
   if (cfg.mode == Mode::Keylog) {
-    fd = create_private(cfg.keylogfile, &err);
+    fd = output::create_output(cfg.keylogfile, false, false, &err).fd;
     if (fd < 0) return fail(err);
+  }
+  {
+    auto g = sig.attach_lock();
+    sig.started();
   }
   if (drop) {
     // Uprobe links and the ring are plain fds: nothing at teardown needs a capability.
@@ -274,7 +264,7 @@ int run_keylog_or_text(const Config& cfg, const sigset_t& sigs, const DropUser* 
   uint64_t deadline = cfg.stop_duration_s ? mono_ns() + cfg.stop_duration_s * 1'000'000'000ull : 0;
   while (!g_stop) {
     probe->poll(100, on_secrets, on_data);
-    if (wait_signal(sigs, 0)) break;
+    if (sig.requested()) break;
     if (deadline && mono_ns() >= deadline) break;
     if (!cfg.quiet && mono_ns() >= next_stats && cfg.mode == Mode::Keylog) {
       auto st = probe->stats();
@@ -315,7 +305,8 @@ bool have_capture_privileges(std::string* err) {
 }  // namespace
 
 int run_tls(const Config& cfg) {
-  sigset_t sigs = block_signals();
+  // First of all, so that a stop is never ignored, whatever start-up is doing.
+  StopSignals sig;
   {
     std::string perr;
     if (!have_capture_privileges(&perr)) return fail(perr);
@@ -330,7 +321,7 @@ int run_tls(const Config& cfg) {
     drop.emplace();
     if (!resolve_drop_user(cfg.drop_user, &*drop, &uerr)) return fail(uerr);
   }
-  if (cfg.mode != Mode::Pcap) return run_keylog_or_text(cfg, sigs, drop ? &*drop : nullptr);
+  if (cfg.mode != Mode::Pcap) return run_keylog_or_text(cfg, sig, drop ? &*drop : nullptr);
 
   std::string err;
   // Link types decide how the filter is compiled; one compiled program serves all interfaces.
@@ -345,7 +336,7 @@ int run_tls(const Config& cfg) {
   std::vector<struct bpf_insn> filter_body;
   bool have_filter = !cfg.filter.empty();
   if (have_filter) {
-    auto cbpf = filter::compile_cbpf(cfg.filter, linktype, cfg.snaplen, &err);
+    auto cbpf = filter::compile_cbpf_bounded(cfg.filter, linktype, cfg.snaplen, kFilterCompileMs, &err);
     if (!cbpf) return fail(err);
     auto ebpf = filter::translate(*cbpf, &err);
     if (!ebpf) return fail(err);
@@ -368,12 +359,12 @@ int run_tls(const Config& cfg) {
   auto cap = capture::Capture::open(co, &err);
   if (!cap) return fail(err);
 
-  tlsprobe::Options to;
-  to.libssl_path = cfg.libssl;
-  to.pid = cfg.pid;
-  to.uid = cfg.uid;
-  auto probe = tlsprobe::TlsProbe::open(to, &err);
-  if (!probe) return fail(err);
+  // Packets are worth capturing even when no TLS library can be traced: say so, go on.
+  auto probe = open_probe(cfg, false, &err);
+  if (!probe) {
+    if (!err.empty()) fprintf(stderr, "ecapture-hp: %s\n", err.c_str());
+    fprintf(stderr, "ecapture-hp: warning: no TLS library is traced; packets are captured, TLS sessions will not decrypt\n");
+  }
 
   for (auto& i : cap->interfaces())
     sifaces.push_back({i.name, std::string("ecapture-hp TC ") + (i.loopback ? "egress" : "ingress+egress") + " on " + i.name,
@@ -383,6 +374,7 @@ int run_tls(const Config& cfg) {
   so.filter = cfg.filter;
   so.snaplen = cfg.snaplen;
   so.direct_io = cfg.direct_io;
+  so.allow_foreign_stream = cfg.output_is_callers_fifo;
   so.rotate_bytes = cfg.ring_filesize_kb * 1000;
   so.rotate_duration_ns = cfg.ring_duration_s * 1'000'000'000ull;
   so.ring_files = cfg.ring_files;
@@ -396,7 +388,12 @@ int run_tls(const Config& cfg) {
   std::mutex sink_mu;  // the sink's tick (rotation by time) runs from the pump only
 
   remove_leftovers(cap->interfaces());
-  if (!cap->attach(&err)) return fail(err);
+  {
+    // A signal arriving now waits for the attach to finish, then takes the clean path.
+    auto g = sig.attach_lock();
+    if (!cap->attach(&err)) return fail(err);
+    sig.started();
+  }
   cap->start();
   if (drop) {
     // After attach, as tcpdump does. Keep CAP_NET_ADMIN in this thread: detach() at exit
@@ -405,7 +402,8 @@ int run_tls(const Config& cfg) {
     if (!drop_privileges(*drop, true, &err)) return fail(err);
   }
   if (!cfg.quiet) {
-    for (auto& l : probe->libraries()) fprintf(stderr, "ecapture-hp: tracing %s\n", l.c_str());
+    if (probe)
+      for (auto& l : probe->libraries()) fprintf(stderr, "ecapture-hp: tracing %s\n", l.c_str());
     fprintf(stderr, "ecapture-hp: capturing on %zu interface(s) to %s, press Ctrl-C to stop\n",
             cfg.ifaces.size(), cfg.pcapfile == "-" ? "standard output" : cfg.pcapfile.c_str());
   }
@@ -427,6 +425,7 @@ int run_tls(const Config& cfg) {
       keys_in++;
       corr.push_secrets(s);
     };
+    if (!probe) return;
     while (!g_stop.load(std::memory_order_relaxed)) probe->poll(100, on_secrets);
     while (probe->poll(0, on_secrets) > 0) {
     }
@@ -513,7 +512,7 @@ int run_tls(const Config& cfg) {
   });
   uint64_t start = mono_ns();
   while (true) {
-    if (wait_signal(sigs, 100)) break;
+    if (sig.wait(100)) break;
     if (autostop.load()) break;
     if (cfg.stop_duration_s && mono_ns() - start >= cfg.stop_duration_s * 1'000'000'000ull) break;
   }
@@ -526,12 +525,14 @@ int run_tls(const Config& cfg) {
   // the file keeps what the writer flushed (complete blocks), as after SIGKILL.
   std::atomic<bool> drained_all{false};
   std::thread second_signal([&] {
-    pthread_setname_np(pthread_self(), "ehp-signal");
+    pthread_setname_np(pthread_self(), "ehp-drainwait");
     if (drop) drop_thread_caps();
     const uint64_t hint_at = mono_ns() + 2'000'000'000ull;
     bool hinted = false;
+    const unsigned first = sig.count();
     while (!drained_all.load()) {
-      if (!wait_signal(sigs, 100)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (sig.count() == first) {
         if (!hinted && mono_ns() >= hint_at && !drained_all.load()) {
           fprintf(stderr, "ecapture-hp: still writing buffered packets; signal again to exit without them\n");
           hinted = true;

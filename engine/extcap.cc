@@ -51,7 +51,7 @@ int run_quiet_capture(const Config& cfg) {
   if (saved < 0 || mem < 0 || dup2(mem, STDERR_FILENO) < 0) {
     if (saved >= 0) close(saved);
     if (mem >= 0) close(mem);
-    return run_quiet_capture(cfg);
+    return run_tls(cfg);  // no memory file: the engine's lines go to Wireshark's log as they are
   }
   int rc = run_tls(cfg);
   fflush(stderr);
@@ -155,6 +155,7 @@ int run_extcap(int argc, char** argv) {
     cfg.mode = Mode::Pcap;
     cfg.ifaces = {ifname};
     cfg.pcapfile = fifo;
+    cfg.output_is_callers_fifo = true;  // Wireshark made it, for the user who runs Wireshark
     cfg.filter = filter;
     cfg.quiet = true;
     cfg.direct_io = false;

@@ -163,6 +163,7 @@ bool PcapngSink::open_file(uint64_t now_ns, std::string* err) {
   std::string name = next_name(now_ns);
   output::WriterOptions wo;
   wo.direct = opt_.direct_io;
+  wo.allow_foreign_stream = opt_.allow_foreign_stream;
   wo.pad_tail = true;  // the file is pcapng: tails go out by O_DIRECT behind a filler block
   if (stream_) wo.flush_interval_ms = kStreamFlushMs;
   writer_ = output::Writer::open(name, wo, err);

@@ -38,6 +38,7 @@ struct SinkOptions {
   std::string filter;
   uint32_t snaplen = 262144;
   bool direct_io = true;
+  bool allow_foreign_stream = false;  // extcap --fifo: the FIFO is the calling user's
   uint64_t rotate_bytes = 0;        // -b filesize (0 = off)
   uint64_t rotate_duration_ns = 0;  // -b duration (0 = off)
   uint32_t ring_files = 0;          // -b files (0 = keep all)

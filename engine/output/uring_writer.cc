@@ -3,6 +3,7 @@
 // per-request state found through user_data, short writes resubmitted from where they stopped,
 // everything in flight drained before exit.
 #include "output/uring_writer.h"
+#include "output/create.h"
 
 #include "output/fs_warm.h"
 #include "output/pcapng.h"
@@ -108,14 +109,15 @@ bool Writer::setup(const std::string& path, const WriterOptions& opts, std::stri
     fd_ = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
     if (fd_ < 0) return fail("dup", errno);
   } else {
-    const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC;
-    bool direct = opts.direct;
-    fd_ = direct ? ::open(path.c_str(), flags | O_DIRECT, 0600) : -1;
-    if (fd_ < 0 && (!direct || errno == EINVAL)) {  // EINVAL: the filesystem refuses O_DIRECT
-      direct = false;
-      fd_ = ::open(path.c_str(), flags, 0600);
+    // Fresh 0600 file, or a FIFO/device we may write (output/create.h says who may own what).
+    std::string cerr;
+    CreateResult cr = create_output(path, opts.direct, opts.allow_foreign_stream, &cerr);
+    if (cr.fd < 0) {
+      if (err) *err = cerr;
+      return false;
     }
-    if (fd_ < 0) return fail("open", errno);
+    fd_ = cr.fd;
+    bool direct = cr.direct;
     struct stat st {};
     if (fstat(fd_, &st) != 0) return fail("stat", errno);
     regular_file_ = S_ISREG(st.st_mode);
@@ -126,7 +128,6 @@ bool Writer::setup(const std::string& path, const WriterOptions& opts, std::stri
       // tail. Reopened through /proc so a renamed/replaced path cannot redirect it.
       const std::string self = "/proc/self/fd/" + std::to_string(fd_);
       tail_fd_ = ::open(self.c_str(), O_RDWR | O_CLOEXEC);  // read: truncate_after_error
-      if (tail_fd_ < 0) tail_fd_ = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
       if (tail_fd_ < 0) return fail("reopen", errno);
       struct stat st2 {};
       if (fstat(tail_fd_, &st2) != 0) return fail("stat", errno);

@@ -46,6 +46,9 @@ namespace ehp::output {
 
 struct WriterOptions {
   bool direct = true;            // try O_DIRECT (regular files only)
+  // An existing FIFO/device of another user may be written (Wireshark's extcap --fifo); by
+  // default it is refused like any file of another user (output/create.h).
+  bool allow_foreign_stream = false;
   size_t buffer_bytes = 1 << 20; // largest block reserve() accepts; rounded up to 4 KiB
   // 64 x 1 MiB: at 1400 B x 2 senders, 16 slots (16 MiB) let disk stalls on this shared VM back
   // up into the rings (0.3-1% kernel drops); 64 absorbed them (docs/performance.md). RSS +48 MiB.

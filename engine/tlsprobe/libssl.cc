@@ -5,6 +5,8 @@
 #include <elf.h>
 #include <sys/stat.h>
 
+#include <climits>
+
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -20,104 +22,18 @@ std::string OpenSslVersion::short_name() const {
 
 namespace {
 
-bool read_file(const std::string& path, std::string* out) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return false;
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  *out = ss.str();
-  return true;
-}
-
-// Minimal ELF64 view: dynamic symbols, DT_NEEDED and vaddr -> file offset.
-struct Elf {
-  std::string bytes;
-  std::map<std::string, uint64_t> dynsym;  // name -> st_value (defined functions/objects)
-  std::vector<std::string> needed;
-  std::vector<Elf64_Phdr> loads;
-
-  bool open(const std::string& path, std::string* err) {
-    if (!read_file(path, &bytes)) {
-      *err = "cannot read " + path + ": " + strerror(errno);
-      return false;
-    }
-    if (bytes.size() < sizeof(Elf64_Ehdr) || memcmp(bytes.data(), ELFMAG, SELFMAG) != 0 ||
-        bytes[EI_CLASS] != ELFCLASS64) {
-      *err = path + " is not a 64-bit ELF file";
-      return false;
-    }
-    Elf64_Ehdr eh;
-    memcpy(&eh, bytes.data(), sizeof eh);
-    if (eh.e_machine != EM_X86_64) {
-      *err = path + " is not an x86_64 library";
-      return false;
-    }
-    auto in_file = [&](uint64_t off, uint64_t len) { return off <= bytes.size() && len <= bytes.size() - off; };
-    for (int i = 0; i < eh.e_phnum; ++i) {
-      Elf64_Phdr ph;
-      uint64_t o = eh.e_phoff + uint64_t(i) * eh.e_phentsize;
-      if (!in_file(o, sizeof ph)) break;
-      memcpy(&ph, bytes.data() + o, sizeof ph);
-      if (ph.p_type == PT_LOAD) loads.push_back(ph);
-    }
-    std::vector<Elf64_Shdr> sh(eh.e_shnum);
-    for (int i = 0; i < eh.e_shnum; ++i) {
-      uint64_t o = eh.e_shoff + uint64_t(i) * eh.e_shentsize;
-      if (!in_file(o, sizeof(Elf64_Shdr))) {
-        *err = path + ": truncated section headers";
-        return false;
-      }
-      memcpy(&sh[i], bytes.data() + o, sizeof(Elf64_Shdr));
-    }
-    auto cstr = [&](const Elf64_Shdr& strtab, uint64_t idx) -> std::string {
-      if (!in_file(strtab.sh_offset, strtab.sh_size) || idx >= strtab.sh_size) return {};
-      const char* p = bytes.data() + strtab.sh_offset + idx;
-      return std::string(p, strnlen(p, strtab.sh_size - idx));
-    };
-    for (auto& s : sh) {
-      if (s.sh_type == SHT_DYNSYM && s.sh_link < sh.size() && in_file(s.sh_offset, s.sh_size)) {
-        for (uint64_t o = 0; o + sizeof(Elf64_Sym) <= s.sh_size; o += sizeof(Elf64_Sym)) {
-          Elf64_Sym sym;
-          memcpy(&sym, bytes.data() + s.sh_offset + o, sizeof sym);
-          if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
-          dynsym.emplace(cstr(sh[s.sh_link], sym.st_name), sym.st_value);
-        }
-      } else if (s.sh_type == SHT_DYNAMIC && s.sh_link < sh.size() && in_file(s.sh_offset, s.sh_size)) {
-        for (uint64_t o = 0; o + sizeof(Elf64_Dyn) <= s.sh_size; o += sizeof(Elf64_Dyn)) {
-          Elf64_Dyn d;
-          memcpy(&d, bytes.data() + s.sh_offset + o, sizeof d);
-          if (d.d_tag == DT_NULL) break;
-          if (d.d_tag == DT_NEEDED) needed.push_back(cstr(sh[s.sh_link], d.d_un.d_val));
-        }
-      }
-    }
-    return true;
-  }
-
-  // Code bytes of a function (up to n), empty when unknown.
-  std::string code(const std::string& sym, size_t n) const {
-    auto it = dynsym.find(sym);
-    if (it == dynsym.end()) return {};
-    for (auto& ph : loads) {
-      if (it->second >= ph.p_vaddr && it->second < ph.p_vaddr + ph.p_filesz) {
-        uint64_t off = it->second - ph.p_vaddr + ph.p_offset;
-        if (off >= bytes.size()) return {};
-        return bytes.substr(off, std::min<size_t>(n, bytes.size() - off));
-      }
-    }
-    return {};
-  }
-};
-
 // A memory operand [base + disp] of a mov/lea/movzx found in the code.
 struct MemOp {
   int base;  // 0..15 (rax=0 ... rdi=7)
   int64_t disp;
   size_t at;  // byte position
+  int op;     // 0x8B load, 0x89 store, 0x8D lea, 0x0F movzx
+  int reg;    // ModRM reg (with REX.R): the register loaded or stored
+  size_t len;
 };
 
 // Tiny x86_64 decoder for the shapes compilers emit in struct accessors:
-//   [REX] 8B/8D /r  (mov/lea r, [base+disp])   [REX] 0F B6/B7 /r (movzx)
+//   [REX] 8B/8D /r  (mov/lea r, [base+disp])   [REX] 0F B6/B7 /r (movzx)   [REX] 89 /r (store)
 // with ModRM mod 00 (no disp, rm != 4/5), 01 (disp8), 10 (disp32); no SIB.
 std::optional<MemOp> decode_at(const std::string& c, size_t i) {
   size_t p = i;
@@ -129,7 +45,7 @@ std::optional<MemOp> decode_at(const std::string& c, size_t i) {
     if (p >= c.size()) return std::nullopt;
     uint8_t op2 = c[p++];
     if (op2 != 0xB6 && op2 != 0xB7) return std::nullopt;
-  } else if (op != 0x8B && op != 0x8D) {
+  } else if (op != 0x8B && op != 0x8D && op != 0x89) {
     return std::nullopt;
   }
   if (p >= c.size()) return std::nullopt;
@@ -140,13 +56,15 @@ std::optional<MemOp> decode_at(const std::string& c, size_t i) {
   if (mod == 1) {
     if (p + 1 > c.size()) return std::nullopt;
     disp = int8_t(c[p]);
+    p += 1;
   } else if (mod == 2) {
     if (p + 4 > c.size()) return std::nullopt;
     int32_t d;
     memcpy(&d, c.data() + p, 4);
     disp = d;
+    p += 4;
   }
-  return MemOp{rm | ((rex & 1) << 3), disp, i};
+  return MemOp{rm | ((rex & 1) << 3), disp, i, op, ((modrm >> 3) & 7) | ((rex & 4) << 1), p - i};
 }
 
 std::string skip_endbr(const std::string& c) {
@@ -159,7 +77,7 @@ constexpr int kRdi = 7, kRax = 0;
 // Single-instruction accessor: the first instruction must read [rdi + disp].
 std::optional<int64_t> first_load_from_rdi(const std::string& code) {
   auto m = decode_at(skip_endbr(code), 0);
-  if (!m || m->base != kRdi) return std::nullopt;
+  if (!m || m->op == 0x89 || m->base != kRdi) return std::nullopt;
   return m->disp;
 }
 
@@ -169,7 +87,7 @@ std::set<int64_t> displacements(const std::string& code) {
   std::string c = skip_endbr(code);
   for (size_t i = 0; i < c.size(); ++i) {
     auto m = decode_at(c, i);
-    if (m && (m->base == kRdi || m->base == kRax)) out.insert(m->disp);
+    if (m && m->op != 0x89 && (m->base == kRdi || m->base == kRax)) out.insert(m->disp);
   }
   return out;
 }
@@ -181,12 +99,12 @@ std::string hex(uint64_t v) {
 }
 
 // Looks for "OpenSSL X.Y.Z<letters> ... <4-digit year>" (OPENSSL_VERSION_TEXT).
-std::optional<OpenSslVersion> find_version_text(const std::string& bytes) {
-  static const std::string kTag = "OpenSSL ";
-  for (size_t p = bytes.find(kTag); p != std::string::npos; p = bytes.find(kTag, p + 1)) {
+std::optional<OpenSslVersion> find_version_text(std::string_view bytes) {
+  static constexpr std::string_view kTag = "OpenSSL ";
+  for (size_t p = bytes.find(kTag); p != std::string_view::npos; p = bytes.find(kTag, p + 1)) {
     size_t end = bytes.find('\0', p);
-    if (end == std::string::npos || end - p > 80) continue;
-    std::string s = bytes.substr(p, end - p);
+    if (end == std::string_view::npos || end - p > 80) continue;
+    std::string s(bytes.substr(p, end - p));
     OpenSslVersion v;
     int n = 0;
     if (sscanf(s.c_str(), "OpenSSL %d.%d.%d%n", &v.major, &v.minor, &v.patch, &n) != 3) continue;
@@ -205,35 +123,40 @@ std::optional<OpenSslVersion> find_version_text(const std::string& bytes) {
 
 std::string dirname_of(const std::string& p) {
   auto s = p.rfind('/');
-  return s == std::string::npos ? "." : p.substr(0, s);
+  return s == std::string::npos ? "." : s == 0 ? "/" : p.substr(0, s);
+}
+
+// The version string scan reads chunks that overlap by more than the longest version text.
+constexpr size_t kVersionOverlap = 96;
+
+std::optional<OpenSslVersion> scan_version(const ElfFile& elf) {
+  std::optional<OpenSslVersion> v;
+  elf.scan_data(kVersionOverlap, [&](std::string_view chunk) { return bool(v = find_version_text(chunk)); });
+  return v;
 }
 
 }  // namespace
 
-std::optional<OpenSslVersion> detect_version(const std::string& libssl_path, std::string* err) {
-  Elf elf;
-  if (!elf.open(libssl_path, err)) return std::nullopt;
-  if (!elf.dynsym.count("SSL_new")) {
-    *err = libssl_path + " does not export SSL_new: not a libssl";
+std::optional<OpenSslVersion> detect_version(const LibSsl& lib, const ElfFile& elf, std::string* err) {
+  if (!elf.exports("SSL_new")) {
+    *err = "does not export SSL_new: not a libssl";
     return std::nullopt;
   }
-  if (auto v = find_version_text(elf.bytes)) return v;
-  // OpenSSL 3 keeps OPENSSL_VERSION_TEXT in libcrypto only: look next to the libssl (also the
-  // symlink target's directory), then in the multiarch directories.
-  std::vector<std::string> dirs = {dirname_of(libssl_path)};
-  char real[4096];
-  if (realpath(libssl_path.c_str(), real)) dirs.push_back(dirname_of(real));
-  dirs.push_back("/usr/lib/x86_64-linux-gnu");
-  dirs.push_back("/lib/x86_64-linux-gnu");
-  for (auto& n : elf.needed) {
-    if (n.rfind("libcrypto.so", 0) != 0) continue;
+  if (auto v = scan_version(elf)) return v;
+  // OpenSSL 3 keeps OPENSSL_VERSION_TEXT in libcrypto only: look next to the libssl, then in
+  // the multiarch directories, all inside the library's own root and without following links.
+  const std::vector<std::string> dirs = {lib.dir, "/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu"};
+  for (auto& n : elf.needed()) {
+    if (n.rfind("libcrypto.so", 0) != 0 || n.find('/') != std::string::npos) continue;
     for (auto& d : dirs) {
-      std::string bytes;
-      if (!read_file(d + "/" + n, &bytes)) continue;
-      if (auto v = find_version_text(bytes)) return v;
+      std::string e;
+      auto f = UntrustedFile::open_in_root(lib.root, d + "/" + n, &e);
+      ElfFile c;
+      if (!f || !c.open(*f, n, &e)) continue;
+      if (auto v = scan_version(c)) return v;
     }
   }
-  *err = "no \"OpenSSL X.Y.Z\" version string in " + libssl_path + " or its libcrypto";
+  *err = "no \"OpenSSL X.Y.Z\" version string in it or its libcrypto";
   return std::nullopt;
 }
 
@@ -255,10 +178,12 @@ constexpr ehp_tls_offsets kLayout30 = {
     .ssl_cipher_st_id_offset = 0x18,
     .bio_st_num_offset = 0x38};
 
-// One row per layout series. Only 3.0 is proven on this machine (FACTS.md: Debian 12 libssl3
-// 3.0.19, read by a uprobe and compared to curl's SSLKEYLOGFILE). The others come from public
-// layout data and are UNVERIFIED: they are used only if the start-up confirmation (accessor
-// decoding + calibration handshake through the library itself) agrees with them.
+// One row per layout series. Only 3.0 is proven on this machine (Debian 12 libssl3 3.0.19, read
+// by a uprobe and compared with curl's SSLKEYLOGFILE). The others come from public layout data
+// and are UNVERIFIED: they are used only when every exported accessor of the library, decoded
+// from the file, reads the fields the row names. The TLS 1.3 secret fields have no accessor; a
+// wrong one yields keys that decrypt nothing, never a crash (the probe reads user memory with
+// bpf_probe_read_user).
 const std::vector<OffsetTable>& offset_table() {
   static const std::vector<OffsetTable> t = {
       {"3.0", true,
@@ -300,10 +225,8 @@ const OffsetTable* offsets_for(const OpenSslVersion& v) {
   return nullptr;
 }
 
-bool check_accessors(const std::string& libssl_path, const ehp_tls_offsets& off, std::string* err,
+bool check_accessors(const ElfFile& elf, const ehp_tls_offsets& off, std::string* err,
                      std::vector<std::string>* undecoded) {
-  Elf elf;
-  if (!elf.open(libssl_path, err)) return false;
   struct Single {
     const char* sym;
     const char* field;
@@ -361,26 +284,88 @@ bool check_accessors(const std::string& libssl_path, const ehp_tls_offsets& off,
   return true;
 }
 
-bool confirm_offsets(const std::string& libssl_path, const ehp_tls_offsets& off, std::string* how,
-                     std::string* err, Calibration* cal) {
+bool confirm_offsets(const ElfFile& elf, const ehp_tls_offsets& off, std::string* how, std::string* err) {
   std::vector<std::string> undecoded;
   std::string e;
-  if (!check_accessors(libssl_path, off, &e, &undecoded)) {
+  if (!check_accessors(elf, off, &e, &undecoded)) {
     *err = "accessor check failed: " + e;
     return false;
   }
-  if (!calibrate(libssl_path, off, &e, cal)) {
-    *err = "calibration handshake failed: " + e;
+  // Nothing else may confirm them: the library's code is never run (docs/security.md).
+  if (!undecoded.empty()) {
+    *err = "accessors not decodable, offsets cannot be confirmed:";
+    for (auto& u : undecoded) *err += " " + u;
     return false;
   }
-  *how = "accessors decoded";
-  if (!undecoded.empty()) {
-    *how += " (not decodable:";
-    for (auto& u : undecoded) *how += " " + u;
-    *how += ")";
-  }
-  *how += " + calibration handshakes TLS1.2/TLS1.3 matched keylog";
+  *how = "8 accessors decoded";
   return true;
+}
+
+namespace {
+
+// The SSL_METHOD slot whose function SSL_set_{connect,accept}_state stores into
+// ssl_st.handshake_func: `mov rR,[rR+slot]` right before `mov [rB+hf],rR`.
+std::optional<int64_t> method_slot(const std::string& code, uint32_t hf) {
+  for (size_t i = 0; i < code.size(); ++i) {
+    auto st = decode_at(code, i);
+    if (!st || st->op != 0x89 || st->disp != int64_t(hf) || st->base == 4) continue;
+    std::optional<int64_t> slot;
+    for (size_t j = i > 16 ? i - 16 : 0; j < i; ++j) {
+      auto ld = decode_at(code, j);
+      if (ld && ld->op == 0x8B && ld->reg == st->reg && ld->base == st->reg && j + ld->len <= i) slot = ld->disp;
+    }
+    if (slot) return slot;
+  }
+  return std::nullopt;
+}
+
+// TLS_client_method / TLS_server_method: `lea rax,[rip+disp32]; ret` -> the method's vaddr.
+std::optional<uint64_t> method_table(const ElfFile& elf, const char* sym) {
+  auto it = elf.dynsym().find(sym);
+  if (it == elf.dynsym().end()) return std::nullopt;
+  std::string c = elf.read_vaddr(it->second, 16);
+  size_t p = c.compare(0, 4, "\xf3\x0f\x1e\xfa", 4) == 0 ? 4 : 0;
+  if (c.size() < p + 7 || uint8_t(c[p]) != 0x48 || uint8_t(c[p + 1]) != 0x8D || uint8_t(c[p + 2]) != 0x05)
+    return std::nullopt;
+  int32_t d;
+  memcpy(&d, c.data() + p + 3, 4);
+  return it->second + p + 7 + int64_t(d);
+}
+
+}  // namespace
+
+std::optional<HandshakeFns> locate_handshake_functions(const ElfFile& elf, uint32_t hf, std::string* why) {
+  HandshakeFns out;
+  struct Side {
+    const char* setter;
+    const char* method;
+    uint64_t* file_offset;
+  };
+  for (auto& s : {Side{"SSL_set_connect_state", "TLS_client_method", &out.connect_file_offset},
+                  Side{"SSL_set_accept_state", "TLS_server_method", &out.accept_file_offset}}) {
+    auto slot = method_slot(elf.code(s.setter, 96), hf);
+    if (!slot || *slot < 0 || *slot > 0x400) {
+      *why = std::string(s.setter) + " does not store a method slot into handshake_func at " + hex(hf);
+      return std::nullopt;
+    }
+    auto table = method_table(elf, s.method);
+    if (!table) {
+      *why = std::string(s.method) + " does not decode to a method table";
+      return std::nullopt;
+    }
+    auto fn = elf.pointer_at(*table + uint64_t(*slot));
+    auto off = fn ? elf.file_offset(*fn) : std::nullopt;
+    if (!fn || !elf.executable(*fn) || !off) {
+      *why = std::string(s.method) + "()->slot " + hex(uint64_t(*slot)) + " is not a function in the file";
+      return std::nullopt;
+    }
+    *s.file_offset = *off;
+  }
+  if (out.connect_file_offset == out.accept_file_offset) {
+    *why = "the connect and accept handshake functions are the same";
+    return std::nullopt;
+  }
+  return out;
 }
 
 uint64_t emulated_probe_point(std::span<const uint8_t> code, uint64_t func_file_offset) {
@@ -406,47 +391,69 @@ uint64_t emulated_probe_point(std::span<const uint8_t> code, uint64_t func_file_
   return func_file_offset;
 }
 
-uint64_t emulated_probe_point(const std::string& path, uint64_t func_file_offset) {
-  uint8_t buf[32];
-  FILE* f = fopen(path.c_str(), "rbe");
-  if (!f) return func_file_offset;
-  size_t n = 0;
-  if (fseeko(f, off_t(func_file_offset), SEEK_SET) == 0) n = fread(buf, 1, sizeof buf, f);
-  fclose(f);
-  return emulated_probe_point(std::span<const uint8_t>(buf, n), func_file_offset);
+uint64_t emulated_probe_point(const ElfFile& elf, uint64_t func_file_offset) {
+  std::string c = elf.read_at(func_file_offset, 32);
+  return emulated_probe_point(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(c.data()), c.size()),
+                              func_file_offset);
 }
 
-std::optional<uint64_t> vaddr_to_file_offset(const std::string& path, uint64_t vaddr) {
-  Elf elf;
-  std::string err;
-  if (!elf.open(path, &err)) return std::nullopt;
-  for (auto& ph : elf.loads)
-    if (vaddr >= ph.p_vaddr && vaddr < ph.p_vaddr + ph.p_filesz) return vaddr - ph.p_vaddr + ph.p_offset;
+std::optional<uint64_t> symbol_file_offset(const ElfFile& elf, const std::string& sym) {
+  auto it = elf.dynsym().find(sym);
+  if (it == elf.dynsym().end() || !elf.executable(it->second)) return std::nullopt;
+  return elf.file_offset(it->second);
+}
+
+namespace {
+
+// A candidate found in a process's maps, opened as safely as the kernel allows.
+std::optional<UntrustedFile> open_candidate(uint32_t pid, const std::string& range, const std::string& path,
+                                            std::string* shown, std::string* root, std::string* err) {
+  const std::string proc_root = "/proc/" + std::to_string(pid) + "/root";
+  // Same mount namespace as ours: the path means the same file here.
+  struct stat a {}, b {};
+  const bool same_ns = stat("/proc/self/ns/mnt", &a) == 0 &&
+                       stat(("/proc/" + std::to_string(pid) + "/ns/mnt").c_str(), &b) == 0 && a.st_ino == b.st_ino;
+  *shown = same_ns ? path : proc_root + path;
+  *root = same_ns ? "/" : proc_root;
+  // The exact inode mapped (needs CAP_SYS_ADMIN), else the path inside the process's root.
+  std::string e1;
+  if (auto f = UntrustedFile::open_mapped(pid, range, &e1)) return f;
+  auto f = UntrustedFile::open_in_root(*root, path, err);
+  if (f) return f;
+  *err = *err + " (and " + e1 + ")";
   return std::nullopt;
 }
 
-std::vector<std::string> exported_symbols(const std::string& path, const std::vector<std::string>& wanted) {
-  Elf elf;
-  std::string err;
-  std::vector<std::string> out;
-  if (!elf.open(path, &err)) return out;
-  for (auto& w : wanted)
-    if (elf.dynsym.count(w)) out.push_back(w);
-  return out;
+}  // namespace
+
+std::optional<LibSsl> named_libssl(const std::string& path, std::string* err) {
+  auto f = UntrustedFile::open_named(path, err);
+  if (!f) return std::nullopt;
+  LibSsl lib;
+  lib.path = path;
+  // A path the user named: its directory (symlinks resolved) is where libcrypto sits.
+  char real[PATH_MAX];
+  lib.dir = dirname_of(realpath(path.c_str(), real) ? std::string(real) : path);
+  lib.file = std::move(*f);
+  return lib;
 }
 
-std::vector<LibSsl> discover_libssl() {
+std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
   std::vector<LibSsl> out;
   std::map<std::pair<uint64_t, uint64_t>, size_t> by_inode;
-  auto add = [&](const std::string& path, uint32_t pid) {
-    struct stat st;
-    if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
-    auto key = std::make_pair(uint64_t(st.st_dev), uint64_t(st.st_ino));
+  std::set<std::string> refused_paths;
+  auto add = [&](std::optional<UntrustedFile> f, const std::string& shown, const std::string& root,
+                 const std::string& dir, uint32_t pid) {
+    auto key = std::make_pair(f->dev(), f->ino());
     auto it = by_inode.find(key);
     if (it == by_inode.end()) {
-      by_inode.emplace(key, out.size());
-      out.push_back({path, key.first, key.second, {}});
-      it = by_inode.find(key);
+      it = by_inode.emplace(key, out.size()).first;
+      LibSsl l;
+      l.path = shown;
+      l.root = root;
+      l.dir = dir;
+      l.file = std::move(*f);
+      out.push_back(std::move(l));
     }
     if (pid) out[it->second].pids.push_back(pid);
   };
@@ -455,7 +462,7 @@ std::vector<LibSsl> discover_libssl() {
     while (dirent* e = readdir(d)) {
       char* end;
       unsigned long pid = strtoul(e->d_name, &end, 10);
-      if (*end || !pid) continue;
+      if (*end || !pid || pid > UINT32_MAX) continue;
       std::ifstream maps("/proc/" + std::string(e->d_name) + "/maps");
       std::string line;
       std::set<std::string> seen;
@@ -466,20 +473,23 @@ std::vector<LibSsl> discover_libssl() {
         if (path.find(" (deleted)") != std::string::npos) continue;
         auto base = path.substr(path.rfind('/') + 1);
         if (base.rfind("libssl.so", 0) != 0 || !seen.insert(path).second) continue;
-        // Through /proc/<pid>/root so libraries in other mount namespaces (containers) resolve;
-        // same inode as the plain path when the process shares our root.
-        struct stat a, b;
-        std::string via_root = "/proc/" + std::string(e->d_name) + "/root" + path;
-        if (stat(path.c_str(), &a) == 0 && stat(via_root.c_str(), &b) == 0 && a.st_ino == b.st_ino &&
-            a.st_dev == b.st_dev)
-          add(path, uint32_t(pid));
-        else
-          add(via_root, uint32_t(pid));
+        const std::string range = line.substr(0, line.find(' '));
+        std::string shown, root, err;
+        auto f = open_candidate(uint32_t(pid), range, path, &shown, &root, &err);
+        if (!f) {
+          if (refused_paths.insert(shown).second)
+            refused->push_back("libssl " + shown + " (mapped by pid " + std::to_string(pid) + "): " + err +
+                               "; not traced");
+          continue;
+        }
+        add(std::move(f), shown, root, dirname_of(path), uint32_t(pid));
       }
     }
     closedir(d);
   }
-  add("/usr/lib/x86_64-linux-gnu/libssl.so.3", 0);
+  const std::string sys = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+  std::string err;
+  if (auto f = UntrustedFile::open_in_root("/", sys, &err)) add(std::move(f), sys, "/", dirname_of(sys), 0);
   return out;
 }
 

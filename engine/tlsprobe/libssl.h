@@ -1,5 +1,6 @@
 // libssl discovery, version detection, the offset table and its confirmation against the
-// library actually mapped. Separate from tlsprobe.h so it is testable without BPF.
+// library actually mapped, all by reading the file. Separate from tlsprobe.h so it is testable
+// without BPF.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "abi/tls_abi.h"
+#include "tlsprobe/elf.h"
 
 namespace ehp::tlsprobe {
 
@@ -17,26 +19,33 @@ struct OpenSslVersion {
   std::string short_name() const;  // "OpenSSL 3.0.19"
 };
 
-// A libssl to trace. `path` is openable from this mount namespace (possibly /proc/<pid>/root/...).
+// A libssl (or a binary with OpenSSL linked in) to trace. Nothing of it is ever executed by
+// ecapture-hp: everything below reads the file (docs/security.md).
 struct LibSsl {
-  std::string path;
-  uint64_t dev = 0, ino = 0;
+  std::string path;         // as shown: the mapped path, under /proc/PID/root in another mount ns
+  std::string root = "/";   // the root its DT_NEEDED libcrypto is looked up in
+  std::string dir;          // its directory inside `root`
+  UntrustedFile file;       // the inode that is read and traced (attached via file.fd_path())
   std::vector<uint32_t> pids;  // processes seen mapping it (empty for the system library)
 };
 
-// The libssl.so* mapped by running processes (/proc/*/maps) plus the system libssl.so.3,
-// one entry per inode.
-std::vector<LibSsl> discover_libssl();
+// The libssl.so* mapped by running processes (/proc/*/maps, each file opened exactly as mapped
+// through /proc/PID/map_files, else inside /proc/PID/root without following links) plus the
+// system libssl.so.3, one entry per inode. Candidates that cannot be opened safely are
+// appended to *refused, one line each.
+std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused);
+// The library the user named with --libssl: a regular file within the size cap.
+std::optional<LibSsl> named_libssl(const std::string& path, std::string* err);
 
-// Version from a string "OpenSSL X.Y.Z ... <date>" in the library, else in its DT_NEEDED
-// libcrypto (Debian's libssl.so.3 carries none). nullopt + *err when not found.
-std::optional<OpenSslVersion> detect_version(const std::string& libssl_path, std::string* err);
+// Version from a string "OpenSSL X.Y.Z ... <date>" in the library's data segments, else in its
+// DT_NEEDED libcrypto (Debian's libssl.so.3 carries none). nullopt + *err when not found.
+std::optional<OpenSslVersion> detect_version(const LibSsl& lib, const ElfFile& elf, std::string* err);
 
 struct OffsetTable {
   const char* series;  // "1.1.1", "3.0", "3.1"
   bool verified;       // true only for values proven end to end on a real library
   ehp_tls_offsets off;
-  uint32_t ssl_st_handshake_func_offset;  // userspace only: locates the handshake functions
+  uint32_t ssl_st_handshake_func_offset;  // locates the handshake functions (SSL_set_connect_state)
 };
 // The table row for a version, nullptr when none.
 const OffsetTable* offsets_for(const OpenSslVersion& v);
@@ -46,33 +55,23 @@ const std::vector<OffsetTable>& offset_table();
 // SSL_get_client_random, SSL_SESSION_get_master_key, SSL_SESSION_get0_cipher,
 // SSL_CIPHER_get_id, SSL_in_init, SSL_get_rbio). false + *err naming the first field whose
 // decoded displacement contradicts `off`. Accessors it cannot decode are listed in *undecoded.
-bool check_accessors(const std::string& libssl_path, const ehp_tls_offsets& off, std::string* err,
+bool check_accessors(const ElfFile& elf, const ehp_tls_offsets& off, std::string* err,
                      std::vector<std::string>* undecoded = nullptr);
 
-// What the calibration handshake learns besides pass/fail.
-struct Calibration {
-  // in: where ssl_st keeps handshake_func (0 = do not locate the handshake functions)
-  uint32_t ssl_st_handshake_func_offset = 0;
-  // out: bio_st_num_offset read back the fd of a socket BIO (best effort, tuples in -m text)
-  bool bio_num_ok = false;
-  // out: file offsets of the functions SSL_set_connect_state / SSL_set_accept_state install as
-  // handshake_func (ossl_statem_connect / ossl_statem_accept; not exported), 0 when unknown
+// File offsets of the functions SSL_set_connect_state / SSL_set_accept_state install as
+// ssl_st.handshake_func (ossl_statem_connect / ossl_statem_accept; not exported), read from
+// the file: the store to handshake_func in SSL_set_{connect,accept}_state names the SSL_METHOD
+// slot, TLS_{client,server}_method's `lea` names the method table, and the slot's relocation
+// (or file bytes) names the function. nullopt + *why when any step does not decode.
+struct HandshakeFns {
   uint64_t connect_file_offset = 0, accept_file_offset = 0;
 };
+std::optional<HandshakeFns> locate_handshake_functions(const ElfFile& elf, uint32_t handshake_func_offset,
+                                                       std::string* why);
 
-// Dynamic check: dlopen()s that libssl and runs TLS 1.2 and TLS 1.3 (AES-128-GCM, AES-256-GCM)
-// handshakes over a BIO pair with a keylog callback, then reads the client SSL's memory at
-// `off` exactly as the BPF program does and compares keylog_lines() of that with the callback's
-// lines. false + *err on any difference or when the handshake cannot run.
-bool calibrate(const std::string& libssl_path, const ehp_tls_offsets& off, std::string* err,
-               Calibration* cal = nullptr);
-
-// Both of the above; on success *how says what confirmed the offsets.
-bool confirm_offsets(const std::string& libssl_path, const ehp_tls_offsets& off, std::string* how,
-                     std::string* err, Calibration* cal = nullptr);
-
-// ELF virtual address -> file offset (what uprobes attach by), nullopt when not in a PT_LOAD.
-std::optional<uint64_t> vaddr_to_file_offset(const std::string& path, uint64_t vaddr);
+// check_accessors with every accessor required to decode: on success *how says what confirmed
+// the offsets; false + *err otherwise.
+bool confirm_offsets(const ElfFile& elf, const ehp_tls_offsets& off, std::string* how, std::string* err);
 
 // Where to put an entry probe (and its return probe) for a function whose probe reads only its
 // first argument (rdi): past leading instructions that touch neither rdi, rsp nor memory
@@ -82,9 +81,9 @@ std::optional<uint64_t> vaddr_to_file_offset(const std::string& path, uint64_t v
 // at a jmp (docs/performance.md). At the returned point rsp still holds the return address,
 // so a uretprobe works there too. Returns func_file_offset unchanged when nothing matches.
 uint64_t emulated_probe_point(std::span<const uint8_t> code, uint64_t func_file_offset);
-uint64_t emulated_probe_point(const std::string& path, uint64_t func_file_offset);
+uint64_t emulated_probe_point(const ElfFile& elf, uint64_t func_file_offset);
 
-// Symbols the probes attach to that the library exports (others are skipped).
-std::vector<std::string> exported_symbols(const std::string& path, const std::vector<std::string>& wanted);
+// File offset of an exported function (what a uprobe attaches by), nullopt when not exported.
+std::optional<uint64_t> symbol_file_offset(const ElfFile& elf, const std::string& sym);
 
 }  // namespace ehp::tlsprobe

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <map>
 
 #include "abi/tls_abi.h"
 #include "openssl.skel.h"
@@ -31,7 +32,9 @@ struct Group {
   bool bio_num_ok = false;
   struct Lib {
     std::string path, desc;
-    uint64_t connect_file_offset, accept_file_offset;  // 0 = use the fallback hooks
+    uint64_t connect_file_offset = 0, accept_file_offset = 0;  // 0 = use the fallback hooks
+    std::map<std::string, uint64_t> sym_offsets;  // exported hook targets -> file offset
+    UntrustedFile file;                           // attached through file.fd_path()
   };
   std::vector<Lib> libs;
   struct openssl* skel = nullptr;
@@ -110,78 +113,91 @@ struct TlsProbe::Impl {
 TlsProbe::TlsProbe(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TlsProbe::~TlsProbe() = default;
 
-std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err) {
+std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err, std::vector<std::string>* skipped_out) {
   auto impl = std::make_unique<Impl>();
   impl->opt = opt;
   impl->realtime_minus_mono_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
 
   std::vector<LibSsl> libs;
   if (!opt.libssl_path.empty()) {
-    if (access(opt.libssl_path.c_str(), R_OK) != 0) {
-      *err = "libssl " + opt.libssl_path + ": " + strerror(errno);
+    auto lib = named_libssl(opt.libssl_path, err);
+    if (!lib) {
+      *err = "libssl " + *err;
       return nullptr;
     }
-    libs.push_back({opt.libssl_path, 0, 0, {}});
+    libs.push_back(std::move(*lib));
   } else {
-    libs = discover_libssl();
+    libs = discover_libssl(&impl->skipped);
     if (libs.empty()) {
-      *err = "no libssl found: none is mapped by a running process and /usr/lib/x86_64-linux-gnu/libssl.so.3 is absent";
+      if (skipped_out) *skipped_out = impl->skipped;
+      *err = impl->skipped.empty()
+                 ? "no libssl found: none is mapped by a running process and /usr/lib/x86_64-linux-gnu/libssl.so.3 is absent"
+                 : impl->skipped.front();
       return nullptr;
     }
   }
 
-  // Confirm each library's offsets against the library itself; group identical layouts.
-  std::string first_refusal;
+  // Confirm each library's offsets by reading the library (never by running it); group
+  // identical layouts.
   for (auto& lib : libs) {
     std::string e, how;
-    auto v = detect_version(lib.path, &e);
+    ElfFile elf;
+    std::optional<OpenSslVersion> v;
+    if (elf.open(lib.file, lib.path, &e)) v = detect_version(lib, elf, &e);
     std::string refusal;
+    const OffsetTable* row = v ? offsets_for(*v) : nullptr;
     if (!v) {
-      refusal = "libssl " + lib.path + ": version unknown (" + e + "); struct offsets cannot be confirmed, refusing to trace it";
-    } else if (const OffsetTable* row = offsets_for(*v); !row) {
-      refusal = "libssl " + lib.path + " (" + v->short_name() + "): no offset table for this version, refusing to trace it";
+      refusal = "libssl " + lib.path + ": version unknown (" + e + "); struct offsets cannot be confirmed, not traced";
+    } else if (!row) {
+      refusal = "libssl " + lib.path + " (" + v->short_name() + "): no offset table for this version, not traced";
+    } else if (!confirm_offsets(elf, row->off, &how, &e)) {
+      refusal = "libssl " + lib.path + " (" + v->short_name() + "): struct offsets (" + row->series +
+                " table) not confirmed: " + e + "; not traced";
     } else {
-      Calibration cal;
-      cal.ssl_st_handshake_func_offset = row->ssl_st_handshake_func_offset;
-      if (!confirm_offsets(lib.path, row->off, &how, &e, &cal)) {
-        refusal = "libssl " + lib.path + " (" + v->short_name() + "): struct offsets (" + row->series +
-                  " table) not confirmed: " + e + "; refusing to trace it";
-      } else {
-        ehp_tls_offsets off = row->off;
-        if (!cal.bio_num_ok) off.bio_st_num_offset = 0;  // tuples unavailable, secrets unaffected
-        Group* g = nullptr;
-        for (auto& x : impl->groups)
-          if (memcmp(&x.off, &off, sizeof off) == 0) g = &x;
-        if (!g) {
-          impl->groups.push_back({});
-          g = &impl->groups.back();
-          g->off = off;
-          g->bio_num_ok = cal.bio_num_ok;
-        }
-        bool primary = cal.connect_file_offset && cal.accept_file_offset && !opt.force_io_fallback;
-        char hooks[128];
-        if (primary) {
-          // Probe points past instructions the kernel would single-step (emulated_probe_point).
-          cal.connect_file_offset = emulated_probe_point(lib.path, cal.connect_file_offset);
-          cal.accept_file_offset = emulated_probe_point(lib.path, cal.accept_file_offset);
-          snprintf(hooks, sizeof hooks, "hooks: handshake_func connect@0x%llx accept@0x%llx",
-                   (unsigned long long)cal.connect_file_offset, (unsigned long long)cal.accept_file_offset);
-        }
-        else
-          snprintf(hooks, sizeof hooks, "hooks: SSL_do_handshake + per-call SSL_read/SSL_write fallback");
-        g->libs.push_back({lib.path,
-                           lib.path + " (" + v->short_name() + ", " + (row->verified ? "" : "unverified table ") +
-                               "offsets confirmed: " + how + "; " + hooks + ")",
-                           primary ? cal.connect_file_offset : 0, primary ? cal.accept_file_offset : 0});
+      ehp_tls_offsets off = row->off;
+      // rbio->num (the fd behind a socket BIO, for -m text tuples) has no accessor: trusted
+      // only where the row is proven; secrets are unaffected.
+      const bool bio_num_ok = row->verified;
+      if (!bio_num_ok) off.bio_st_num_offset = 0;
+      Group* g = nullptr;
+      for (auto& x : impl->groups)
+        if (memcmp(&x.off, &off, sizeof off) == 0) g = &x;
+      if (!g) {
+        impl->groups.push_back({});
+        g = &impl->groups.back();
+        g->off = off;
+        g->bio_num_ok = bio_num_ok;
       }
+      std::string why;
+      auto fns = opt.force_io_fallback ? std::nullopt
+                                       : locate_handshake_functions(elf, row->ssl_st_handshake_func_offset, &why);
+      char hooks[160];
+      HandshakeFns at;
+      if (fns) {
+        // Probe points past instructions the kernel would single-step (emulated_probe_point).
+        at.connect_file_offset = emulated_probe_point(elf, fns->connect_file_offset);
+        at.accept_file_offset = emulated_probe_point(elf, fns->accept_file_offset);
+        snprintf(hooks, sizeof hooks, "hooks: handshake_func connect@0x%llx accept@0x%llx",
+                 (unsigned long long)at.connect_file_offset, (unsigned long long)at.accept_file_offset);
+      } else {
+        snprintf(hooks, sizeof hooks, "hooks: SSL_do_handshake + per-call SSL_read/SSL_write fallback");
+      }
+      Group::Lib gl;
+      gl.path = lib.path;
+      gl.desc = lib.path + " (" + v->short_name() + ", " + (row->verified ? "" : "unverified table ") +
+                "offsets confirmed: " + how + "; " + hooks + ")";
+      gl.connect_file_offset = at.connect_file_offset;
+      gl.accept_file_offset = at.accept_file_offset;
+      for (const char* sym : {"SSL_do_handshake", "SSL_get_error", "SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex"})
+        if (auto o = symbol_file_offset(elf, sym)) gl.sym_offsets[sym] = *o;
+      gl.file = std::move(lib.file);
+      g->libs.push_back(std::move(gl));
     }
-    if (!refusal.empty()) {
-      impl->skipped.push_back(refusal);
-      if (first_refusal.empty()) first_refusal = refusal;
-    }
+    if (!refusal.empty()) impl->skipped.push_back(refusal);
   }
+  if (skipped_out) *skipped_out = impl->skipped;
   if (impl->groups.empty()) {
-    *err = first_refusal;
+    *err = impl->skipped.empty() ? "no libssl could be traced" : impl->skipped.back();
     return nullptr;
   }
 
@@ -241,18 +257,28 @@ std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err) {
         hooks.push_back({p.ehp_ssl_read_ret, "SSL_read", 0, true, true});
         hooks.push_back({p.ehp_ssl_read_ex_ret, "SSL_read_ex", 0, true, false});
       }
-      auto exported = exported_symbols(lib.path, {"SSL_read_ex", "SSL_write_ex"});
       for (auto& h : hooks) {
-        if (!h.needed && std::find(exported.begin(), exported.end(), h.func) == exported.end()) continue;
-        LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = h.ret, .func_name = h.func);
+        // Symbols were resolved from the file we read; libbpf never parses the library itself.
+        uint64_t at = h.offset;
+        if (h.func) {
+          auto it = lib.sym_offsets.find(h.func);
+          if (it == lib.sym_offsets.end()) {
+            if (!h.needed) continue;
+            *err = "libssl " + lib.path + ": does not export " + h.func;
+            return nullptr;
+          }
+          at = it->second;
+        }
+        LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = h.ret);
         // pid -1: every process mapping this inode, now or later. With -p, the kernel's uprobe
         // filter (by mm) puts the breakpoint into that process only, so other processes using
         // the library take no trap at all (the BPF-side pid check stays as a second line).
         const int attach_pid = opt.pid ? int(*opt.pid) : -1;
-        bpf_link* l = bpf_program__attach_uprobe_opts(h.prog, attach_pid, lib.path.c_str(), h.offset, &uo);
+        // Through our own fd: the inode we read is the inode traced, whatever the path does.
+        bpf_link* l = bpf_program__attach_uprobe_opts(h.prog, attach_pid, lib.file.fd_path().c_str(), at, &uo);
         if (!l) {
           char where[64];
-          snprintf(where, sizeof where, "offset 0x%llx", (unsigned long long)h.offset);
+          snprintf(where, sizeof where, "offset 0x%llx", (unsigned long long)at);
           *err = "libssl " + lib.path + ": attaching " + (h.ret ? "uretprobe " : "uprobe ") +
                  (h.func ? h.func : where) + " failed: " + strerror(errno);
           return nullptr;

@@ -2,9 +2,9 @@
 // SSL_read/SSL_write) from every process that maps a traced libssl.
 //
 // Lifecycle: open() discovers libssl, confirms the struct offsets against that very library
-// (accessor decoding + an in-process calibration handshake, see libssl.h), loads
-// bpf/openssl.bpf.c with the offsets in rodata and attaches by path with pid -1 (uprobes are
-// per inode, so processes started later are covered). poll() drains the ring.
+// by reading it (accessor decoding, see libssl.h; its code never runs in ecapture-hp), loads
+// bpf/openssl.bpf.c with the offsets in rodata and attaches to the inode it read, with pid -1
+// (uprobes are per inode, so processes started later are covered). poll() drains the ring.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -55,8 +55,10 @@ struct PlainData {
 class TlsProbe {
  public:
   // nullptr and *err = one line naming the library and version when nothing could be attached
-  // (no libssl found, offsets not confirmed, BPF load/attach failure).
-  static std::unique_ptr<TlsProbe> open(const Options& opt, std::string* err);
+  // (no libssl found, offsets not confirmed, BPF load/attach failure). *skipped (optional)
+  // receives the refusal lines also when nothing could be attached.
+  static std::unique_ptr<TlsProbe> open(const Options& opt, std::string* err,
+                                        std::vector<std::string>* skipped = nullptr);
   ~TlsProbe();
   TlsProbe(const TlsProbe&) = delete;
   TlsProbe& operator=(const TlsProbe&) = delete;

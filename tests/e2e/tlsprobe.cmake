@@ -12,9 +12,10 @@ set_target_properties(tlsprobe_fake_libssl PROPERTIES OUTPUT_NAME ssl SUFFIX .so
 target_compile_options(tlsprobe_fake_libssl PRIVATE -fno-sanitize=all)
 target_link_options(tlsprobe_fake_libssl PRIVATE -fno-sanitize=all)
 
-# Offsets: table rows, accessor decoding, calibration handshake, refusal lines. No root needed.
+# Offsets: table rows, accessor decoding, handshake functions from the file, hostile files,
+# refusal lines. No root needed.
 add_executable(tlsprobe_offsets_test ${EHP_TEST_DIR}/e2e/tlsprobe_offsets_test.cc)
-target_link_libraries(tlsprobe_offsets_test PRIVATE ehp_tlsprobe ehp_correlate GTest::gtest_main)
+target_link_libraries(tlsprobe_offsets_test PRIVATE ehp_tlsprobe ehp_correlate OpenSSL::SSL GTest::gtest_main)
 target_compile_definitions(tlsprobe_offsets_test PRIVATE
   EHP_FAKE_LIBSSL="$<TARGET_FILE:tlsprobe_fake_libssl>")
 add_dependencies(tlsprobe_offsets_test tlsprobe_fake_libssl)

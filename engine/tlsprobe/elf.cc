@@ -1,0 +1,277 @@
+// Bounded, read-only access to binaries a local user may control (see elf.h).
+#include "tlsprobe/elf.h"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
+namespace ehp::tlsprobe {
+
+UntrustedFile::~UntrustedFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+UntrustedFile::UntrustedFile(UntrustedFile&& o) noexcept { *this = std::move(o); }
+UntrustedFile& UntrustedFile::operator=(UntrustedFile&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    size_ = o.size_;
+    dev_ = o.dev_;
+    ino_ = o.ino_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+std::string UntrustedFile::fd_path() const { return "/proc/self/fd/" + std::to_string(fd_); }
+
+std::optional<UntrustedFile> UntrustedFile::adopt(int fd, const std::string& shown, std::string* err) {
+  if (fd < 0) {
+    *err = "cannot open " + shown + ": " + strerror(errno);
+    return std::nullopt;
+  }
+  UntrustedFile f;
+  f.fd_ = fd;
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    *err = "cannot stat " + shown + ": " + strerror(errno);
+    return std::nullopt;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    *err = shown + " is not a regular file";
+    return std::nullopt;
+  }
+  if (uint64_t(st.st_size) > kMaxBinaryBytes) {
+    *err = shown + " is larger than " + std::to_string(kMaxBinaryBytes >> 30) + " GiB";
+    return std::nullopt;
+  }
+  // The O_NONBLOCK that kept the open from waiting on a FIFO has no use on a regular file.
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  f.size_ = uint64_t(st.st_size);
+  f.dev_ = uint64_t(st.st_dev);
+  f.ino_ = uint64_t(st.st_ino);
+  return f;
+}
+
+namespace {
+bool under_dev(const std::string& p) { return p == "/dev" || p.rfind("/dev/", 0) == 0; }
+}  // namespace
+
+std::optional<UntrustedFile> UntrustedFile::open_named(const std::string& path, std::string* err) {
+  if (under_dev(path)) {
+    *err = path + " is a device path, not a library";
+    return std::nullopt;
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  return adopt(fd, path, err);
+}
+
+std::optional<UntrustedFile> UntrustedFile::open_in_root(const std::string& root, const std::string& path,
+                                                         std::string* err) {
+  const std::string shown = root == "/" ? path : root + path;
+  if (root == "/" && under_dev(path)) {
+    *err = path + " is a device path, not a library";
+    return std::nullopt;
+  }
+  int rfd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rfd < 0) {
+    *err = "cannot open " + root + ": " + strerror(errno);
+    return std::nullopt;
+  }
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  int fd = int(syscall(SYS_openat2, rfd, path.c_str(), &how, sizeof how));
+  const int e = errno;
+  ::close(rfd);
+  errno = e;
+  if (fd < 0 && errno == ELOOP) {
+    *err = shown + ": a path component is a symbolic link (not followed in a scanned path)";
+    return std::nullopt;
+  }
+  return adopt(fd, shown, err);
+}
+
+std::optional<UntrustedFile> UntrustedFile::open_mapped(uint32_t pid, const std::string& range, std::string* err) {
+  const std::string p = "/proc/" + std::to_string(pid) + "/map_files/" + range;
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  return adopt(fd, p, err);
+}
+
+// ---- ElfFile ----------------------------------------------------------------------------------
+
+namespace {
+
+bool pread_all(int fd, void* out, size_t n, uint64_t off) {
+  auto* p = static_cast<char*>(out);
+  while (n > 0) {
+    ssize_t r = ::pread(fd, p, n, off_t(off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= size_t(r);
+    off += uint64_t(r);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool ElfFile::open(const UntrustedFile& f, const std::string& shown, std::string* err) {
+  fd_ = f.fd();
+  size_ = f.size();
+  auto in_file = [&](uint64_t off, uint64_t len) { return off <= size_ && len <= size_ - off; };
+  Elf64_Ehdr eh{};
+  if (size_ < sizeof eh || !pread_all(fd_, &eh, sizeof eh, 0) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+      eh.e_ident[EI_CLASS] != ELFCLASS64) {
+    *err = shown + " is not a 64-bit ELF file";
+    return false;
+  }
+  if (eh.e_machine != EM_X86_64) {
+    *err = shown + " is not an x86_64 binary";
+    return false;
+  }
+  if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 256 ||
+      !in_file(eh.e_phoff, uint64_t(eh.e_phnum) * sizeof(Elf64_Phdr))) {
+    *err = shown + ": bad program headers";
+    return false;
+  }
+  std::vector<Elf64_Phdr> ph(eh.e_phnum);
+  if (!ph.empty() && !pread_all(fd_, ph.data(), ph.size() * sizeof(Elf64_Phdr), eh.e_phoff)) {
+    *err = shown + ": cannot read program headers";
+    return false;
+  }
+  for (auto& p : ph)
+    if (p.p_type == PT_LOAD && in_file(p.p_offset, p.p_filesz))
+      loads_.push_back({p.p_vaddr, p.p_filesz, p.p_offset, (p.p_flags & PF_X) != 0});
+
+  if (eh.e_shnum == 0) return true;  // no section headers: no symbols
+  if (eh.e_shentsize != sizeof(Elf64_Shdr) || !in_file(eh.e_shoff, uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr))) {
+    *err = shown + ": bad section headers";
+    return false;
+  }
+  std::vector<Elf64_Shdr> sh(eh.e_shnum);
+  if (!pread_all(fd_, sh.data(), sh.size() * sizeof(Elf64_Shdr), eh.e_shoff)) {
+    *err = shown + ": cannot read section headers";
+    return false;
+  }
+  auto table = [&](const Elf64_Shdr& s, std::string* out) {
+    if (s.sh_type == SHT_NOBITS || !in_file(s.sh_offset, s.sh_size) || s.sh_size > kMaxTableBytes) return false;
+    out->resize(s.sh_size);
+    return s.sh_size == 0 || pread_all(fd_, out->data(), s.sh_size, s.sh_offset);
+  };
+  auto cstr = [](const std::string& strtab, uint64_t idx) -> std::string {
+    if (idx >= strtab.size()) return {};
+    return std::string(strtab.c_str() + idx, strnlen(strtab.c_str() + idx, strtab.size() - idx));
+  };
+  for (auto& s : sh) {
+    if (s.sh_type == SHT_RELA && in_file(s.sh_offset, s.sh_size)) relas_.push_back({s.sh_offset, s.sh_size});
+    if ((s.sh_type != SHT_DYNSYM && s.sh_type != SHT_DYNAMIC) || s.sh_link >= sh.size()) continue;
+    std::string body, strtab;
+    if (!table(s, &body) || !table(sh[s.sh_link], &strtab)) {
+      *err = shown + ": symbol tables missing or over " + std::to_string(kMaxTableBytes >> 20) + " MiB";
+      return false;
+    }
+    if (s.sh_type == SHT_DYNSYM) {
+      for (size_t o = 0; o + sizeof(Elf64_Sym) <= body.size(); o += sizeof(Elf64_Sym)) {
+        Elf64_Sym sym;
+        memcpy(&sym, body.data() + o, sizeof sym);
+        if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
+        dynsym_.emplace(cstr(strtab, sym.st_name), sym.st_value);
+      }
+    } else {
+      for (size_t o = 0; o + sizeof(Elf64_Dyn) <= body.size(); o += sizeof(Elf64_Dyn)) {
+        Elf64_Dyn d;
+        memcpy(&d, body.data() + o, sizeof d);
+        if (d.d_tag == DT_NULL) break;
+        if (d.d_tag == DT_NEEDED) needed_.push_back(cstr(strtab, d.d_un.d_val));
+      }
+    }
+  }
+  return true;
+}
+
+std::optional<uint64_t> ElfFile::file_offset(uint64_t vaddr) const {
+  for (auto& l : loads_)
+    if (vaddr >= l.vaddr && vaddr - l.vaddr < l.filesz) return vaddr - l.vaddr + l.offset;
+  return std::nullopt;
+}
+
+bool ElfFile::executable(uint64_t vaddr) const {
+  for (auto& l : loads_)
+    if (l.exec && vaddr >= l.vaddr && vaddr - l.vaddr < l.filesz) return true;
+  return false;
+}
+
+std::string ElfFile::read_at(uint64_t off, size_t n) const {
+  n = std::min<size_t>(n, 4096);
+  if (off >= size_) return {};
+  n = size_t(std::min<uint64_t>(n, size_ - off));
+  std::string out(n, '\0');
+  if (n && !pread_all(fd_, out.data(), n, off)) return {};
+  return out;
+}
+
+std::string ElfFile::read_vaddr(uint64_t vaddr, size_t n) const {
+  for (auto& l : loads_)
+    if (vaddr >= l.vaddr && vaddr - l.vaddr < l.filesz)
+      return read_at(vaddr - l.vaddr + l.offset, size_t(std::min<uint64_t>(n, l.filesz - (vaddr - l.vaddr))));
+  return {};
+}
+
+std::string ElfFile::code(const std::string& sym, size_t n) const {
+  auto it = dynsym_.find(sym);
+  return it == dynsym_.end() ? std::string() : read_vaddr(it->second, n);
+}
+
+std::optional<uint64_t> ElfFile::pointer_at(uint64_t vaddr) const {
+  constexpr size_t kChunk = 64 * 1024;  // whole Elf64_Rela entries (24 B)
+  constexpr size_t kPerChunk = kChunk / sizeof(Elf64_Rela);
+  std::vector<Elf64_Rela> buf(kPerChunk);
+  for (auto& r : relas_) {
+    const uint64_t n = r.size / sizeof(Elf64_Rela);
+    for (uint64_t i = 0; i < n; i += kPerChunk) {
+      const size_t k = size_t(std::min<uint64_t>(kPerChunk, n - i));
+      if (!pread_all(fd_, buf.data(), k * sizeof(Elf64_Rela), r.offset + i * sizeof(Elf64_Rela))) break;
+      for (size_t j = 0; j < k; ++j)
+        if (buf[j].r_offset == vaddr && ELF64_R_TYPE(buf[j].r_info) == R_X86_64_RELATIVE)
+          return uint64_t(buf[j].r_addend);
+    }
+  }
+  std::string b = read_vaddr(vaddr, 8);
+  if (b.size() != 8) return std::nullopt;
+  uint64_t v;
+  memcpy(&v, b.data(), 8);
+  return v ? std::optional<uint64_t>(v) : std::nullopt;
+}
+
+bool ElfFile::scan_data(size_t overlap, const std::function<bool(std::string_view)>& fn) const {
+  constexpr size_t kChunk = 1 << 20;
+  std::string buf(kChunk + overlap, '\0');
+  uint64_t budget = kMaxScanBytes;
+  for (auto& l : loads_) {
+    if (l.exec) continue;
+    for (uint64_t pos = 0; pos < l.filesz && budget > 0;) {
+      const size_t n = size_t(std::min<uint64_t>({kChunk + overlap, l.filesz - pos, budget}));
+      if (!pread_all(fd_, buf.data(), n, l.offset + pos)) break;
+      if (fn(std::string_view(buf.data(), n))) return true;
+      budget -= std::min<uint64_t>(budget, n);
+      if (n <= overlap) break;
+      pos += n - overlap;
+    }
+  }
+  return false;
+}
+
+}  // namespace ehp::tlsprobe

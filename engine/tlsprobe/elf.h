@@ -1,0 +1,101 @@
+// Reading binaries that a local user may control: bounded, never executed.
+//
+// Every library or executable ecapture-hp inspects may be hostile (docs/security.md). This is
+// the only way the probe reads one:
+//   - UntrustedFile opens it without blocking (O_NONBLOCK: a FIFO cannot stall us), accepts a
+//     regular file only (nothing from /dev), caps its size, and keeps the fd: the uprobes are
+//     attached through /proc/self/fd/N, so the inode read is the inode traced, whatever happens
+//     to the path in between;
+//   - ElfFile reads only what it needs with pread (headers, .dynsym/.dynstr, relocations, a few
+//     code bytes), each part under a size cap, and scans data segments in fixed-size chunks:
+//     memory stays bounded whatever sizes the file claims.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ehp::tlsprobe {
+
+inline constexpr uint64_t kMaxBinaryBytes = 4ull << 30;      // a larger "library" is refused
+inline constexpr uint64_t kMaxTableBytes = 32ull << 20;      // .dynsym, .dynstr, each
+inline constexpr uint64_t kMaxScanBytes = 192ull << 20;      // version-string scan, in total
+
+class UntrustedFile {
+ public:
+  UntrustedFile() = default;
+  ~UntrustedFile();
+  UntrustedFile(UntrustedFile&& o) noexcept;
+  UntrustedFile& operator=(UntrustedFile&& o) noexcept;
+  UntrustedFile(const UntrustedFile&) = delete;
+  UntrustedFile& operator=(const UntrustedFile&) = delete;
+
+  // A path the user named (--libssl): symlinks are followed, as for any command-line path.
+  static std::optional<UntrustedFile> open_named(const std::string& path, std::string* err);
+  // A path found by a scan, resolved inside `root` ("/" or "/proc/PID/root"): no component may
+  // be a symbolic link or a /proc magic link, and ".." cannot leave that root (openat2
+  // RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS).
+  static std::optional<UntrustedFile> open_in_root(const std::string& root, const std::string& path,
+                                                   std::string* err);
+  // Exactly the file a process has mapped at [start, end): /proc/PID/map_files/START-END.
+  static std::optional<UntrustedFile> open_mapped(uint32_t pid, const std::string& range, std::string* err);
+
+  int fd() const { return fd_; }
+  uint64_t size() const { return size_; }
+  uint64_t dev() const { return dev_; }
+  uint64_t ino() const { return ino_; }
+  // "/proc/self/fd/N": how the kernel (uprobe attach) reaches this very inode.
+  std::string fd_path() const;
+
+ private:
+  static std::optional<UntrustedFile> adopt(int fd, const std::string& shown, std::string* err);
+  int fd_ = -1;
+  uint64_t size_ = 0, dev_ = 0, ino_ = 0;
+};
+
+// Minimal x86_64 ELF64 view over an UntrustedFile (which must outlive it).
+class ElfFile {
+ public:
+  // `shown` names the file in messages. false + *err (one phrase) when it is not a readable
+  // x86_64 ELF64 file within the caps.
+  bool open(const UntrustedFile& f, const std::string& shown, std::string* err);
+
+  const std::map<std::string, uint64_t>& dynsym() const { return dynsym_; }  // name -> st_value
+  const std::vector<std::string>& needed() const { return needed_; }         // DT_NEEDED
+  bool exports(const std::string& sym) const { return dynsym_.count(sym) != 0; }
+
+  // ELF virtual address -> file offset (what uprobes attach by); nullopt when in no PT_LOAD.
+  std::optional<uint64_t> file_offset(uint64_t vaddr) const;
+  // True when vaddr lies in an executable PT_LOAD.
+  bool executable(uint64_t vaddr) const;
+  // Up to n (<= 4096) bytes from a file offset / a virtual address / an exported symbol.
+  std::string read_at(uint64_t file_off, size_t n) const;
+  std::string read_vaddr(uint64_t vaddr, size_t n) const;
+  std::string code(const std::string& sym, size_t n) const;
+  // The 64-bit pointer stored at vaddr once loaded: the addend of its R_X86_64_RELATIVE
+  // relocation in a PIC object, else the bytes in the file. nullopt when neither is there.
+  std::optional<uint64_t> pointer_at(uint64_t vaddr) const;
+  // Calls fn on every non-executable loaded segment's bytes, in chunks that overlap by
+  // `overlap` bytes, until fn returns true (found) or kMaxScanBytes were read.
+  bool scan_data(size_t overlap, const std::function<bool(std::string_view)>& fn) const;
+
+ private:
+  struct Load {
+    uint64_t vaddr, filesz, offset;
+    bool exec;
+  };
+  struct Rela {
+    uint64_t offset, size;
+  };
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  std::vector<Load> loads_;
+  std::vector<Rela> relas_;
+  std::map<std::string, uint64_t> dynsym_;
+  std::vector<std::string> needed_;
+};
+
+}  // namespace ehp::tlsprobe
