@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Two entry points for a fresh machine: `make demo` and `make test`.
 BUILD ?= build
 JOBS  ?= $(shell nproc)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // TLS key math and the ClientHello parser, one stage per benchmark (issue 6):
 //   hkdf_expand_label (SHA-256 / SHA-384), keylog_lines for a TLS 1.3 session (two
 //   derivations + hex formatting), decode_frame + classify_tls on a ClientHello frame and on
@@ -11,8 +12,8 @@
 #include <cstring>
 #include <vector>
 
-#include "correlate/frame.h"
-#include "correlate/tls_keys.h"
+#include "net/frame.h"
+#include "tls/keys.h"
 
 namespace {
 

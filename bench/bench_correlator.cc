@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Correlator throughput (packets/s, bytes/s):
 //   - non-TLS traffic through the flow graph, per batch size (the per-message cost of the graph
 //     shows at batch 1: that is "one flow-graph event");
@@ -16,7 +17,7 @@
 
 #include "correlate/correlator.h"
 #include "correlate/holdback.h"
-#include "correlate/tls_secrets.h"
+#include "tls/secrets.h"
 
 namespace {
 

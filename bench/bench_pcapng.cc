@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Throughput of each pcapng encoder (bytes/s and items/s), with a plain memcpy of the same
 // packet sizes as the ceiling in the same run: the EPB encoder should stay close to it.
 // Blocks are written back to back into a 64 MiB ring, the way the writer fills its batch buffers,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Queue handoff between threads: a ring consumer hands 24-byte refs to the merger through a
 // moodycamel::ConcurrentQueue (engine/capture/capture.cc), in bulk. items/s of one producer
 // thread -> one consumer thread, per bulk size, against a mutex + std::deque baseline.

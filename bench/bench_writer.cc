@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Writer throughput to a real file, in bytes/s, in one run (absolute figures drift on this shared
 // machine, ratios do not):
 //   BM_UringDirect    ehp::output::Writer, io_uring + O_DIRECT + registered buffers (the default)
@@ -6,8 +7,8 @@
 //                     the shape of a bufio/fwrite-style writer
 // Every run ends with fsync, so each figure is "bytes on disk per second". Blocks are 1400-B
 // packet-sized records copied in with memcpy, like the encoder fills reserve()d space.
-// The file goes to $EHP_BENCH_DIR (default: the current dir, i.e. the build dir on /work; /tmp
-// may be tmpfs elsewhere) and is deleted after every iteration. $EHP_BENCH_WRITER_MB sets the
+// The file goes to $EHP_BENCH_DIR (default: the current dir, i.e. the build dir, on a real disk;
+// /tmp may be tmpfs) and is deleted after every iteration. $EHP_BENCH_WRITER_MB sets the
 // bytes per iteration (default 256 MiB; CI's smoke run uses 8).
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # TLS key math and ClientHello parser: HKDF-Expand-Label (SHA-256/384), keylog_lines for
 # TLS 1.3, decode_frame+classify_tls on a ClientHello and on a data frame, dedup insert.
 add_executable(bench_correlate ${CMAKE_CURRENT_LIST_DIR}/bench_correlate.cc)

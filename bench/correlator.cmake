@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Correlator flow graph and HoldBack: packets/s for non-TLS traffic and for held TLS sessions.
 add_executable(bench_correlator ${CMAKE_CURRENT_LIST_DIR}/bench_correlator.cc)
 target_link_libraries(bench_correlator PRIVATE ehp_correlate benchmark::benchmark)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Traffic generator for tools/bench-capture.sh: sendmmsg UDP load, N sender threads, fixed time.
 add_executable(udpgen ${CMAKE_SOURCE_DIR}/tools/gen/udpgen.c)
 target_link_libraries(udpgen PRIVATE Threads::Threads)

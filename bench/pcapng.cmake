@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # pcapng encoders: bytes/s and items/s per block type, EPB at 64 and 1400 B, memcpy ceiling.
 add_executable(bench_pcapng ${CMAKE_CURRENT_LIST_DIR}/bench_pcapng.cc)
 target_link_libraries(bench_pcapng PRIVATE ehp_output benchmark::benchmark)

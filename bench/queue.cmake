@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Queue handoff between threads (moodycamel bulk vs mutex+deque): items/s, one producer thread.
 add_executable(bench_queue ${CMAKE_CURRENT_LIST_DIR}/bench_queue.cc)
 target_link_libraries(bench_queue PRIVATE benchmark::benchmark Threads::Threads)

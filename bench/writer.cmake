@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # io_uring writer throughput: O_DIRECT vs buffered io_uring vs a plain write(2) loop, bytes/s,
 # file under $EHP_BENCH_DIR (default: the working dir) and deleted after each iteration.
 add_executable(bench_writer ${CMAKE_CURRENT_LIST_DIR}/bench_writer.cc)

@@ -1,6 +1,7 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Socket -> process attribution for the TC capture program.
  *
- * Included by exactly one .bpf.c per object (tc_capture.bpf.c, attrib_test.bpf.c): it defines
+ * Included by exactly one .bpf.c per object (tc_capture.bpf.c, tests/bpf/attrib_test.bpf.c): it defines
  * the map `ehp_attr_flows` and the tracing programs that fill it, which the skeleton's attach
  * attaches (tp_btf/raw_tp need no tracefs). Layout and semantics of the map: abi/attribution_abi.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The pcap filter hook of the TC capture program.
  *
  * ehp_filter() returns non-zero to capture the packet, 0 to skip it. As compiled it accepts

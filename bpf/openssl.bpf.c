@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* OpenSSL (libssl 1.1.1 / 3.x) uprobes: TLS secrets once per handshake, optional plaintext.
  *
  * Hook points and why. Cost is the point: a uprobe hit costs ~20 us on this VM (measured with
@@ -28,7 +28,7 @@
 #include <bpf/bpf_endian.h>
 #include "abi/tls_abi.h"
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set between open and load. */
 const volatile struct ehp_tls_offsets off = {};

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* TC capture: clsact ingress/egress classifier that copies each packet (up to snaplen) plus
  * its process attribution into the ringbuf of the CPU that saw it. Never drops or alters
  * traffic: always returns TC_ACT_UNSPEC, which lets the next filter on the hook run
@@ -17,7 +18,7 @@
 #define EHP_ETH_P_8021Q 0x8100
 #define EHP_ETH_P_8021AD 0x88A8
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Knobs, set by userspace between open and load. */
 const volatile __u32 snaplen = EHP_CAPTURE_DEFAULT_SNAPLEN;
@@ -140,6 +141,37 @@ static __always_inline __u32 ehp_size_class(__u32 need)
 	return EHP_REC_MAX;
 }
 
+/* -p/-u keep a packet when the process it is named after matches, or -- on ingress, where the
+ * name is the sender's when the sender is local -- when the local receiver matches: "packets of
+ * that process" in both directions. */
+static __always_inline int process_filter_keeps(struct __sk_buff *skb, __u32 l3_off, __u8 direction,
+						int attributed, const struct ehp_proc_info *named)
+{
+	if (attributed && (!filter_pid_on || named->pid == filter_pid) &&
+	    (!filter_uid_on || named->uid == filter_uid))
+		return 1;
+	if (direction == EHP_DIR_EGRESS)
+		return 0;
+	struct ehp_proc_info r = {};
+	return ehp_attr_lookup_receiver(skb, l3_off, &r) && (!filter_pid_on || r.pid == filter_pid) &&
+	       (!filter_uid_on || r.uid == filter_uid);
+}
+
+/* Batched wakeups: BPF_RB_FORCE_WAKEUP only when this record makes the unread bytes cross the
+ * threshold (edge), else no wakeup. Level-triggered wakeups storm when the reader lags; the
+ * consumer's poll timeout drains whatever stays below the threshold. */
+static __always_inline __u64 wakeup_flag(void *ring, __u32 cpu, __u32 rec_size)
+{
+	__u64 rec_bytes = ((__u64)rec_size + 8 + 7) & ~7ull;
+	__u64 *rpos = bpf_map_lookup_elem(&reader_pos, &cpu);
+	if (!rpos)
+		return BPF_RB_NO_WAKEUP;
+	__u64 prod = bpf_ringbuf_query(ring, BPF_RB_PROD_POS);
+	__u64 read = *(volatile __u64 *)rpos;
+	__u64 unread = prod > read ? prod - read : 0;
+	return unread < wakeup_bytes && unread + rec_bytes >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 {
 	__u32 zero = 0;
@@ -160,23 +192,10 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 	__u32 l3_off = l3_offset(skb);
 	if (ehp_attr_lookup(skb, l3_off, direction == EHP_DIR_EGRESS, &h.proc))
 		flags |= EHP_CAP_F_ATTRIBUTED;
-	if (filter_pid_on || filter_uid_on) {
-		/* -p/-u keep a packet when the process it is named after matches, or -- on ingress,
-		 * where the name is the sender's when the sender is local -- when the local receiver
-		 * matches: "packets of that process" in both directions. */
-		int ok = (flags & EHP_CAP_F_ATTRIBUTED) &&
-			 (!filter_pid_on || h.proc.pid == filter_pid) &&
-			 (!filter_uid_on || h.proc.uid == filter_uid);
-		if (!ok && direction != EHP_DIR_EGRESS) {
-			struct ehp_proc_info r = {};
-			if (ehp_attr_lookup_receiver(skb, l3_off, &r) &&
-			    (!filter_pid_on || r.pid == filter_pid) && (!filter_uid_on || r.uid == filter_uid))
-				ok = 1;
-		}
-		if (!ok) {
-			cnt->filtered_proc++;
-			return TC_ACT_UNSPEC;
-		}
+	if ((filter_pid_on || filter_uid_on) &&
+	    !process_filter_keeps(skb, l3_off, direction, flags & EHP_CAP_F_ATTRIBUTED, &h.proc)) {
+		cnt->filtered_proc++;
+		return TC_ACT_UNSPEC;
 	}
 
 	void *ring = bpf_map_lookup_elem(&rings, &cpu);
@@ -219,19 +238,7 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 	 * reader takes the frame length from hdr.cap_len; the class's unused tail is ignored. */
 	__u32 rec_size = ehp_size_class(sizeof(struct ehp_capture_hdr) + cap_len);
 
-	/* Batched wakeups: no wakeup per record; force one only when the unread bytes cross the
-	 * threshold (edge). Level-triggered wakeups storm when the reader lags. The consumer's
-	 * poll timeout drains whatever stays below the threshold. */
-	__u64 rec_bytes = ((__u64)rec_size + 8 + 7) & ~7ull;
-	__u64 wake = BPF_RB_NO_WAKEUP;
-	__u64 *rpos = bpf_map_lookup_elem(&reader_pos, &cpu);
-	if (rpos) {
-		__u64 prod = bpf_ringbuf_query(ring, BPF_RB_PROD_POS);
-		__u64 read = *(volatile __u64 *)rpos;
-		__u64 unread = prod > read ? prod - read : 0;
-		if (unread < wakeup_bytes && unread + rec_bytes >= wakeup_bytes)
-			wake = BPF_RB_FORCE_WAKEUP;
-	}
+	__u64 wake = wakeup_flag(ring, cpu, rec_size);
 
 	struct ehp_capture_hdr *rec = bpf_ringbuf_reserve(ring, rec_size, 0);
 	if (!rec) {

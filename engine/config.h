@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Everything the command line decides, validated. main.cc fills it; the engine only reads it.
 #pragma once
 #include <cstdint>

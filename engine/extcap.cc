@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Wireshark extcap protocol, so that Wireshark/tshark list "ecapture-hp: IF" interfaces and start
 // a live, decrypted capture: tshark -i ecapture-hp_eth0 -Y http
 #include <sys/mman.h>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "config.h"
+#include "capture/capture.h"
 #include "engine.h"
 #include "extcap.h"
 
@@ -51,9 +53,9 @@ int run_quiet_capture(const Config& cfg) {
   if (saved < 0 || mem < 0 || dup2(mem, STDERR_FILENO) < 0) {
     if (saved >= 0) close(saved);
     if (mem >= 0) close(mem);
-    return run_tls(cfg);  // no memory file: the engine's lines go to Wireshark's log as they are
+    return run_capture(cfg);  // no memory file: the engine's lines go to Wireshark's log as they are
   }
-  int rc = run_tls(cfg);
+  int rc = run_capture(cfg);
   fflush(stderr);
   dup2(saved, STDERR_FILENO);
   close(saved);
@@ -79,14 +81,6 @@ int run_quiet_capture(const Config& cfg) {
   }
   fprintf(stderr, "%s\n", last.empty() ? "ecapture-hp: capture failed" : last.c_str());
   return rc;
-}
-
-uint16_t linktype_of(const std::string& ifname) {
-  std::ifstream f("/sys/class/net/" + ifname + "/type");
-  int t = 1;
-  f >> t;
-  // The engine's rule: no-L2 devices (tun/wireguard ARPHRD_NONE, GRE, SIT) carry raw IP at TC.
-  return (t == 65534 || t == 778 || t == 776) ? 101 : 1;
 }
 
 }  // namespace
@@ -137,7 +131,7 @@ int run_extcap(int argc, char** argv) {
   }
   std::string ifname = iface.substr(strlen(kPrefix));
   if (dlts) {
-    if (linktype_of(ifname) == 101) printf("dlt {number=101}{name=RAW}{display=Raw IP}\n");
+    if (capture::interface_linktype(ifname) == 101) printf("dlt {number=101}{name=RAW}{display=Raw IP}\n");
     else printf("dlt {number=1}{name=EN10MB}{display=Ethernet}\n");
     return 0;
   }

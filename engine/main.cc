@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // ecapture-hp entry point: flags -> Config, validation with one-line errors; the engine does the rest.
 #include <CLI/CLI.hpp>
 #include <signal.h>
@@ -63,106 +64,38 @@ bool parse_kv(const char* flag, const std::string& s, std::initializer_list<KvLi
   return true;
 }
 
-int list_interfaces() {
-  // dumpcap -D style: "N. name"
-  int n = 0;
-  for (auto& name : ehp::system_interfaces()) printf("%d. %s\n", ++n, name.c_str());
-  return 0;
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (ehp::is_extcap_call(argc, argv)) return ehp::run_extcap(argc, argv);
-  CLI::App app{"ecapture-hp: packet capture with eBPF that writes TLS secrets into the pcapng"};
-  app.set_version_flag("--version", "ecapture-hp 0.1.0");
-  app.require_subcommand(0, 1);
-  bool list_ifaces = false;
-  app.add_flag("-D,--list-interfaces", list_ifaces, "List the capture interfaces and exit");
-  app.footer(
-      "\nWireshark extcap: --extcap-interfaces, --extcap-dlts, --extcap-config and\n"
-      "--capture --fifo F --extcap-interface ecapture-hp_IF (run by Wireshark/tshark).\n"
-      "See `ecapture-hp tls --help` and man ecapture-hp(8).");
-
-  ehp::Config cfg;
+// The tls subcommand's flags that need checking or converting before they go into Config.
+struct TlsFlags {
   std::string mode = "pcap", cpus;
   std::vector<std::string> filter_args, autostop, ringbuf;
   std::string filter_opt;
   uint32_t mapsize_kb = 0;
-  auto* tls = app.add_subcommand("tls", "Capture packets and OpenSSL TLS secrets");
-  tls->add_option("-m,--model", mode, "pcap (= pcapng, default): packets + TLS keys in one pcapng; keylog; text")
-      ->check(CLI::IsMember({"pcap", "pcapng", "keylog", "key", "text"}));
-  tls->add_option("-w,--pcapfile", cfg.pcapfile, "Output pcapng (default ecapture_openssl.pcapng), - for standard output");
-  tls->add_option("--keylogfile", cfg.keylogfile, "Key log file for -m keylog (default ecapture_masterkey.log)");
-  tls->add_option("-i,--ifname", cfg.ifaces, "Interface to capture (repeatable)")->allow_extra_args(false);
-  tls->add_option("--libssl", cfg.libssl, "The libssl to trace (default: every libssl in use, plus the system one)");
-  tls->add_option("-p,--pid", cfg.pid, "Only this process");
-  tls->add_option("-u,--uid", cfg.uid, "Only this user id");
-  tls->add_option("--mapsize", mapsize_kb, "Ring buffer size per CPU in KiB, a power of two (default 32768)");
-  tls->add_option("-f", filter_opt, "Capture filter, pcap syntax (or give it as trailing arguments)");
-  tls->add_option("-s,--snaplen", cfg.snaplen, "Snapshot length in bytes (default 262144)")->check(CLI::Range(64u, 262144u));
-  tls->add_option("-c", cfg.stop_packets, "Stop after writing N packets");
-  tls->add_option("-a", autostop, "Stop condition: duration:SEC, filesize:KB (1 KB = 1000 B), packets:N; repeatable")->allow_extra_args(false);
-  tls->add_option("-b", ringbuf, "Rotate files: filesize:KB, duration:SEC, files:N (keep a ring of N); repeatable")->allow_extra_args(false);
-  tls->add_option("--cpus", cpus, "CPUs whose rings are read, e.g. 0-3,6 (default: all)");
-  tls->add_option("--hold-ms", cfg.hold_ms, "Max time a TLS flow is held back waiting for its keys (default 3000)");
-  tls->add_flag("-q", cfg.quiet, "No periodic statistics line (the exit summary stays)");
-  tls->add_option("-Z", cfg.drop_user, "Drop privileges to this user after attaching");
   bool no_direct_io = false;
-  tls->add_flag("--no-direct-io", no_direct_io, "Buffered writes instead of O_DIRECT");
-  tls->add_option("filter", filter_args, "Capture filter expression");
-  tls->allow_extras(false);
-  tls->footer(
-      "\nExamples:\n"
-      "  ecapture-hp tls -m pcap -i eth0 -w tls.pcapng tcp port 443\n"
-      "  ecapture-hp tls -m pcap -i eth0 -w - tcp port 443 | tshark -i - -Y http\n"
-      "  ecapture-hp tls -m pcap -i eth0 -w ring.pcapng -b filesize:100000 -b files:10\n"
-      "  ecapture-hp tls -m keylog --keylogfile keys.log");
+};
 
-  ehp::ReplayConfig rcfg;
-  auto* replay = app.add_subcommand("replay", "Push a pcap/pcapng file through the capture pipeline");
-  replay->add_option("input", rcfg.input, "Input pcap or pcapng")->required();
-  replay->add_option("-w", rcfg.output, "Output pcapng")->required();
-  replay->add_option("--repeat", rcfg.repeat, "Times to push the input")->check(CLI::Range(1u, 1000000u));
-  replay->add_flag("--no-direct-io{false}", rcfg.direct_io, "Use buffered writes");
-
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    return fail(e.what());
-  }
-
-  if (list_ifaces) return list_interfaces();
-  if (*replay) return ehp::run_replay(rcfg);
-  if (!*tls) return fail("a command is required: tls or replay (see --help)");
-
-  // Validation: one clear line per misuse.
-  cfg.direct_io = !no_direct_io;
-  if (mode == "pcapng") mode = "pcap";
-  if (mode == "key") mode = "keylog";
-  cfg.mode = mode == "pcap" ? ehp::Mode::Pcap : mode == "keylog" ? ehp::Mode::Keylog : ehp::Mode::Text;
-  if (!filter_opt.empty() && !filter_args.empty()) return fail("give the filter either with -f or as trailing arguments, not both");
-  cfg.filter = filter_opt;
-  for (auto& a : filter_args) cfg.filter += (cfg.filter.empty() ? "" : " ") + a;
+// After parsing: turns the tls subcommand's flags into cfg. -1 when valid, else the exit code
+// (one clear line per misuse has been printed).
+int finish_tls_config(TlsFlags& f, CLI::App* tls, ehp::Config& cfg) {
+  cfg.direct_io = !f.no_direct_io;
+  if (f.mode == "pcapng") f.mode = "pcap";
+  if (f.mode == "key") f.mode = "keylog";
+  cfg.mode = f.mode == "pcap" ? ehp::Mode::Pcap : f.mode == "keylog" ? ehp::Mode::Keylog : ehp::Mode::Text;
+  if (!f.filter_opt.empty() && !f.filter_args.empty()) return fail("give the filter either with -f or as trailing arguments, not both");
+  cfg.filter = f.filter_opt;
+  for (auto& a : f.filter_args) cfg.filter += (cfg.filter.empty() ? "" : " ") + a;
   std::string err;
-  if (!cpus.empty() && !ehp::parse_cpu_list(cpus, &cfg.cpus, &err)) return fail("--cpus " + err);
+  if (!f.cpus.empty() && !ehp::parse_cpu_list(f.cpus, &cfg.cpus, &err)) return fail("--cpus " + err);
   if (*tls->get_option("--mapsize")) {
     // The BPF ring buffer size: a power of two of at least one page (and fits a u32).
-    if (mapsize_kb < 4 || mapsize_kb > (1u << 21) || (mapsize_kb & (mapsize_kb - 1)))
-      return fail("--mapsize " + std::to_string(mapsize_kb) +
+    if (f.mapsize_kb < 4 || f.mapsize_kb > (1u << 21) || (f.mapsize_kb & (f.mapsize_kb - 1)))
+      return fail("--mapsize " + std::to_string(f.mapsize_kb) +
                   ": must be a power of two between 4 and 2097152 (KiB per CPU)");
-    cfg.ring_bytes_per_cpu = mapsize_kb * 1024u;
+    cfg.ring_bytes_per_cpu = f.mapsize_kb * 1024u;
   }
   if (*tls->get_option("-c") && cfg.stop_packets == 0) return fail("-c 0: the packet count must be at least 1");
   constexpr uint64_t kTenYears_s = 10ull * 365 * 24 * 3600;
   constexpr uint64_t kMaxKb = 1ull << 40;  // a petabyte-class file: anything above is a typo
-  for (auto& s : autostop) {
+  for (auto& s : f.autostop) {
     std::string k;
     uint64_t v;
     if (!parse_kv("-a", s, {{"duration", kTenYears_s, "SEC"}, {"filesize", kMaxKb, "KB"},
@@ -172,7 +105,7 @@ int main(int argc, char** argv) {
     else if (k == "filesize") cfg.stop_filesize_kb = v;
     else cfg.stop_packets = cfg.stop_packets ? std::min(cfg.stop_packets, v) : v;
   }
-  for (auto& s : ringbuf) {
+  for (auto& s : f.ringbuf) {
     std::string k;
     uint64_t v;
     if (!parse_kv("-b", s, {{"filesize", kMaxKb, "KB"}, {"duration", kTenYears_s, "SEC"},
@@ -205,5 +138,84 @@ int main(int argc, char** argv) {
   if (cfg.pid && (*cfg.pid == 0 || *cfg.pid > uint32_t(INT32_MAX) ||
                   (kill(pid_t(*cfg.pid), 0) != 0 && errno == ESRCH)))
     return fail("-p " + std::to_string(*cfg.pid) + ": no such process");
-  return ehp::run_tls(cfg);
+  return -1;
+}
+
+int list_interfaces() {
+  // dumpcap -D style: "N. name"
+  int n = 0;
+  for (auto& name : ehp::system_interfaces()) printf("%d. %s\n", ++n, name.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (ehp::is_extcap_call(argc, argv)) return ehp::run_extcap(argc, argv);
+  CLI::App app{"ecapture-hp: packet capture with eBPF that writes TLS secrets into the pcapng"};
+  app.set_version_flag("--version", "ecapture-hp 0.1.0");
+  app.require_subcommand(0, 1);
+  bool list_ifaces = false;
+  app.add_flag("-D,--list-interfaces", list_ifaces, "List the capture interfaces and exit");
+  app.footer(
+      "\nWireshark extcap: --extcap-interfaces, --extcap-dlts, --extcap-config and\n"
+      "--capture --fifo F --extcap-interface ecapture-hp_IF (run by Wireshark/tshark).\n"
+      "See `ecapture-hp tls --help` and man ecapture-hp(8).");
+
+  ehp::Config cfg;
+  TlsFlags f;
+  auto* tls = app.add_subcommand("tls", "Capture packets and OpenSSL TLS secrets");
+  tls->add_option("-m,--model", f.mode, "pcap (= pcapng, default): packets + TLS keys in one pcapng; keylog; text")
+      ->check(CLI::IsMember({"pcap", "pcapng", "keylog", "key", "text"}));
+  tls->add_option("-w,--pcapfile", cfg.pcapfile, "Output pcapng (default ecapture_openssl.pcapng), - for standard output");
+  tls->add_option("--keylogfile", cfg.keylogfile, "Key log file for -m keylog (default ecapture_masterkey.log)");
+  tls->add_option("-i,--ifname", cfg.ifaces, "Interface to capture (repeatable)")->allow_extra_args(false);
+  tls->add_option("--libssl", cfg.libssl, "The libssl to trace (default: every libssl in use, plus the system one)");
+  tls->add_option("-p,--pid", cfg.pid, "Only this process");
+  tls->add_option("-u,--uid", cfg.uid, "Only this user id");
+  tls->add_option("--mapsize", f.mapsize_kb, "Ring buffer size per CPU in KiB, a power of two (default 32768)");
+  tls->add_option("-f", f.filter_opt, "Capture filter, pcap syntax (or give it as trailing arguments)");
+  tls->add_option("-s,--snaplen", cfg.snaplen, "Snapshot length in bytes (default 262144)")->check(CLI::Range(64u, 262144u));
+  tls->add_option("-c", cfg.stop_packets, "Stop after writing N packets");
+  tls->add_option("-a", f.autostop, "Stop condition: duration:SEC, filesize:KB (1 KB = 1000 B), packets:N; repeatable")->allow_extra_args(false);
+  tls->add_option("-b", f.ringbuf, "Rotate files: filesize:KB, duration:SEC, files:N (keep a ring of N); repeatable")->allow_extra_args(false);
+  tls->add_option("--cpus", f.cpus, "CPUs whose rings are read, e.g. 0-3,6 (default: all)");
+  tls->add_option("--hold-ms", cfg.hold_ms, "Max time a TLS flow is held back waiting for its keys (default 3000)");
+  tls->add_flag("-q", cfg.quiet, "No periodic statistics line (the exit summary stays)");
+  tls->add_option("-Z", cfg.drop_user, "Drop privileges to this user after attaching");
+  tls->add_flag("--no-direct-io", f.no_direct_io, "Buffered writes instead of O_DIRECT");
+  tls->add_option("filter", f.filter_args, "Capture filter expression");
+  tls->allow_extras(false);
+  tls->footer(
+      "\nExamples:\n"
+      "  ecapture-hp tls -m pcap -i eth0 -w tls.pcapng tcp port 443\n"
+      "  ecapture-hp tls -m pcap -i eth0 -w - tcp port 443 | tshark -i - -Y http\n"
+      "  ecapture-hp tls -m pcap -i eth0 -w ring.pcapng -b filesize:100000 -b files:10\n"
+      "  ecapture-hp tls -m keylog --keylogfile keys.log");
+
+  ehp::ReplayConfig rcfg;
+  auto* replay = app.add_subcommand("replay", "Push a pcap/pcapng file through the capture pipeline");
+  replay->add_option("input", rcfg.input, "Input pcap or pcapng")->required();
+  replay->add_option("-w", rcfg.output, "Output pcapng")->required();
+  replay->add_option("--repeat", rcfg.repeat, "Times to push the input")->check(CLI::Range(1u, 1000000u));
+  replay->add_flag("--no-direct-io{false}", rcfg.direct_io, "Use buffered writes");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail(e.what());
+  }
+
+  if (list_ifaces) return list_interfaces();
+  if (*replay) return ehp::run_replay(rcfg);
+  if (!*tls) return fail("a command is required: tls or replay (see --help)");
+
+  if (int rc = finish_tls_config(f, tls, cfg); rc >= 0) return rc;
+  return ehp::run_capture(cfg);
 }

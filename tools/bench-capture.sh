@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Capture to disk, side by side: ecapture-hp, dumpcap and tcpdump take turns on the same
 # sendmmsg UDP load across a veth pair, each writing its own file on a real disk.
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Shared set-up of the benchmark scripts (tools/bench-capture.sh, tools/bench-tls.sh,
 # tools/gen/make-replay-input.sh): sourced, not run. Each script sets its own NSA/NSB/VA/VB/
 # IPA/IPB (distinct per script, so they never collide) and its BG array of background pids.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # TLS server overhead of tracing: requests/s of a real OpenSSL server with and without
 # ecapture-hp attached, interleaved in one run (untraced, traced, untraced, ... the order
 # alternates per round) so drift on this shared machine hits both sides alike.

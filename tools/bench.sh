@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # `make bench`: every benchmark, briefly, and one summary. Ratios are taken against a peer
 # measured in the same run (this machine is shared; absolute figures drift).
 #
@@ -14,7 +15,7 @@
 #    IN is real TLS + UDP traffic captured by tools/gen/make-replay-input.sh.
 #    Targets: replay >= 90% of fio, >= 4x pcapgo.
 # 3. tools/bench-capture.sh (1400 B, 2 senders) and tools/bench-tls.sh, short.
-# Files go under BUILD_DIR (on /work: a real disk, not tmpfs). Needs root for 2.-3.
+# Files go under BUILD_DIR (keep it on a real disk, not tmpfs). Needs root for 2.-3.
 set -uo pipefail
 BUILD=${1:?usage: bench.sh BUILD_DIR [--quick] [--rounds N] [--no-capture] [--no-tls] [--repeat N]}
 shift

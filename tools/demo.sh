@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # make demo: a live capture of real TLS traffic, read back decrypted from the pcapng alone.
 # A network namespace runs an HTTPS server (python ssl); curl (TLS 1.2 and 1.3) and python
 # clients on the host talk to it over a veth while ecapture-hp captures that veth.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Builds the libFuzzer targets of tests/fuzz/ and runs each for SECONDS (default 60; `make fuzz`).
 #   tools/fuzz.sh [SECONDS]
 # Environment:

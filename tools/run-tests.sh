@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Runs every ctest test (unit, bpf, e2e). BPF and e2e tests need root.
 set -euo pipefail
 BUILD=${1:-build}

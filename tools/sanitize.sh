@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Runs the unit tests (ctest -L unit) in a build instrumented with ASan + UBSan
 # (-DEHP_SANITIZE=ON, see the top-level CMakeLists.txt). Builds only the unit test targets.
 #   tools/sanitize.sh [extra ctest args...]

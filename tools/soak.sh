@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Soak test: MINUTES (default 10) of mixed TLS and UDP load through a live capture.
 #   EHP=build/ecapture-hp tools/soak.sh [MINUTES]
 # Load, all over a veth into a namespace (nothing leaves the host):

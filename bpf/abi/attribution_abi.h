@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Process attribution: the kernel <-> userspace contract (bpf/attribution.h fills and reads the
  * map, engine/capture/attribution.cc seeds and sweeps it). The only definition of these
  * layouts; both sides static-assert them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The kernel <-> userspace contract of the TC capture path (bpf/tc_capture.bpf.c and
  * engine/capture). This is the only definition of these layouts; both sides include it and
  * static-assert every size and offset.
@@ -40,8 +41,9 @@ typedef __u64 ehp_cap_u64;
 
 #define EHP_CAPTURE_ABI_VERSION 1
 
-/* Largest frame a record can carry. TC egress sees GSO super-packets up to 64 KiB (FACTS.md);
- * the largest ring-record size class is header + this, so the verifier can bound the copy. */
+/* Largest frame a record can carry. TC egress sees GSO super-packets up to 64 KiB
+ * (docs/facts.md, "This kernel"); the largest ring-record size class is header + this, so the
+ * verifier can bound the copy. */
 #define EHP_CAPTURE_MAX_FRAME 65536u
 #define EHP_CAPTURE_DEFAULT_SNAPLEN 262144u
 /* Array sizes in the BPF object; userspace resizes them to the possible CPU count before load. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The one kernel<->user contract of the OpenSSL uprobes (bpf/openssl.bpf.c <-> engine/tlsprobe).
  *
  * Ring records (BPF_MAP_TYPE_RINGBUF `ehp_tls_events`), each starting with ehp_tls_hdr:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Seeding and sweeping of the attribution map; see attribution.h.
 #include "attribution.h"
 
@@ -210,14 +211,6 @@ SyscallHooks prepare_attribution(bpf_object* obj, std::string* note) {
     if (bpf_program* p = bpf_object__find_program_by_name(obj, name)) bpf_program__set_autoload(p, false);
   say("per-syscall tracepoints via " + libbpf_tracefs_dir());
   return SyscallHooks::kPerSyscall;
-}
-
-std::string format_comment(const ehp_proc_info& info) {
-  size_t comm_len = strnlen(info.comm, sizeof(info.comm));
-  std::string out = "pid=" + std::to_string(info.pid) + " tid=" + std::to_string(info.tid) +
-                    " uid=" + std::to_string(info.uid) + " comm=";
-  out.append(info.comm, comm_len);
-  return out;
 }
 
 bool parse_proc_net_line(std::string_view line, bool v6, ProcNetSocket* out) {

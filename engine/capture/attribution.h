@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Userspace side of socket -> process attribution (kernel side: bpf/attribution.h, layouts:
 // bpf/abi/attribution_abi.h). The BPF hooks only see sockets that do something after the
 // capture starts; seed_attribution() adds the ones already open, sweep_attribution() retires
@@ -27,9 +28,6 @@ enum class SyscallHooks {
 // else leaves the raw ones, which the skeleton attaches without tracefs. Never fails the
 // capture; `note` (may be null) says what was chosen and why.
 SyscallHooks prepare_attribution(bpf_object* obj, std::string* note);
-
-// "pid=1234 tid=1234 uid=0 comm=curl" -- the EPB opt_comment text for an attributed packet.
-std::string format_comment(const ehp_proc_info& info);
 
 // Pre-fills `map_fd` (the ehp_attr_flows map) with every TCP/UDP socket open right now, in every
 // network namespace that has a process: /proc/<pid>/fd socket:[inode] -> /proc/<pid>/net/{tcp,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // See capture.h. Ring reading follows the kernel ringbuf layout (kernel/bpf/ringbuf.c, and
 // libbpf's ringbuf.c for the user side): page 0 = consumer_pos (RW), page 1 = producer_pos (RO),
 // then the data area mapped twice so a record that wraps is contiguous in our view. Each record
@@ -7,6 +8,7 @@
 // a private read position and only release() advances consumer_pos, so a packet's bytes stay in
 // ring memory until the writer has copied them (the one userspace copy).
 #include "capture/capture.h"
+#include "base/clock.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -234,9 +236,6 @@ bool resolve_iface(const std::string& name, Interface* out, std::string* err) {
   memcpy(ifr.ifr_name, name.c_str(), name.size());
   bool ok = ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
   short flags = ifr.ifr_flags;
-  ifreq hw{};
-  memcpy(hw.ifr_name, name.c_str(), name.size());
-  bool hw_ok = ioctl(s, SIOCGIFHWADDR, &hw) == 0;
   close(s);
   if (!ok) {
     *err = "cannot query interface '" + name + "': " + strerror(errno);
@@ -248,32 +247,53 @@ bool resolve_iface(const std::string& name, Interface* out, std::string* err) {
   }
   out->name = name;
   out->ifindex = static_cast<int>(idx);
-  // Devices whose frames start at the IP header (tun, wireguard, ip tunnels) are LINKTYPE_RAW.
-  uint16_t type = hw_ok ? hw.ifr_hwaddr.sa_family : ARPHRD_ETHER;
-  out->linktype = (type == ARPHRD_ETHER || type == ARPHRD_LOOPBACK) ? 1 : 101;
+  out->linktype = interface_linktype(name);
   out->loopback = (flags & IFF_LOOPBACK) != 0;
   return true;
 }
 
 }  // namespace
 
-int64_t realtime_offset_ns() {
-  // Bracket a REALTIME read between two MONOTONIC reads; keep the tightest bracket.
-  int64_t best_gap = INT64_MAX, best = 0;
-  for (int i = 0; i < 5; i++) {
-    timespec a, r, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    clock_gettime(CLOCK_REALTIME, &r);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    int64_t an = a.tv_sec * 1'000'000'000ll + a.tv_nsec;
-    int64_t bn = b.tv_sec * 1'000'000'000ll + b.tv_nsec;
-    int64_t rn = r.tv_sec * 1'000'000'000ll + r.tv_nsec;
-    if (bn - an < best_gap) {
-      best_gap = bn - an;
-      best = rn - (an + (bn - an) / 2);
+uint16_t interface_linktype(const std::string& name) {
+  ifreq hw{};
+  if (name.size() >= sizeof hw.ifr_name) return 1;
+  memcpy(hw.ifr_name, name.c_str(), name.size());
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const bool ok = s >= 0 && ioctl(s, SIOCGIFHWADDR, &hw) == 0;
+  if (s >= 0) close(s);
+  // Only Ethernet and loopback devices hand TC a frame with an Ethernet header; every other
+  // kind (tun/wireguard ARPHRD_NONE, ipip ARPHRD_TUNNEL, sit, gre, ip6tnl, ...) starts at the
+  // IP header: LINKTYPE_RAW.
+  const uint16_t type = ok ? hw.ifr_hwaddr.sa_family : ARPHRD_ETHER;
+  return (type == ARPHRD_ETHER || type == ARPHRD_LOOPBACK) ? 1 : 101;
+}
+
+void remove_leftovers(const std::vector<Interface>& ifaces, std::vector<std::string>* lines) {
+  for (const auto& i : ifaces) {
+    std::string report, err;
+    int n = remove_stale_filters({i.name}, &report, &err);
+    if (n < 0) {
+      lines->push_back("warning: checking " + i.name + " for filters left by a killed run: " + err);
+      continue;
     }
+    for (size_t pos = 0; pos < report.size();) {
+      size_t nl = report.find('\n', pos);
+      if (nl == std::string::npos) nl = report.size();
+      lines->push_back(report.substr(pos, nl - pos));
+      pos = nl + 1;
+    }
+    if (n == 0) continue;
+    std::vector<detail::TcFilter> in, eg;
+    bool has = false;
+    if (!detail::has_clsact(i.ifindex, &has, &err) || !has) continue;
+    if (!detail::list_clsact_filters(i.ifindex, true, &in, &err) ||
+        !detail::list_clsact_filters(i.ifindex, false, &eg, &err) || !in.empty() || !eg.empty())
+      continue;
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = i.ifindex,
+                .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+    if (bpf_tc_hook_destroy(&hook) == 0)
+      lines->push_back("removed the empty clsact qdisc left behind on " + i.name);
   }
-  return best;
 }
 
 Capture::Impl::~Impl() {
@@ -811,13 +831,8 @@ void Capture::Impl::fill_ref(const Ring& r, uint32_t slot, const Item& it, Packe
   ref->direction = h.direction;
   ref->wire_len = h.wire_len;
   ref->cap_len = uint32_t(v.frame.size());
-  ref->pid = h.proc.pid;
-  ref->tid = h.proc.tid;
-  ref->uid = h.proc.uid;
-  ref->gid = h.proc.gid;
-  static_assert(sizeof(ref->comm) == sizeof(h.proc.comm));
-  memcpy(ref->comm, h.proc.comm, sizeof(ref->comm));  // NUL-terminated by decode_record
-  ref->attributed = (h.flags & EHP_CAP_F_ATTRIBUTED) != 0;
+  ref->proc.info = h.proc;  // comm NUL-terminated by decode_record
+  ref->proc.known = (h.flags & EHP_CAP_F_ATTRIBUTED) != 0;
   ref->data = v.frame.data();
   ref->slot = slot;
   ref->release_pos = it.pos + record::record_bytes(it.len);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Live capture fast path: TC ingress/egress (bpf/tc_capture.bpf.c) -> one BPF ringbuf per CPU
 // -> pinned consumer threads -> one lock-free queue per ring -> a time-ordered merge.
 //
@@ -14,6 +15,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "base/process.h"
 
 struct bpf_object;
 struct bpf_program;
@@ -62,9 +65,7 @@ struct PacketRef {
   uint32_t ifindex;
   uint8_t direction;  // 0 in, 1 out
   uint32_t wire_len, cap_len;
-  uint32_t pid, tid, uid, gid;
-  char comm[16];
-  bool attributed;
+  Process proc;  // who sent it, or its local receiver (proc.known = false: nobody named)
   const uint8_t* data;  // cap_len bytes in ring memory, valid until release()
   uint32_t slot;        // ring index (internal)
   uint64_t release_pos; // ring position after this record (internal)
@@ -140,7 +141,15 @@ class Capture {
 int remove_stale_filters(const std::vector<std::string>& ifaces, std::string* report,
                          std::string* err);
 
-// CLOCK_REALTIME - CLOCK_MONOTONIC in ns, sampled so the read gap is minimal.
-int64_t realtime_offset_ns();
+// The link type an interface's frames have at TC (1 Ethernet, 101 RAW): the one rule used by
+// the capture (Interface::linktype, the BPF side's L2 length), the filter compiler, the IDBs
+// and Wireshark's extcap --extcap-dlts.
+uint16_t interface_linktype(const std::string& name);
+
+// SIGKILL leaves a capture no chance to remove its TC filters (nor the clsact it created).
+// Before attaching: removes ours on these interfaces that no live process holds
+// (remove_stale_filters), and the clsact too when that left it without filters (the killed run
+// had created it; a clean run removes its own). Appends one line per action or warning.
+void remove_leftovers(const std::vector<Interface>& ifaces, std::vector<std::string>* lines);
 
 }  // namespace ehp::capture

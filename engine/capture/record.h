@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Decoding of the capture ring (layouts: bpf/abi/capture_abi.h), as pure functions: the
 // consumer walk (engine/capture/capture.cc, Capture::Impl::drain) steps with ring_step() and
 // the merge (fill_ref) reads each record with decode_record(). tests/fuzz/fuzz_ring_record.cc

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 #include "capture/tc_netlink.h"
 
 #include <linux/netlink.h>

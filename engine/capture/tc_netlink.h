@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Minimal rtnetlink filter listing for the clsact hooks (libbpf 1.1 can attach/detach/query a
 // known filter but cannot list them). Used to decide whether a clsact we created is empty and to
 // find our filters left behind by a killed run.

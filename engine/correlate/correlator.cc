@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The correlation flow graph; see correlator.h for the shape and the lifetime contract.
 #include "correlate/correlator.h"
 
@@ -11,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "correlate/tls_keys.h"
+#include "tls/keys.h"
 
 namespace ehp::correlate {
 namespace {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Correlator: the oneTBB flow graph that joins TLS secrets to packets.
 //
 //   push_secrets ─► [dedup + null check, serial] ─► [derive keylog lines (HKDF), apply to ─┐
@@ -31,7 +32,7 @@
 #include <span>
 
 #include "correlate/holdback.h"
-#include "correlate/tls_secrets.h"
+#include "tls/secrets.h"
 
 namespace ehp::correlate {
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Hold-back storage and release order; see holdback.h for the rule it enforces.
 //
 // Layout: every held flow owns a byte FIFO made of fixed 16 KiB chunks taken from a shared

@@ -1,7 +1,8 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Hold-back: the ordering rule that makes captured TLS sessions decrypt from the file alone.
 //
 // tshark/Wireshark decrypt a session only if its Decryption Secrets Block comes before the
-// session's first encrypted record in file order (FACTS.md "Wireshark only decrypts with keys
+// session's first encrypted record in file order (docs/facts.md, "Wireshark only decrypts with keys
 // it has already read"). The uprobes deliver the secrets only after the handshake packets have
 // gone through TC, so from a ClientHello on, a connection's packets are kept here until the
 // keylog lines for that ClientHello's random arrive; then the DSB is written, followed by the
@@ -28,7 +29,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "correlate/frame.h"
+#include "base/process.h"
+#include "net/frame.h"
 
 namespace ehp::correlate {
 
@@ -40,12 +42,10 @@ struct PacketMeta {
   uint16_t linktype = 0;  // LINKTYPE_* of the frame (ehp::net::kLinktypeEthernet / kLinktypeRaw)
   uint8_t direction = 0;  // 0 inbound, 1 outbound
   uint32_t wire_len = 0, cap_len = 0;
-  bool attributed = false;  // pid/tid/uid/gid/comm are meaningful
-  uint32_t pid = 0, tid = 0, uid = 0, gid = 0;
-  char comm[16] = {};
+  Process proc;  // the packet's process (base/process.h), copied whole from the capture
 };
 
-// Where the ordered output goes (the lead implements it on top of the pcapng encoders and the
+// Where the ordered output goes (sink/pcapng_sink.h implements it on top of the pcapng encoders and the
 // io_uring writer). Calls are serialised, but may come from any thread.
 class Sink {
  public:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Filter expression -> classic BPF. Kept apart from filter.h so that code which also includes
 // <pcap.h> (whose struct bpf_insn clashes with <linux/bpf.h>'s) can use it.
 #pragma once

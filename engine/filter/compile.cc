@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Filter expression -> classic BPF with libpcap. The only file of ehp_filter that includes
 // <pcap.h> (see CMakeLists.txt).
 #include "filter/cbpf.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // In-kernel capture filter: pcap expression -> classic BPF -> eBPF, patched into the
 // ehp_filter() stub (bpf/filter_stub.h) of the TC capture programs before they load.
 //

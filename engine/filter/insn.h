@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Building one eBPF instruction; shared by the translator and the stub patcher.
 #pragma once
 #include <linux/bpf.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Load-time patching of the ehp_filter stub (bpf/filter_stub.h).
 //
 // Why a prog_prepare_load_fn handler and not bpf_program__set_insns() right after open: at open

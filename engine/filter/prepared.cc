@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 #include "filter/prepared.h"
 
 #include "filter/filter.h"

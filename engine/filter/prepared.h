@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The capture filter in one step for the engine: expression -> translated eBPF body, kept opaque.
 // Unlike filter.h this header can sit next to <pcap.h> in one file: libpcap's classic-BPF
 // `struct bpf_insn` and the kernel's eBPF one (needed by filter.h) cannot both be declared in

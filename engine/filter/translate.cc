@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Classic BPF -> eBPF. One pass over the (forward-only) cBPF program emits a fixed eBPF
 // sequence per reachable instruction; jumps are patched once every position is known.
 //

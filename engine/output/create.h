@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Creating a file that will hold TLS secrets, safely in a directory other users can write to.
 //
 // The rules (as dumpcap refuses unsafe paths; docs/security.md):

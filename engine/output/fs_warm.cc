@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // See fs_warm.h for why this exists.
 #include "output/fs_warm.h"
 

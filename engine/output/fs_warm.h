@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Warming ext4's block allocator before a long sequential write.
 //
 // Measured here (docs/performance.md, capture to disk): a file growing at ~0.5 GB/s crosses a

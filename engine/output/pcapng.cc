@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // pcapng block encoders. See pcapng.h for the layout rules; section numbers below refer to
 // draft-ietf-opsawg-pcapng (the pcapng spec). Every store goes through memcpy so that the
 // caller's buffer need not be aligned.

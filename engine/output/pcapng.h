@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // pcapng block encoders: pure functions, no I/O, no allocation.
 //
 // Each encode_* writes one complete block into a caller-provided buffer and returns the number of
@@ -11,12 +12,13 @@
 // Options are TLVs (u16 code, u16 length, value padded to 4); opt_endofopt is written only when at
 // least one option is present.
 //
-// Block-order rules the caller owns (see /work/shared/FACTS.md):
+// Block-order rules the caller owns (see docs/facts.md, "Wireshark only decrypts with keys it
+// has already read" and "pcapng details that tshark 4.0 shows"):
 //   - the SHB comes first, then the IDBs of the interfaces an EPB refers to (interface_id is the
 //     IDB's index within the section);
 //   - a DSB must precede the first encrypted record of every TLS session it holds keys for,
 //     i.e. write it right before that session's ClientHello, or tshark decrypts nothing
-//     (proven by tests/unit/pcapng/tls_decrypt_e2e.sh for TLS 1.3 and 1.2);
+//     (proven by tests/e2e/pcapng_tls_decrypt.sh for TLS 1.3 and 1.2);
 //   - tcpdump/libpcap 1.10 refuses a section whose IDBs have different linktypes ("an interface
 //     has a type 101 different from the type of the first interface"); tshark accepts it.
 //     A file meant for both readers keeps one linktype per section (pcapng_readback_test.cc).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // io_uring pcapng writer. Design notes live in uring_writer.h; this file keeps the why of each step
 // next to the code. Request handling follows liburing's examples/io_uring-cp.c: bounded depth,
 // per-request state found through user_data, short writes resubmitted from where they stopped,
@@ -41,6 +42,17 @@ uint32_t load_u32(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
   return v;
+}
+
+// The next free SQE of `ring`; when the submission queue is full, submit what is queued first
+// and take one from the space that frees. The one place that gets SQEs.
+io_uring_sqe* get_sqe(io_uring* ring) {
+  io_uring_sqe* sqe = io_uring_get_sqe(ring);
+  if (!sqe) {
+    io_uring_submit(ring);
+    sqe = io_uring_get_sqe(ring);
+  }
+  return sqe;
 }
 
 }  // namespace
@@ -363,16 +375,6 @@ bool Writer::disable_direct() {
 
 void Writer::run() {
   pthread_setname_np(pthread_self(), "ehp-writer");
-  io_uring* ring = &ring_->ring;
-  auto arm_event = [&] {
-    io_uring_sqe* sqe = io_uring_get_sqe(ring);
-    if (!sqe) {
-      io_uring_submit(ring);
-      sqe = io_uring_get_sqe(ring);
-    }
-    io_uring_prep_read(sqe, event_fd_, &event_buf_, sizeof event_buf_, 0);
-    io_uring_sqe_set_data64(sqe, kEventTag);
-  };
   arm_event();
 
   // The writer wakes every flush_interval/2 so that data committed just after a wakeup is on
@@ -547,11 +549,7 @@ void Writer::submit_write(unsigned slot_index) {
   // After a short O_DIRECT write the rest may be unaligned: send it through the buffered fd.
   const bool use_tail = direct_.load(std::memory_order_relaxed) &&
                         ((off | len | reinterpret_cast<uintptr_t>(p)) & (kDirectAlign - 1)) != 0;
-  io_uring_sqe* sqe = io_uring_get_sqe(ring);
-  if (!sqe) {
-    io_uring_submit(ring);
-    sqe = io_uring_get_sqe(ring);
-  }
+  io_uring_sqe* sqe = get_sqe(ring);
   const int fd = ring_->fixed_files ? (use_tail ? 1 : 0) : (use_tail ? tail_fd_ : fd_);
   // Streams write at the file position (-1): pipes have none, and a redirected stdout has one.
   const uint64_t sqe_off = stream_ ? uint64_t(-1) : off;
@@ -667,15 +665,14 @@ void Writer::reap(bool wait, long timeout_ns) {
       on_write_done(unsigned(tag), cqe->res);
   }
   io_uring_cq_advance(ring, seen);
-  if (rearm) {
-    io_uring_sqe* sqe = io_uring_get_sqe(ring);
-    if (!sqe) {
-      io_uring_submit(ring);
-      sqe = io_uring_get_sqe(ring);
-    }
-    io_uring_prep_read(sqe, event_fd_, &event_buf_, sizeof event_buf_, 0);
-    io_uring_sqe_set_data64(sqe, kEventTag);
-  }
+  if (rearm) arm_event();
+}
+
+// Queues the eventfd read that wakes the writer when the producer signals (user_data kEventTag).
+void Writer::arm_event() {
+  io_uring_sqe* sqe = get_sqe(&ring_->ring);
+  io_uring_prep_read(sqe, event_fd_, &event_buf_, sizeof event_buf_, 0);
+  io_uring_sqe_set_data64(sqe, kEventTag);
 }
 
 void Writer::drain_inflight() {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // io_uring pcapng file writer: one writer thread per output file.
 //
 // Threads and ownership
@@ -146,6 +147,7 @@ class Writer {
   void on_write_done(unsigned slot_index, int res);
   void complete_in_order();
   void reap(bool wait, long timeout_ns);
+  void arm_event();  // queue the eventfd read (writer thread)
   void drain_inflight();
   bool try_partial_flush();
   bool partial_flush(unsigned slot_index, uint64_t seq, uint64_t file_off, size_t len);

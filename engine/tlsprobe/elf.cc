@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Bounded, read-only access to binaries a local user may control (see elf.h).
 #include "tlsprobe/elf.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Reading binaries that a local user may control: bounded, never executed.
 //
 // Every library or executable ecapture-hp inspects may be hostile (docs/security.md). This is

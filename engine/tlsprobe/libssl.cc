@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // libssl discovery, version detection, offset table, accessor decoding.
 #include "tlsprobe/libssl.h"
 
@@ -446,6 +447,12 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
                  const std::string& dir, uint32_t pid) {
     auto key = std::make_pair(f->dev(), f->ino());
     auto it = by_inode.find(key);
+    if (it != by_inode.end() && root == "/" && out[it->second].root != "/") {
+      // The same file seen first through another process's root: name it as it is named here.
+      out[it->second].path = shown;
+      out[it->second].root = root;
+      out[it->second].dir = dir;
+    }
     if (it == by_inode.end()) {
       it = by_inode.emplace(key, out.size()).first;
       LibSsl l;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // libssl discovery, version detection, the offset table and its confirmation against the
 // library actually mapped, all by reading the file. Separate from tlsprobe.h so it is testable
 // without BPF.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // TlsProbe: open -> discover -> confirm offsets -> set rodata -> load -> attach -> poll -> one
 // cleanup path (the destructor).
 #include "tlsprobe/tlsprobe.h"
@@ -14,17 +15,12 @@
 #include <map>
 
 #include "abi/tls_abi.h"
+#include "base/clock.h"
 #include "openssl.skel.h"
 #include "tlsprobe/libssl.h"
 
 namespace ehp::tlsprobe {
 namespace {
-
-uint64_t clock_ns(clockid_t c) {
-  timespec ts;
-  clock_gettime(c, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000ull + ts.tv_nsec;
-}
 
 // Libraries whose confirmed offsets are identical share one BPF object.
 struct Group {
@@ -62,15 +58,25 @@ struct TlsProbe::Impl {
     }
   }
 
+  bool discover(std::vector<LibSsl>* libs, std::string* err);
+  void confirm(std::vector<LibSsl>& libs);
+  bool load(Group& g, std::string* err);
+  bool attach(Group& g, Group::Lib& lib, std::string* err);
+
   static int on_record(void* ctx, void* data, size_t size) { return static_cast<Impl*>(ctx)->handle(data, size); }
 
   int handle(const void* data, size_t size) {
     ehp_tls_hdr h;
     if (size < sizeof h) return 0;
     memcpy(&h, data, sizeof h);
-    ProcInfo p{h.pid, h.tid, h.uid, {}};
-    memcpy(p.comm, h.comm, sizeof p.comm);
-    p.comm[sizeof p.comm - 1] = 0;
+    ProcInfo p;
+    p.known = true;
+    p.info.pid = h.pid;
+    p.info.tid = h.tid;
+    p.info.uid = h.uid;
+    static_assert(sizeof p.info.comm == sizeof h.comm);
+    memcpy(p.info.comm, h.comm, sizeof p.info.comm);
+    p.info.comm[sizeof p.info.comm - 1] = 0;
     if (h.kind == EHP_TLS_EV_SECRETS && size >= sizeof(ehp_tls_secrets_event)) {
       ehp_tls_secrets_event e;
       memcpy(&e, data, sizeof e);
@@ -113,32 +119,29 @@ struct TlsProbe::Impl {
 TlsProbe::TlsProbe(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TlsProbe::~TlsProbe() = default;
 
-std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err, std::vector<std::string>* skipped_out) {
-  auto impl = std::make_unique<Impl>();
-  impl->opt = opt;
-  impl->realtime_minus_mono_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
-
-  std::vector<LibSsl> libs;
+// The candidate libraries: the one --libssl names, else every libssl in use plus the system one.
+bool TlsProbe::Impl::discover(std::vector<LibSsl>* libs, std::string* err) {
   if (!opt.libssl_path.empty()) {
     auto lib = named_libssl(opt.libssl_path, err);
     if (!lib) {
       *err = "libssl " + *err;
-      return nullptr;
+      return false;
     }
-    libs.push_back(std::move(*lib));
+    libs->push_back(std::move(*lib));
   } else {
-    libs = discover_libssl(&impl->skipped);
-    if (libs.empty()) {
-      if (skipped_out) *skipped_out = impl->skipped;
-      *err = impl->skipped.empty()
+    *libs = discover_libssl(&skipped);
+    if (libs->empty()) {
+      *err = skipped.empty()
                  ? "no libssl found: none is mapped by a running process and /usr/lib/x86_64-linux-gnu/libssl.so.3 is absent"
-                 : impl->skipped.front();
-      return nullptr;
+                 : skipped.front();
+      return false;
     }
   }
+  return true;
+}
 
-  // Confirm each library's offsets by reading the library (never by running it); group
-  // identical layouts.
+// Reads each library (never runs it) and confirms its offsets; identical layouts share a group.
+void TlsProbe::Impl::confirm(std::vector<LibSsl>& libs) {
   for (auto& lib : libs) {
     std::string e, how;
     ElfFile elf;
@@ -160,11 +163,11 @@ std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err, s
       const bool bio_num_ok = row->verified;
       if (!bio_num_ok) off.bio_st_num_offset = 0;
       Group* g = nullptr;
-      for (auto& x : impl->groups)
+      for (auto& x : groups)
         if (memcmp(&x.off, &off, sizeof off) == 0) g = &x;
       if (!g) {
-        impl->groups.push_back({});
-        g = &impl->groups.back();
+        groups.push_back({});
+        g = &groups.back();
         g->off = off;
         g->bio_num_ok = bio_num_ok;
       }
@@ -193,111 +196,131 @@ std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err, s
       gl.file = std::move(lib.file);
       g->libs.push_back(std::move(gl));
     }
-    if (!refusal.empty()) impl->skipped.push_back(refusal);
+    if (!refusal.empty()) skipped.push_back(refusal);
   }
+}
+
+// One BPF object per group: the offsets in rodata, then the hooks of each of its libraries,
+// then its ring joins the one ring_buffer poll() drains.
+bool TlsProbe::Impl::load(Group& g, std::string* err) {
+  g.skel = openssl__open();
+  if (!g.skel) {
+    *err = std::string("BPF open of openssl.bpf.o failed: ") + strerror(errno);
+    return false;
+  }
+  auto* ro = g.skel->rodata;
+  memcpy(const_cast<ehp_tls_offsets*>(&ro->off), &g.off, sizeof g.off);
+  ro->targ_pid = opt.pid.value_or(0);
+  ro->filter_uid = opt.uid.has_value();
+  ro->targ_uid = opt.uid.value_or(0);
+  ro->capture_plaintext = opt.plaintext;
+  // Secrets alone are ~600 B per handshake; plaintext needs room for bursts of 16 KiB copies.
+  const uint32_t ring_bytes = opt.plaintext ? 16u << 20 : 1u << 20;
+  bpf_map__set_max_entries(g.skel->maps.ehp_tls_events, ring_bytes);
+  // Wake the reader at 1/8 of the ring; below that poll() collects every kPollSliceMs.
+  ro->wakeup_bytes = ring_bytes / 8;
+  if (!opt.plaintext) {
+    bpf_program__set_autoload(g.skel->progs.ehp_ssl_read_ret, false);
+    bpf_program__set_autoload(g.skel->progs.ehp_ssl_read_ex_ret, false);
+  }
+  if (int rc = openssl__load(g.skel)) {
+    *err = std::string("BPF load of openssl.bpf.o failed: ") + strerror(-rc);
+    return false;
+  }
+  for (auto& lib : g.libs)
+    if (!attach(g, lib, err)) return false;
+  int map_fd = bpf_map__fd(g.skel->maps.ehp_tls_events);
+  if (!rb) {
+    rb = ring_buffer__new(map_fd, &Impl::on_record, this, nullptr);
+    if (!rb) {
+      *err = std::string("ring_buffer__new failed: ") + strerror(errno);
+      return false;
+    }
+  } else if (ring_buffer__add(rb, map_fd, &Impl::on_record, this) != 0) {
+    *err = std::string("ring_buffer__add failed: ") + strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+// The uprobes of one library, by file offset, through the fd that was read.
+bool TlsProbe::Impl::attach(Group& g, Group::Lib& lib, std::string* err) {
+  struct Hook {
+    bpf_program* prog;
+    const char* func;  // nullptr: attach at `offset`
+    uint64_t offset;
+    bool ret;
+    bool needed;  // false: skip when the library does not export it
+  };
+  auto& p = g.skel->progs;
+  std::vector<Hook> hooks;
+  bool primary = lib.connect_file_offset != 0;
+  if (primary) {
+    for (uint64_t o : {lib.connect_file_offset, lib.accept_file_offset}) {
+      hooks.push_back({p.ehp_handshake, nullptr, o, false, true});
+      hooks.push_back({p.ehp_handshake_ret, nullptr, o, true, true});
+    }
+  } else {
+    hooks.push_back({p.ehp_handshake, "SSL_do_handshake", 0, false, true});
+    hooks.push_back({p.ehp_handshake_ret, "SSL_do_handshake", 0, true, true});
+    hooks.push_back({p.ehp_ssl_get_error, "SSL_get_error", 0, false, true});
+  }
+  if (!primary || opt.plaintext) {
+    hooks.push_back({p.ehp_ssl_read, "SSL_read", 0, false, true});
+    hooks.push_back({p.ehp_ssl_write, "SSL_write", 0, false, true});
+    hooks.push_back({p.ehp_ssl_read_ex, "SSL_read_ex", 0, false, false});
+    hooks.push_back({p.ehp_ssl_write_ex, "SSL_write_ex", 0, false, false});
+  }
+  if (opt.plaintext) {
+    hooks.push_back({p.ehp_ssl_read_ret, "SSL_read", 0, true, true});
+    hooks.push_back({p.ehp_ssl_read_ex_ret, "SSL_read_ex", 0, true, false});
+  }
+  for (auto& h : hooks) {
+    // Symbols were resolved from the file we read; libbpf never parses the library itself.
+    uint64_t at = h.offset;
+    if (h.func) {
+      auto it = lib.sym_offsets.find(h.func);
+      if (it == lib.sym_offsets.end()) {
+        if (!h.needed) continue;
+        *err = "libssl " + lib.path + ": does not export " + h.func;
+        return false;
+      }
+      at = it->second;
+    }
+    LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = h.ret);
+    // pid -1: every process mapping this inode, now or later. With -p, the kernel's uprobe
+    // filter (by mm) puts the breakpoint into that process only, so other processes using
+    // the library take no trap at all (the BPF-side pid check stays as a second line).
+    const int attach_pid = opt.pid ? int(*opt.pid) : -1;
+    // Through our own fd: the inode we read is the inode traced, whatever the path does.
+    bpf_link* l = bpf_program__attach_uprobe_opts(h.prog, attach_pid, lib.file.fd_path().c_str(), at, &uo);
+    if (!l) {
+      char where[64];
+      snprintf(where, sizeof where, "offset 0x%llx", (unsigned long long)at);
+      *err = "libssl " + lib.path + ": attaching " + (h.ret ? "uretprobe " : "uprobe ") +
+             (h.func ? h.func : where) + " failed: " + strerror(errno);
+      return false;
+    }
+    g.links.push_back(l);
+  }
+  return true;
+}
+
+std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err, std::vector<std::string>* skipped_out) {
+  auto impl = std::make_unique<Impl>();
+  impl->opt = opt;
+  impl->realtime_minus_mono_ns = uint64_t(realtime_offset_ns());
+  std::vector<LibSsl> libs;
+  const bool found = impl->discover(&libs, err);
+  if (found) impl->confirm(libs);
   if (skipped_out) *skipped_out = impl->skipped;
+  if (!found) return nullptr;
   if (impl->groups.empty()) {
     *err = impl->skipped.empty() ? "no libssl could be traced" : impl->skipped.back();
     return nullptr;
   }
-
-  for (auto& g : impl->groups) {
-    g.skel = openssl__open();
-    if (!g.skel) {
-      *err = std::string("BPF open of openssl.bpf.o failed: ") + strerror(errno);
-      return nullptr;
-    }
-    auto* ro = g.skel->rodata;
-    memcpy(const_cast<ehp_tls_offsets*>(&ro->off), &g.off, sizeof g.off);
-    ro->targ_pid = opt.pid.value_or(0);
-    ro->filter_uid = opt.uid.has_value();
-    ro->targ_uid = opt.uid.value_or(0);
-    ro->capture_plaintext = opt.plaintext;
-    // Secrets alone are ~600 B per handshake; plaintext needs room for bursts of 16 KiB copies.
-    const uint32_t ring_bytes = opt.plaintext ? 16u << 20 : 1u << 20;
-    bpf_map__set_max_entries(g.skel->maps.ehp_tls_events, ring_bytes);
-    // Wake the reader at 1/8 of the ring; below that poll() collects every kPollSliceMs.
-    ro->wakeup_bytes = ring_bytes / 8;
-    if (!opt.plaintext) {
-      bpf_program__set_autoload(g.skel->progs.ehp_ssl_read_ret, false);
-      bpf_program__set_autoload(g.skel->progs.ehp_ssl_read_ex_ret, false);
-    }
-    if (int rc = openssl__load(g.skel)) {
-      *err = std::string("BPF load of openssl.bpf.o failed: ") + strerror(-rc);
-      return nullptr;
-    }
-    struct Hook {
-      bpf_program* prog;
-      const char* func;  // nullptr: attach at `offset`
-      uint64_t offset;
-      bool ret;
-      bool needed;  // false: skip when the library does not export it
-    };
-    auto& p = g.skel->progs;
-    for (auto& lib : g.libs) {
-      std::vector<Hook> hooks;
-      bool primary = lib.connect_file_offset != 0;
-      if (primary) {
-        for (uint64_t o : {lib.connect_file_offset, lib.accept_file_offset}) {
-          hooks.push_back({p.ehp_handshake, nullptr, o, false, true});
-          hooks.push_back({p.ehp_handshake_ret, nullptr, o, true, true});
-        }
-      } else {
-        hooks.push_back({p.ehp_handshake, "SSL_do_handshake", 0, false, true});
-        hooks.push_back({p.ehp_handshake_ret, "SSL_do_handshake", 0, true, true});
-        hooks.push_back({p.ehp_ssl_get_error, "SSL_get_error", 0, false, true});
-      }
-      if (!primary || opt.plaintext) {
-        hooks.push_back({p.ehp_ssl_read, "SSL_read", 0, false, true});
-        hooks.push_back({p.ehp_ssl_write, "SSL_write", 0, false, true});
-        hooks.push_back({p.ehp_ssl_read_ex, "SSL_read_ex", 0, false, false});
-        hooks.push_back({p.ehp_ssl_write_ex, "SSL_write_ex", 0, false, false});
-      }
-      if (opt.plaintext) {
-        hooks.push_back({p.ehp_ssl_read_ret, "SSL_read", 0, true, true});
-        hooks.push_back({p.ehp_ssl_read_ex_ret, "SSL_read_ex", 0, true, false});
-      }
-      for (auto& h : hooks) {
-        // Symbols were resolved from the file we read; libbpf never parses the library itself.
-        uint64_t at = h.offset;
-        if (h.func) {
-          auto it = lib.sym_offsets.find(h.func);
-          if (it == lib.sym_offsets.end()) {
-            if (!h.needed) continue;
-            *err = "libssl " + lib.path + ": does not export " + h.func;
-            return nullptr;
-          }
-          at = it->second;
-        }
-        LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = h.ret);
-        // pid -1: every process mapping this inode, now or later. With -p, the kernel's uprobe
-        // filter (by mm) puts the breakpoint into that process only, so other processes using
-        // the library take no trap at all (the BPF-side pid check stays as a second line).
-        const int attach_pid = opt.pid ? int(*opt.pid) : -1;
-        // Through our own fd: the inode we read is the inode traced, whatever the path does.
-        bpf_link* l = bpf_program__attach_uprobe_opts(h.prog, attach_pid, lib.file.fd_path().c_str(), at, &uo);
-        if (!l) {
-          char where[64];
-          snprintf(where, sizeof where, "offset 0x%llx", (unsigned long long)at);
-          *err = "libssl " + lib.path + ": attaching " + (h.ret ? "uretprobe " : "uprobe ") +
-                 (h.func ? h.func : where) + " failed: " + strerror(errno);
-          return nullptr;
-        }
-        g.links.push_back(l);
-      }
-    }
-    int map_fd = bpf_map__fd(g.skel->maps.ehp_tls_events);
-    if (!impl->rb) {
-      impl->rb = ring_buffer__new(map_fd, &Impl::on_record, impl.get(), nullptr);
-      if (!impl->rb) {
-        *err = std::string("ring_buffer__new failed: ") + strerror(errno);
-        return nullptr;
-      }
-    } else if (ring_buffer__add(impl->rb, map_fd, &Impl::on_record, impl.get()) != 0) {
-      *err = std::string("ring_buffer__add failed: ") + strerror(errno);
-      return nullptr;
-    }
-  }
+  for (auto& g : impl->groups)
+    if (!impl->load(g, err)) return nullptr;
   return std::unique_ptr<TlsProbe>(new TlsProbe(std::move(impl)));
 }
 

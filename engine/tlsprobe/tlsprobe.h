@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // OpenSSL uprobes: TLS secrets once per handshake (and, with -m text, the plaintext of
 // SSL_read/SSL_write) from every process that maps a traced libssl.
 //
@@ -15,7 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "correlate/tls_secrets.h"
+#include "base/process.h"
+#include "tls/secrets.h"
 
 namespace ehp::tlsprobe {
 
@@ -29,10 +31,8 @@ struct Options {
   bool force_io_fallback = false;
 };
 
-struct ProcInfo {
-  uint32_t pid, tid, uid;
-  char comm[16];
-};
+// The process that ran the handshake or the SSL call (base/process.h; gid is not read).
+using ProcInfo = ehp::Process;
 
 // Connection tuple, best effort: the kernel socket behind the SSL's rbio fd, read in the probe.
 // Absent when the app uses its own BIO (curl 7.88 does) or a non-inet fd. saddr/sport are the

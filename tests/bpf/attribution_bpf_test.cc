@@ -1,6 +1,7 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // bpf/attribution.h against the real kernel (root).
 //
-// Two network namespaces p13-a-<pid> / p13-b-<pid> joined by a veth pair; bpf/attrib_test.bpf.c's
+// Two network namespaces p13-a-<pid> / p13-b-<pid> joined by a veth pair; tests/bpf/attrib_test.bpf.c's
 // classifiers sit on both veth ends (ingress + egress) and report, for every TCP/UDP packet,
 // what ehp_attr_lookup returned. Real peers (python TCP/UDP client and server, curl against
 // python's http.server) run in the namespaces. Both ends are processes of this host, so each
@@ -34,7 +35,7 @@
 #include <string>
 #include <vector>
 
-#include "abi/attribution_test_abi.h"
+#include "attribution_test_abi.h"
 #include "attrib_test.skel.h"
 #include "capture/attribution.h"
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # ehp_capture against the real kernel: loads tc_capture.bpf.c and drives it with
 # BPF_PROG_TEST_RUN (root).
 add_executable(capture_bpf_test ${EHP_TEST_DIR}/bpf/capture_bpf_test.cc)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Loads the real TC capture program and drives it with BPF_PROG_TEST_RUN (root). Checks the
 // record ABI end to end: kernel program -> per-CPU ring -> consumer thread -> merge -> PacketRef.
 #include <bpf/bpf.h>
@@ -144,7 +145,7 @@ TEST(CaptureBpf, RecordCarriesFrameAndMetadata) {
     EXPECT_GE(g.ref.ts_ns + 1'000'000, before);
     EXPECT_LE(g.ref.ts_ns, after + 1'000'000);
     EXPECT_EQ(g.ref.ifindex, 1u);  // test_run uses the netns loopback device
-    EXPECT_FALSE(g.ref.attributed);
+    EXPECT_FALSE(g.ref.proc.known);
   }
   auto s = c->stats();
   EXPECT_EQ(s.kernel_records, 2u);

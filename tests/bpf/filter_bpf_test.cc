@@ -1,4 +1,5 @@
-// In-kernel filter tests (root): every translated filter is patched into bpf/filter_test.bpf.c
+// SPDX-License-Identifier: BSD-2-Clause
+// In-kernel filter tests (root): every translated filter is patched into tests/bpf/filter_test.bpf.c
 // through ehp::filter::install(), loaded (so the verifier checks it), and run by the kernel with
 // BPF_PROG_TEST_RUN. Its verdict must equal pcap_offline_filter's for every expression x frame.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 #include "filter_ebpf_interp.h"
 
 #include <cerrno>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // A small userspace interpreter for the eBPF subset the filter translator emits (ALU/ALU64,
 // byte swaps, stack and ctx loads/stores, JMP/JMP32, bpf_skb_load_bytes, exit). It lets the
 // translation be checked against libpcap without root (unit tests, fuzzing); the kernel

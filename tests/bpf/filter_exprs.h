@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Filter expressions shared by the differential tests (kernel: filter_bpf_test; userspace
 // interpreter: filter_unit_test; fuzz seeds).
 #pragma once

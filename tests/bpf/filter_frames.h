@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Deterministic frame corpus for the filter differential test: Ethernet (optionally 802.1Q /
 // QinQ tagged) IPv4/IPv6 TCP/UDP/ICMP with and without IP options, fragments, IPv6 extension
 // headers, ARP, other ethertypes, truncated frames and random bytes; plus raw-IP frames for

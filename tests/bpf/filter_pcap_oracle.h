@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // libpcap's own verdict for a cBPF program: the reference the in-kernel filter must equal.
 // Separate TU because <pcap.h> and <linux/bpf.h> both define struct bpf_insn.
 #pragma once

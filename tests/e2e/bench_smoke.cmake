@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Short smoke runs of the benchmark tools (tools/bench-capture.sh, bench-tls.sh, bench.sh's
 # replay vs fio vs pcapgo): they keep working; they are not timed tests. Root, netns, real peers.
 foreach(mode capture tls replay)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # CI smoke runs of the benchmark tools (not timed tests: they only prove the tools still work
 # and measure something real). Usage: bench_smoke.sh BUILD_DIR capture|tls|replay
 set -uo pipefail

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # End-to-end tests of the ecapture-hp binary itself (root, real peers). They need the binary,
 # so they exist only when it is built.
 if(TARGET ecapture-hp)

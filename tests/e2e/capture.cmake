@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # ehp::capture end to end (root): real traffic on a veth pair into a private netns, compared
 # with tcpdump on the same interface; foreign clsact filters; stale filter cleanup; UDP flood.
 add_executable(capture_probe ${EHP_TEST_DIR}/e2e/capture_probe.cc)

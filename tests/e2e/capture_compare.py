@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """Compares what ehp::capture delivered with what tcpdump recorded on the same interface.
 
 Checks: same multiset of frames (count and bytes), direction flag of every frame matches its

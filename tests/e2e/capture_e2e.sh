@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # End-to-end tests of ehp::capture on a veth pair into a private netns (root).
 #   capture_e2e.sh TOOLDIR MODE
 # MODE:

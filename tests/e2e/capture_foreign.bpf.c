@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* A "foreign" TC filter for the capture e2e test: counts the packets it sees in an array map
  * whose name the test picks (-DCNT_NAME=...), and passes them on (TC_ACT_UNSPEC). If our
  * capture program ended classification (TC_ACT_OK), this counter would stay 0. */
@@ -22,4 +23,4 @@ int p5_foreign(struct __sk_buff *skb)
 	return TC_ACT_UNSPEC;
 }
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

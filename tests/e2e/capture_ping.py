@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """ICMP echo without iputils (not installed here): capture_ping.py DST [COUNT] [PAYLOAD_BYTES].
 Sends COUNT echo requests, waits up to 2 s for each reply; exit 1 if any reply is missing."""
 import os

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Test driver for ehp::capture: captures on the given interfaces until SIGINT/SIGTERM and writes
 // what next_batch delivered, in delivery order, to a nanosecond pcap plus a TSV of metadata.
 //   capture_probe -i IF [-i IF2] [--pcap F] [--meta F] [--ready F] [--snaplen N] [--cpus 0,1]
@@ -119,7 +120,7 @@ int main(int argc, char** argv) {
       }
       if (meta)
         fprintf(meta, "%llu\t%u\t%u\t%u\t%u\t%d\t%u\t%s\t%u\n", (unsigned long long)r.ts_ns, r.direction, r.ifindex,
-                r.wire_len, r.cap_len, r.attributed ? 1 : 0, r.pid, r.comm, r.uid);
+                r.wire_len, r.cap_len, r.proc.known ? 1 : 0, r.proc.info.pid, r.proc.info.comm, r.proc.info.uid);
       delivered_bytes += r.cap_len;
     }
     delivered += n;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // UDP flood with sendmmsg for the capture throughput test:
 //   capture_udp_flood DST_IP PORT SECONDS PAYLOAD_BYTES  -> prints "sent=N seconds=S"
 #include <arpa/inet.h>

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Bad input: exactly one clear line on stderr, a non-zero exit, no file damaged or left behind,
 # no tc hook left behind.
 TAG=cli

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # ClientHello recognition on real handshakes (root): openssl s_server/s_client, TLS 1.2 and
 # 1.3 (SHA-256 and SHA-384 suites), IPv4 and IPv6 loopback, captured by dumpcap, read back
 # with libpcap; randoms checked against s_client's key log and hello frames against tshark.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // End-to-end: real TLS 1.2 / 1.3 handshakes between `openssl s_server` and `openssl s_client`
 // over IPv4 and IPv6 loopback, captured by dumpcap, read back with libpcap and run through
 // decode_frame + classify_tls. The ClientHello randoms must be exactly the client randoms
@@ -27,8 +28,8 @@
 #include <thread>
 #include <vector>
 
-#include "correlate/frame.h"
-#include "correlate/tls_keys.h"
+#include "net/frame.h"
+#include "tls/keys.h"
 
 extern char** environ;
 

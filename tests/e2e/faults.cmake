@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Fault tests of the ecapture-hp binary (issue 7): SIGKILL + stale filters, SIGINT/SIGTERM under
 # load, ENOSPC, a slow output, TLS processes dying mid-handshake / libssl dlclose, -Z, and a
 # one-minute soak (tools/soak.sh 1; the 10-minute run is manual, see docs/reliability.md).

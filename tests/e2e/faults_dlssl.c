@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // faults_tls_exit.sh helper: a TLS client that dlopen()s libssl for every request and
 // dlclose()s it afterwards, so the traced library is mapped and unmapped under the uprobes.
 //   faults_dlssl IP PORT COUNT -> one line per request: "dl-N ok unmapped=yes|no"

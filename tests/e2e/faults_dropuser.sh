@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # -Z USER: privileges are dropped after attach, as tcpdump does. The process runs as that user
 # (every thread: /proc/PID/task/*/status Uid/Gid), keeps only CAP_NET_ADMIN (for removing its TC
 # filters at exit; bounding set too), cannot get root back, the output belongs to that user

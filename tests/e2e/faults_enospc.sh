@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # ENOSPC: output on a 4 MiB tmpfs under a UDP flood. The capture stops by itself, exits != 0
 # with one clear error line, the file is a valid pcapng (cut back to the last complete block),
 # and no TC filter or clsact is left behind.

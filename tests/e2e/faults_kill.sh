@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # SIGKILL under traffic: the file is a valid pcapng up to the last flush (at most ~2 s lost), the
 # killed run's TC filters are still there, the next start removes them and says so (one line per
 # filter), and after that run nothing is left on the interface.

@@ -1,5 +1,6 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Helpers for the fault tests (tests/e2e/faults_*.sh) and tools/soak.sh, on top of lib.sh.
-# Source it with TAG set (<= 8 characters): names get engineer p12's prefix.
+# Source it with TAG set (<= 8 characters): names get the prefix p12-.
 _FAULTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$_FAULTS_DIR/lib.sh"
 rmdir "$WORK" 2>/dev/null

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # SIGINT and SIGTERM under load (a UDP flood from the namespace plus TLS requests): exit 0,
 # everything buffered written, ISBs with counts, the file valid for tshark and tcpdump, and the
 # packet count in the file equal to the engine's "packets written" (and to the ISB's ifrecv).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Slow disk: the output (-w -) goes through a pipe whose reader takes 1 MB/s while a UDP flood
 # produces far more. Backpressure must be counted (consumer stalls / ring drops in the stats,
 # the drops also in the ISB), memory must stay bounded (RSS sampled from /proc every 0.5 s:

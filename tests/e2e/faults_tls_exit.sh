@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # A traced process that dies mid-handshake, and libssl unloaded under the uprobes:
 #  - openssl s_client sends its ClientHello to a server that never answers and is SIGKILLed:
 #    the hold-back keeps the flow at most --hold-ms, then releases it while still running

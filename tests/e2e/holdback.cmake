@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Hold-back end to end (root): real openssl TLS 1.2/1.3 sessions in a netns, captured by dumpcap,
 # replayed through HoldBack with late secrets; plain `tshark -Y http` must decrypt every request,
 # and the same replay without hold-back must decrypt none.

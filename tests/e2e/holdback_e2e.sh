@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Hold-back end to end (root): real TLS 1.2 and 1.3 sessions (openssl s_server -www and
 # s_client -keylogfile) in a private network namespace, captured on its loopback by dumpcap.
 # The capture is replayed through HoldBack with every session's secrets delivered LATE (after its
@@ -113,7 +114,7 @@ check "hold-back output: tshark -Y http shows every request, no key log given" t
 # waiting for the body to end (a display option; still no key log).
 resp=$(tshark -r "$WORK/out.pcapng" -o http.desegment_body:FALSE -Y 'http.response.code == 200' 2>/dev/null | wc -l)
 check "hold-back output: every response decrypts too ($resp/$N)" test "$resp" -eq "$N"
-# Readers disagree on what is malformed (FACTS.md): both must accept the file.
+# Readers disagree on what is malformed (docs/facts.md): both must accept the file.
 reads_tcpdump() { tcpdump -r "$1" -nn -q >/dev/null 2>"$WORK/tcpdump.err" && ! grep -qi "truncated\|bogus\|invalid" "$WORK/tcpdump.err"; }
 reads_tshark() { tshark -r "$1" -V >/dev/null 2>"$WORK/tshark.err" && ! grep -qi "malformed\|appears to be damaged\|cut short" "$WORK/tshark.err"; }
 check "hold-back output reads cleanly with tcpdump" reads_tcpdump "$WORK/out.pcapng"

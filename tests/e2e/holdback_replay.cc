@@ -1,6 +1,7 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // holdback_replay: replays a capture through HoldBack with TLS secrets delivered LATE, the way the
 // uprobes deliver them (after the ServerHello and some application data), and writes a pcapng
-// with p1's encoders. Used by holdback_e2e.sh to prove that the hold-back makes every session
+// with ehp::pcapng's encoders. Used by holdback_e2e.sh to prove that the hold-back makes every session
 // decrypt from the file alone, and that writing the keys when they arrive (--mode direct) does not.
 //
 //   holdback_replay --mode hold|direct|graph --out OUT.pcapng IN.pcap[ng] KEYLOG...
@@ -28,9 +29,9 @@
 #include <vector>
 
 #include "correlate/correlator.h"
-#include "correlate/frame.h"
+#include "net/frame.h"
 #include "correlate/holdback.h"
-#include "correlate/tls_keys.h"
+#include "tls/keys.h"
 #include "output/pcapng.h"
 
 namespace {

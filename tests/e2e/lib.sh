@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Shared helpers for the end-to-end tests of the ecapture-hp binary. Source it; set TAG first
 # (a short unique name: namespaces, veths and temp dirs are named after it).
 set -u

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Issue 3: live capture on a veth, compared with tcpdump recording the same interface with the
 # same filter: same packets, right direction flags, wall-clock timestamps, process attribution
 # in both directions, the filter keeps out what it should, nothing left behind in tc.

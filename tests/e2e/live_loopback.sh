@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Capture on a loopback device, compared with tcpdump on the same device: a frame sent on lo
 # crosses lo's egress hook and then its ingress hook, so capturing both directions recorded every
 # packet twice (Wireshark then flags half the capture as retransmissions). libpcap keeps one copy;

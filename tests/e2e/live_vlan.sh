@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # VLAN tags the kernel moved into skb metadata (rx VLAN offload: a tagged frame arriving on an
 # Ethernet device has its 802.1Q/802.1ad tag stripped before TC and taps see it) must be back in
 # the captured frame, as libpcap puts them back from PACKET_AUXDATA: compared with tcpdump on the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Issue 5 (operator features) end-to-end tests of the ecapture-hp binary: streaming to tshark,
 # rotation, stop conditions and statistics, Wireshark extcap + install, command-line misuse.
 # Root, real peers in network namespaces; they need the binary, so they exist only with it.

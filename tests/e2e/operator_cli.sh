@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Issue 5, command line: every misuse of the operator flags gets exactly one clear stderr line and
 # a non-zero exit, starts no capture (no tc hook, no output file); --version, --help and -D exit 0;
 # and every flag `--help` shows is documented in docs/usage.md and the man page.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Shared by the operator_*.sh tests (issue 5). Source after setting TAG; wraps lib.sh and renames
 # the namespace/veth after TAG, which starts with p11 (the prefix every name must carry).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Issue 5, Wireshark extcap: ecapture-hp answers the extcap protocol, real tshark 4.0 finds it in
 # the personal extcap folder (Wireshark 4.0 looks in ~/.config/wireshark/extcap; 4.1+ moved it to
 # ~/.local/lib/wireshark/extcap) and `tshark -i ecapture-hp_<IF> -a duration:N -Y http` shows the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Issue 5, rotation (-b): TLS traffic across several rotations -- keep-alive sessions whose
 # requests span files, plus new sessions -- then every rotated file, read ON ITS OWN, must:
 #   - read cleanly with tshark and tcpdump, start with its own SHB + IDB and end with an ISB;

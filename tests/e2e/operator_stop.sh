@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Issue 5, stop conditions and statistics: -c N and -a packets:N write exactly N packets and stop
 # by themselves; -a duration:S stops after S seconds; -a filesize:KB stops once the file holds
 # KB kB; -q silences the periodic line but not the exit summary; the exit summary has one

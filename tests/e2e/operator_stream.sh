@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Issue 5, streaming: `ecapture-hp tls -m pcap -i IF -w - | tshark -i - -Y http` shows the decrypted
 # requests while the capture runs (the DSB ordering holds in a pipe), each request shows up
 # promptly (the writer's stream flush interval), and a reader that goes away stops ecapture-hp

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """Reads classic pcap and pcapng files (independently of libpcap) for the e2e checks.
 
   pcapcmp.py same OURS.pcapng THEIRS.pcap    same multiset of packet bytes?

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Issue "Security first": a hostile local user (nobody) against ecapture-hp: no code of an
 # inspected libssl runs in the engine (also in another mount namespace), a bit-flipped libssl is
 # refused without a crash, hostile files are read bounded (512 MiB sparse libssl, /dev/zero), the

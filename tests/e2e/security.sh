@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Issue "Security first": a hostile local user (nobody, uid 65534) must not get code run as root
 # through a library ecapture-hp inspects, must not crash it with a corrupted libssl, must not make
 # it read unbounded files, must not receive the secrets it writes, and a signal at any moment

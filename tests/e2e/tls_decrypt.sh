@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Issue 4: every TLS session captured live decrypts from the pcapng alone (no keylog given to tshark).
 # Servers (openssl s_server, python ssl) in a namespace; clients (curl TLS 1.2/1.3 with several
 # ciphers, python urllib, openssl s_client, 20 parallel curls) on the host; capture on the veth,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Issue 4 modes: -m keylog writes exactly the lines the clients' own SSLKEYLOGFILE holds;
 # -m text shows the request line with the right pid and comm.
 TAG=key

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Hook overhead of engine/tlsprobe, measured in one run: the same TLS workloads through the
 // system libssl (dynamically linked, so the uprobes fire here) with no probe, with the probe in
 // secrets mode and with the probe in -m text mode, rounds interleaved to spread machine noise.
@@ -115,7 +116,7 @@ int main(int argc, char** argv) {
       std::thread drain;
       if (m > 0) {
         ehp::tlsprobe::Options o;
-        o.pid = getpid();  // only this process: other engineers' TLS must not add noise
+        o.pid = getpid();  // only this process: other processes' TLS must not add noise
         o.plaintext = m == 3;
         o.force_io_fallback = m == 2;
         std::string err;

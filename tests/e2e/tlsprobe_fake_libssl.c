@@ -1,4 +1,5 @@
-/* A fake libssl.so.3 standing in for a vendor build whose layout drifted (FACTS.md: a vendor
+// SPDX-License-Identifier: BSD-2-Clause
+/* A fake libssl.so.3 standing in for a vendor build whose layout drifted (docs/facts.md: a vendor
  * 3.0.12 has ssl_st.session at 0x938 where upstream has 0x918). TlsProbe must refuse it. */
 #include <stddef.h>
 

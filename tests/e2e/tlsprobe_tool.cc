@@ -1,4 +1,5 @@
-// Test driver for ehp::tlsprobe::TlsProbe (used by tests/scripts/tlsprobe_*.sh).
+// SPDX-License-Identifier: BSD-2-Clause
+// Test driver for ehp::tlsprobe::TlsProbe (used by tests/e2e/tlsprobe_e2e.sh and tlsprobe_overhead.sh).
 //   tlsprobe_tool [--libssl P] [-p PID] [-u UID] [--text] --out FILE --ready FILE
 // Opens the probe, writes the attached libraries to --ready (the sentinel the scripts wait on),
 // then appends one line per event to --out until SIGINT/SIGTERM:
@@ -12,7 +13,7 @@
 #include <cstring>
 #include <string>
 
-#include "correlate/tls_keys.h"
+#include "tls/keys.h"
 #include "tlsprobe/tlsprobe.h"
 
 static volatile sig_atomic_t g_stop = 0;
@@ -57,13 +58,13 @@ int main(int argc, char** argv) {
   auto on_secrets = [&](const ehp::tls::Secrets& s, const ehp::tlsprobe::ProcInfo& p) {
     std::string lines = ehp::tls::keylog_lines(s);
     if (lines.empty()) {
-      fprintf(out, "N %u %u %u %s version=%04x cipher=%04x\n", p.pid, p.tid, p.uid, p.comm, s.version, s.cipher_id);
+      fprintf(out, "N %u %u %u %s version=%04x cipher=%04x\n", p.info.pid, p.info.tid, p.info.uid, p.info.comm, s.version, s.cipher_id);
     }
     size_t pos = 0;
     while (pos < lines.size()) {
       size_t nl = lines.find('\n', pos);
       if (nl == std::string::npos) nl = lines.size();
-      fprintf(out, "K %u %u %u %s %.*s\n", p.pid, p.tid, p.uid, p.comm, int(nl - pos), lines.data() + pos);
+      fprintf(out, "K %u %u %u %s %.*s\n", p.info.pid, p.info.tid, p.info.uid, p.info.comm, int(nl - pos), lines.data() + pos);
       pos = nl + 1;
     }
     fflush(out);
@@ -80,7 +81,7 @@ int main(int argc, char** argv) {
     std::string text(d.data.begin(), d.data.end());
     for (auto& c : text)
       if (c < 0x20 || c > 0x7e) c = '.';
-    fprintf(out, "D %u %u %u %s %c %llu %s %s\n", d.proc.pid, d.proc.tid, d.proc.uid, d.proc.comm,
+    fprintf(out, "D %u %u %u %s %c %llu %s %s\n", d.proc.info.pid, d.proc.info.tid, d.proc.info.uid, d.proc.info.comm,
             d.is_write ? 'W' : 'R', (unsigned long long)d.len_bytes, tuple.c_str(), text.c_str());
     fflush(out);
   };

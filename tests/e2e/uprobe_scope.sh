@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Where the kernel puts the handshake uprobes, read from the processes' own memory:
 #  - without -p, every process that maps libssl.so.3 gets the breakpoint (int3, 0xcc) at the
 #    probe address ecapture-hp prints ("hooks: handshake_func connect@0x... accept@0x...");

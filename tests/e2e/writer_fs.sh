@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Mounts a small tmpfs (ENOSPC), a ramfs (no O_DIRECT) and an ext4 on a loop device that is then
 # shrunk under it (writes past the new end: EIO) under /tmp/p2-*, runs the writer's filesystem
 # tests on them, and unmounts/detaches whatever happens. Needs root (mount, losetup).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # libFuzzer targets (issue 7, "Fuzzing"). Included by tests/CMakeLists.txt only with
 # -DEHP_FUZZ=ON; tools/fuzz.sh configures such a build (CC=clang CXX=clang++) and runs them.
 #
@@ -10,7 +11,7 @@
 #   fuzz_keylog         ehp::tls::parse_keylog_line, keylog_lines round trip
 #   fuzz_ring_record    capture ring walk + record decode (engine/capture/record.h)
 #   fuzz_translate      ehp::filter::translate -> kernel verifier (root) + verdict vs libpcap
-#   fuzz_filter         engineer p4's differential: translate vs userspace eBPF interpreter
+#   fuzz_filter         differential: translate vs userspace eBPF interpreter (tests/bpf/filter_ebpf_interp.h)
 #   fuzz_pcapng_prefix  ehp::pcapng::complete_prefix / scan_prefix
 #   fuzz_seeds          seed corpus generator (not a fuzzer)
 if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // libFuzzer target for engine/filter (tests/fuzz/fuzz.cmake builds it with EHP_FUZZ=ON), or by hand:
 //   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I engine -I tests/bpf \
 //     tests/fuzz/fuzz_filter.cc engine/filter/{compile,translate,install,prepared}.cc \

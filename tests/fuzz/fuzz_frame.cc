@@ -1,4 +1,5 @@
-// libFuzzer target: frame decoder and TLS hello recognition (engine/correlate/frame.h).
+// SPDX-License-Identifier: BSD-2-Clause
+// libFuzzer target: frame decoder and TLS hello recognition (engine/net/frame.h).
 //
 // Input: byte 0 bit 0 picks the linktype (0 Ethernet, 1 RAW), the rest is the captured frame.
 // Properties (beyond "no out-of-bounds read", which ASan checks: every span handed to the code
@@ -16,7 +17,7 @@
 #include <cstring>
 #include <vector>
 
-#include "correlate/frame.h"
+#include "net/frame.h"
 #include "fuzz_util.h"
 
 namespace {

@@ -1,4 +1,5 @@
-// libFuzzer target: NSS key log lines (engine/correlate/tls_keys.h).
+// SPDX-License-Identifier: BSD-2-Clause
+// libFuzzer target: NSS key log lines (engine/tls/keys.h).
 //
 // Input byte 0 picks the mode:
 //   even: the rest is one line for parse_keylog_line. Both overloads must agree; a refusal
@@ -17,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "correlate/tls_keys.h"
+#include "tls/keys.h"
 #include "fuzz_util.h"
 
 namespace {

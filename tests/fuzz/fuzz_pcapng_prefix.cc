@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // libFuzzer target: pcapng complete_prefix / scan_prefix (engine/output/pcapng.h), which the
 // writer uses to cut a file back to valid blocks after ENOSPC.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // libFuzzer target: decoding of the capture ring (bpf/abi/capture_abi.h) down to TLS hellos.
 //
 // Drives the engine's own ring decoding, engine/capture/record.h (ring_step: the consumer
@@ -19,7 +20,7 @@
 
 #include "abi/capture_abi.h"
 #include "capture/record.h"
-#include "correlate/frame.h"
+#include "net/frame.h"
 #include "fuzz_util.h"
 
 namespace ref = ehp::capture::record;

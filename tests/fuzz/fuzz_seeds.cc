@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Seed corpus generator for the fuzz targets (run by tools/fuzz.sh; nothing binary is committed).
 //   fuzz_seeds <dir>   writes <dir>/<target>/seed_NNN for every target in tests/fuzz/.
 // Seeds are built with the project's own encoders where there are some (pcapng blocks, key log
@@ -11,7 +12,7 @@
 #include <vector>
 
 #include "abi/capture_abi.h"
-#include "correlate/tls_keys.h"
+#include "tls/keys.h"
 #include "filter/cbpf.h"
 #include "output/pcapng.h"
 
@@ -215,9 +216,9 @@ void filter_seeds() {
       Bytes expr(e, e + std::strlen(e));
       // fuzz_translate: mode 2 = expression (byte 1 bit 0 = DLT_RAW), mode 0 = raw cBPF.
       put("fuzz_translate", cat({{2, uint8_t(dlt == 12)}, expr}));
-      // p4's fuzz_filter: even = expression (bit 1 = DLT_RAW), odd = raw cBPF.
+      // fuzz_filter: even = expression (bit 1 = DLT_RAW), odd = raw cBPF.
       // (not protochain: its backward jump trips fuzz_filter's "libpcap output must translate"
-      // check, which does not yet exempt programs bpf_validate refuses; reported to p4)
+      // check, which does not yet exempt programs bpf_validate refuses; listed in tests/fuzz/crashers/README.md)
       if (!std::strstr(e, "protochain")) put("fuzz_filter", cat({{uint8_t(dlt == 12 ? 2 : 0)}, expr}));
       if (!cbpf) continue;
       Bytes raw(cbpf->size() * 8);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // libFuzzer target: cBPF -> eBPF translator (engine/filter/filter.h) against the real verifier.
 //
 // Property (issue 7): for every cBPF program, ehp::filter::translate either refuses it with an
@@ -21,7 +22,7 @@
 //   [0] call +1 (BPF_PSEUDO_CALL)   [1] exit   [2..] body
 // which is how install() lays it out (a static subprogram: the verifier checks it in its
 // caller's context, R1 = ctx). Every EHP_FUZZ_INSTALL_EVERY-th accepted translation (default
-// 64; 0 = never) also goes through p4's real mechanism: filter_test skeleton + install() +
+// 64; 0 = never) also goes through the engine's real mechanism: filter_test skeleton + install() +
 // load with BTF func_info. Measured: ~1300 inputs/s with every translation loaded (76k verifier
 // loads in 60 s), so there is no need to load only every Nth one.
 // Without root (EPERM at the first load) the target says so once and checks translation only.

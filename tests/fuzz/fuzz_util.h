@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Helpers shared by the libFuzzer targets in tests/fuzz/.
 #pragma once
 #include <cstdio>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Correlator: secrets go through null rejection, dedup and derivation in the flow graph and meet
 // the packets in the serial hold-back node.
 #include "correlate/correlator.h"
@@ -11,7 +12,7 @@
 #include <map>
 #include <thread>
 
-#include "correlate/tls_keys.h"
+#include "tls/keys.h"
 #include "holdback_testlib.h"
 
 namespace ehp::correlate {

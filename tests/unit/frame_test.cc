@@ -1,8 +1,9 @@
-// Unit tests for engine/correlate/frame: crafted Ethernet/VLAN/IPv4/IPv6/TCP/UDP frames,
+// SPDX-License-Identifier: BSD-2-Clause
+// Unit tests for engine/net/frame: crafted Ethernet/VLAN/IPv4/IPv6/TCP/UDP frames,
 // TLS hello recognition, and every truncation of every valid frame (run under ASan with
 // -DEHP_SANITIZE=ON: each truncation is copied into an exactly-sized heap buffer so that a
 // read past the captured bytes is a reported error, not silent).
-#include "correlate/frame.h"
+#include "net/frame.h"
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>

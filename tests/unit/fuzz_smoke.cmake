@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # CI smoke runs of issue 7's fuzzing and sanitizer jobs (label `fuzz`, not `unit`: they build
 # their own instrumented trees and take minutes, so `ctest -L unit` stays fast).
 #   fuzz.smoke_10s      tools/fuzz.sh 10: clang/libFuzzer build of tests/fuzz/ in <build>/fuzz-smoke,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Hold-back (DSB-before-ClientHello ordering) and the correlation flow graph: pure code, no root.
 add_executable(holdback_test ${EHP_TEST_DIR}/unit/holdback_test.cc)
 target_include_directories(holdback_test PRIVATE ${EHP_TEST_DIR}/unit)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // HoldBack: the DSB of a session must reach the sink before that session's ClientHello, held
 // packets keep their order, nothing else waits, and every bound (time, bytes, flows) releases
 // and counts.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Test helpers for the hold-back and correlator tests: synthetic Ethernet/IPv4/TCP frames that
 // carry TLS ClientHello / ServerHello / application-data records, and a Sink that records what
 // it is given (copying frames, as the Sink contract requires).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Golden-byte tests for the pcapng encoders. Every expected block below was derived by hand from
 // the pcapng spec (draft-ietf-opsawg-pcapng sections 3-4), not from the encoder's output:
 // little-endian, block = type | total length | fixed fields | data padded to 4 | options | length.

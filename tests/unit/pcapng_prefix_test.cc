@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // complete_prefix: the writer truncates to it after ENOSPC, so it must stop exactly at the end of
 // the last whole, well-formed block for every truncation and for common corruptions.
 #include "output/pcapng.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Files built with the encoders are read back by the real readers: tshark (Wireshark's wiretap)
 // and tcpdump (libpcap). Both must read them without an error, and the fields tshark shows
 // must be the values we encoded. Runs without privileges; tshark/tcpdump/capinfos come from PATH.

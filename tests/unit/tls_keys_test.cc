@@ -1,6 +1,7 @@
-// Unit tests for engine/correlate/tls_keys: HKDF-Expand-Label known answers, key log lines,
+// SPDX-License-Identifier: BSD-2-Clause
+// Unit tests for engine/tls/keys: HKDF-Expand-Label known answers, key log lines,
 // key log parsing and the bounded client-random dedup.
-#include "correlate/tls_keys.h"
+#include "tls/keys.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -493,7 +494,7 @@ TEST(TlsKeysDedup, ZeroCapacityStillWorks) {
 // An in-memory handshake (BIO pair) between an OpenSSL client and server; the client's
 // keylog callback output is the reference. TLS 1.2 material comes from public API. For
 // TLS 1.3, OpenSSL has no API for handshake_secret / handshake_traffic_hash, so they are read
-// at the ssl_st offsets of FACTS.md (Debian 3.0.19) -- after checking two of those offsets
+// at the ssl_st offsets of docs/facts.md (Debian 3.0.19) -- after checking two of those offsets
 // against public API (client_random, session); on another layout the TLS 1.3 part skips.
 
 std::string g_keylog;
@@ -588,7 +589,7 @@ TEST_P(TlsKeysOpenSsl13, MatchesOpenSslKeylog) {
   TlsPair p;
   ASSERT_TRUE(handshake(p, TLS1_3_VERSION, GetParam()));
   const auto* raw = reinterpret_cast<const uint8_t*>(p.client);
-  // FACTS.md offsets (x86_64, Debian libssl3 3.0.19); verified against public API first.
+  // docs/facts.md offsets (x86_64, Debian libssl3 3.0.19); verified against public API first.
   constexpr size_t kClientRandom = 0x160, kSession = 0x918, kHandshakeSecret = 0x584,
                    kHandshakeTrafficHash = 0x704, kClientApp = 0x744, kServerApp = 0x784,
                    kExporter = 0x7c4;
@@ -598,7 +599,7 @@ TEST_P(TlsKeysOpenSsl13, MatchesOpenSslKeylog) {
   std::memcpy(&session, raw + kSession, sizeof session);
   if (std::memcmp(raw + kClientRandom, s.client_random.data(), 32) != 0 ||
       session != SSL_get_session(p.client)) {
-    GTEST_SKIP() << "ssl_st layout differs from FACTS.md (" << OpenSSL_version(OPENSSL_VERSION)
+    GTEST_SKIP() << "ssl_st layout differs from docs/facts.md (" << OpenSSL_version(OPENSSL_VERSION)
                  << ")";
   }
   s.version = static_cast<uint16_t>(SSL_version(p.client));

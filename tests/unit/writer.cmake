@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # io_uring writer (engine/output/uring_writer.*), unprivileged: file mode/O_TRUNC/O_NOFOLLOW,
 # O_DIRECT on the build dir's filesystem, byte-exact content across many buffers, the 2 s flush
 # deadline, real short writes (RLIMIT_FSIZE, a slow stdout pipe). Files go under the build dir

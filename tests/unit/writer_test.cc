@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // io_uring writer, unprivileged tests on the filesystem of the build dir (ext4 here).
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -1,4 +1,5 @@
-// Helpers shared by the io_uring writer tests: real pcapng blocks from the p1 encoders, encoded
+// SPDX-License-Identifier: BSD-2-Clause
+// Helpers shared by the io_uring writer tests: real pcapng blocks from ehp::pcapng's encoders, encoded
 // straight into Writer::reserve() space (the way the engine uses it), and readers that run the
 // real tools (tshark, tcpdump) on the result.
 #pragma once
@@ -49,7 +50,7 @@ inline ToolResult run_tool(const std::string& cmd) {
   return r;
 }
 
-// tshark and tcpdump disagree on what is malformed (FACTS.md), so a file is valid only when
+// tshark and tcpdump disagree on what is malformed (docs/facts.md), so a file is valid only when
 // both read it to the end without a complaint.
 inline std::string readers_complaints(const std::string& path) {
   std::string bad;

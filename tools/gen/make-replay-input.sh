@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Captures real TLS + UDP traffic into a pcap, the input of the replay benchmarks
 # (tools/bench.sh: ecapture-hp replay vs the pcapgo writer vs fio).
 #

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /* udpgen: fixed-duration UDP load for the capture benchmarks (tools/bench-capture.sh).
  *
  *   udpgen -d DST_IP -p PORT [-t SECONDS] [-s PAYLOAD_BYTES] [-n SENDERS] [-b BATCH]

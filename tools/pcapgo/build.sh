@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Builds tools/pcapgo (eCapture's writer: gopacket pcapgo NgWriter) offline in GOPATH mode
 # against Debian's golang-github-google-gopacket-dev. Usage: build.sh OUT_BINARY
 set -euo pipefail

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: BSD-2-Clause
+
 // pcapgo-writer: the writer of eCapture's pcap mode, measured on the same packets as
 // `ecapture-hp replay`, so the two can be compared in one run (tools/bench.sh, docs/performance.md).
 //

@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "pipeline/session.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "base/clock.h"
+#include "filter/filter.h"
+#include "output/create.h"
+#include "tls/keys.h"
+
+namespace ehp::pipeline {
+namespace {
+
+int fail(const std::string& msg) {
+  fprintf(stderr, "ecapture-hp: %s\n", msg.c_str());
+  return 1;
+}
+
+// A filter whose compilation takes longer than this is refused (filter/cbpf.h says why).
+constexpr unsigned kFilterCompileMs = 3000;
+constexpr uint64_t kStatsIntervalNs = 2'000'000'000ull;
+
+std::string human_bytes(uint64_t b) {
+  char buf[32];
+  if (b >= (1ull << 30)) snprintf(buf, sizeof buf, "%.2f GiB", double(b) / double(1ull << 30));
+  else if (b >= (1ull << 20)) snprintf(buf, sizeof buf, "%.1f MiB", double(b) / double(1ull << 20));
+  else if (b >= 1024) snprintf(buf, sizeof buf, "%.1f KiB", double(b) / 1024.0);
+  else snprintf(buf, sizeof buf, "%llu B", (unsigned long long)b);
+  return buf;
+}
+
+// The filter, compiled for the interfaces' one link type and translated to eBPF.
+bool compile_filter(const Config& cfg, std::vector<struct bpf_insn>* body, std::string* err) {
+  if (cfg.filter.empty()) return true;
+  uint16_t linktype = 0;
+  for (auto& name : cfg.ifaces) {
+    const uint16_t lt = capture::interface_linktype(name);
+    if (linktype && lt != linktype) {
+      *err = "interfaces with different link types (Ethernet and raw IP) need separate runs";
+      return false;
+    }
+    linktype = lt;
+  }
+  auto cbpf = filter::compile_cbpf_bounded(cfg.filter, linktype, cfg.snaplen, kFilterCompileMs, err);
+  if (!cbpf) return false;
+  auto ebpf = filter::translate(*cbpf, err);
+  if (!ebpf) return false;
+  *body = std::move(*ebpf);
+  return true;
+}
+
+}  // namespace
+
+std::unique_ptr<tlsprobe::TlsProbe> open_probe(const Config& cfg, bool plaintext, std::string* err) {
+  tlsprobe::Options to;
+  to.libssl_path = cfg.libssl;
+  to.pid = cfg.pid;
+  to.uid = cfg.uid;
+  to.plaintext = plaintext;
+  std::vector<std::string> skipped;
+  auto probe = tlsprobe::TlsProbe::open(to, err, &skipped);
+  for (auto& s : skipped) fprintf(stderr, "ecapture-hp: %s\n", s.c_str());
+  if (!probe && std::find(skipped.begin(), skipped.end(), *err) != skipped.end()) err->clear();
+  return probe;
+}
+
+// ---- -m pcap -----------------------------------------------------------------------------------
+
+std::unique_ptr<CaptureSession> CaptureSession::open(const Config& cfg, StopSignals& sig, const DropUser* drop,
+                                                     std::string* err) {
+  std::unique_ptr<CaptureSession> s(new CaptureSession(cfg, sig));
+  std::vector<struct bpf_insn> filter_body;
+  if (!compile_filter(cfg, &filter_body, err)) return nullptr;
+
+  capture::Options co;
+  co.ifaces = cfg.ifaces;
+  co.cpus = cfg.cpus;
+  co.snaplen = cfg.snaplen;
+  co.ring_bytes_per_cpu = cfg.ring_bytes_per_cpu;
+  co.pid = cfg.pid;
+  co.uid = cfg.uid;
+  if (!filter_body.empty())
+    co.before_load = [&](struct bpf_object*, struct bpf_program* in, struct bpf_program* out, std::string* e) {
+      return filter::install(in, filter_body, e) && filter::install(out, filter_body, e);
+    };
+  s->cap_ = capture::Capture::open(co, err);
+  if (!s->cap_) return nullptr;
+
+  // Packets are worth capturing even when no TLS library can be traced: say so, go on.
+  std::string perr;
+  s->probe_ = open_probe(cfg, false, &perr);
+  if (!s->probe_) {
+    if (!perr.empty()) fprintf(stderr, "ecapture-hp: %s\n", perr.c_str());
+    fprintf(stderr, "ecapture-hp: warning: no TLS library is traced; packets are captured, TLS sessions will not decrypt\n");
+  }
+
+  std::vector<SinkIface> sifaces;
+  for (auto& i : s->cap_->interfaces())
+    sifaces.push_back({i.name, std::string("ecapture-hp TC ") + (i.loopback ? "egress" : "ingress+egress") + " on " + i.name,
+                       i.linktype});
+  SinkOptions so;
+  so.path = cfg.pcapfile;
+  so.filter = cfg.filter;
+  so.snaplen = cfg.snaplen;
+  so.direct_io = cfg.direct_io;
+  so.allow_foreign_stream = cfg.output_is_callers_fifo;
+  so.rotate_bytes = cfg.ring_filesize_kb * 1000;
+  so.rotate_duration_ns = cfg.ring_duration_s * 1'000'000'000ull;
+  so.ring_files = cfg.ring_files;
+  so.stop_after_bytes = cfg.stop_filesize_kb * 1000;
+  s->sink_ = PcapngSink::open(so, sifaces, err);
+  if (!s->sink_) return nullptr;
+
+  correlate::HoldBackConfig hc;
+  hc.hold_ns = cfg.hold_ms * 1'000'000ull;
+  s->corr_ = std::make_unique<correlate::Correlator>(hc, *s->sink_, 1 << 16);
+
+  std::vector<std::string> lines;
+  capture::remove_leftovers(s->cap_->interfaces(), &lines);
+  for (auto& l : lines) fprintf(stderr, "ecapture-hp: %s\n", l.c_str());
+  {
+    // A signal arriving now waits for the attach to finish, then takes the clean path.
+    auto g = sig.attach_lock();
+    if (!s->cap_->attach(err)) return nullptr;
+    sig.started();
+  }
+  s->cap_->start();
+  if (drop) {
+    // After attach, as tcpdump does. Keep CAP_NET_ADMIN in this thread: detach() at exit
+    // removes the TC filters (and our clsact) over netlink. ~Capture detaches on failure.
+    for (const auto& f : s->sink_->files()) chown_output(f, *drop);
+    if (!drop_privileges(*drop, true, err)) return nullptr;
+    s->drop_caps_ = true;
+  }
+  if (!cfg.quiet) {
+    if (s->probe_)
+      for (auto& l : s->probe_->libraries()) fprintf(stderr, "ecapture-hp: tracing %s\n", l.c_str());
+    fprintf(stderr, "ecapture-hp: capturing on %zu interface(s) to %s, press Ctrl-C to stop\n", cfg.ifaces.size(),
+            cfg.pcapfile == "-" ? "standard output" : cfg.pcapfile.c_str());
+  }
+
+  auto* corr = s->corr_.get();
+  s->keys_ = std::make_unique<KeyReader>(
+      s->probe_.get(), [corr](const tls::Secrets& k, const tlsprobe::ProcInfo&) { corr->push_secrets(k); },
+      KeyReader::OnData{}, s->drop_caps_);
+  s->pump_ = std::make_unique<Pump>(*s->cap_, *s->corr_, *s->sink_,
+                                    Pump::Limits{cfg.stop_packets, cfg.stop_filesize_kb * 1000}, s->drop_caps_);
+  s->stats_ = std::make_unique<StatsReporter>([p = s.get()] { return p->stats_line(); }, kStatsIntervalNs,
+                                              s->drop_caps_);
+  s->keys_->start();
+  s->pump_->start();
+  if (!cfg.quiet) s->stats_->start();
+  return s;
+}
+
+CaptureSession::~CaptureSession() = default;
+
+std::string CaptureSession::stats_line() {
+  auto cs = cap_->stats();
+  auto hs = corr_->stats();
+  auto ss = sink_->stats();
+  char buf[512];
+  snprintf(buf, sizeof buf,
+           "%llu pkts %s, keys %llu, held flows %llu, written %llu pkts; drops: ring=%llu queue=%llu graph=%llu writer=%llu",
+           (unsigned long long)pump_->packets(), human_bytes(pump_->bytes()).c_str(),
+           (unsigned long long)keys_->secrets(), (unsigned long long)hs.holdback.flows_held_now,
+           (unsigned long long)ss.packets, (unsigned long long)cs.reserve_fail, (unsigned long long)cs.queue_full,
+           (unsigned long long)hs.holdback.released_overflow, (unsigned long long)ss.write_failures);
+  return buf;
+}
+
+void CaptureSession::run() {
+  const uint64_t start = mono_ns();
+  const uint64_t duration_ns = cfg_.stop_duration_s * 1'000'000'000ull;
+  while (!sig_.wait(100)) {
+    if (pump_->autostop()) break;
+    if (duration_ns && mono_ns() - start >= duration_ns) break;
+  }
+  // Stopped by a signal: that was the first one (the count only grows); by -a/-c: none.
+  signals_at_stop_ = sig_.requested() ? 1 : 0;
+}
+
+int CaptureSession::shutdown() {
+  // The order: stop producing (TC filters off), drain the rings, drain the keys, release held
+  // flows, ISBs, close.
+  stats_->request_stop();
+  cap_->detach();
+  bool ok = false;
+  std::string close_err;
+  {
+    DrainGuard guard(sig_, signals_at_stop_, cfg_.pcapfile == "-" ? "the output" : cfg_.pcapfile, drop_caps_);
+    pump_->stop_when_drained();
+    keys_->stop();
+    cap_->stop();
+    pump_->join();
+    stats_->join();  // after the pump: a stalled output holds it in corr.stats() till then
+    corr_->drain();
+    auto cs = cap_->stats();
+    for (uint32_t id = 0; id < cap_->interfaces().size(); ++id)
+      sink_->set_interface_drops(id, id == 0 ? cs.reserve_fail : 0, 0);
+    ok = sink_->close(&close_err);
+  }
+  const bool write_error = !ok || sink_->failed();
+  print_summary(write_error);
+  if (!ok) return fail(close_err);
+  if (sink_->failed()) return fail(sink_->error());
+  return 0;
+}
+
+void CaptureSession::print_summary(bool write_error) {
+  auto cs = cap_->stats();
+  auto hs = corr_->stats();
+  auto ss = sink_->stats();
+  // One line per interface, as dumpcap prints it: that interface's packets; the BPF ring is
+  // shared by all interfaces, so its drops are reported once, on the first (like the ISBs).
+  for (uint32_t id = 0; id < cap_->interfaces().size(); ++id)
+    fprintf(stderr, "Packets received/dropped on interface '%s': %llu/%llu\n", cap_->interfaces()[id].name.c_str(),
+            (unsigned long long)sink_->interface_packets(id), (unsigned long long)(id == 0 ? cs.reserve_fail : 0));
+  // The other places a packet or a session's decryptability can be lost, when any happened.
+  if (cs.load_fail || cs.no_ring || cs.truncated || ss.sessions_not_carried)
+    fprintf(stderr,
+            "ecapture-hp: also lost: %llu frames the kernel could not copy, %llu with no ring, "
+            "%llu saved shorter than on the wire (-s or 64 KiB cap); %llu open TLS sessions not carried into rotated files\n",
+            (unsigned long long)cs.load_fail, (unsigned long long)cs.no_ring, (unsigned long long)cs.truncated,
+            (unsigned long long)ss.sessions_not_carried);
+  // After a write error the writer cut the file back to its last complete block: the count is
+  // what was handed to it, not what the file holds, and the summary must not claim otherwise.
+  fprintf(stderr,
+          "ecapture-hp: %llu packets %s, %llu DSBs, %llu keys; held flows released with keys %llu, "
+          "on timeout %llu, on overflow %llu; null keys %llu, duplicate keys %llu\n",
+          (unsigned long long)ss.packets,
+          write_error ? "encoded before the write error (the file keeps them up to its last complete block)" : "written",
+          (unsigned long long)ss.dsbs, (unsigned long long)keys_->secrets(),
+          (unsigned long long)hs.holdback.released_keyed, (unsigned long long)hs.holdback.released_timeout,
+          (unsigned long long)hs.holdback.released_overflow, (unsigned long long)hs.null_keys,
+          (unsigned long long)hs.duplicates);
+}
+
+// ---- -m keylog / -m text -----------------------------------------------------------------------
+
+namespace {
+
+void print_plaintext(const tlsprobe::PlainData& d) {
+  char tuple[192] = "";
+  if (d.tuple) {
+    char a[64], b[64];
+    const int af = d.tuple->ip_version == 6 ? AF_INET6 : AF_INET;
+    inet_ntop(af, d.tuple->saddr.data(), a, sizeof a);
+    inet_ntop(af, d.tuple->daddr.data(), b, sizeof b);
+    snprintf(tuple, sizeof tuple, " %s:%u -> %s:%u", a, d.tuple->sport, b, d.tuple->dport);
+  }
+  printf("[%s] %s len=%zu%s\n", d.is_write ? "SSL_write" : "SSL_read", format_process(d.proc.info).c_str(),
+         d.data.size(), tuple);
+  fwrite(d.data.data(), 1, d.data.size(), stdout);
+  printf("\n");
+  fflush(stdout);
+}
+
+}  // namespace
+
+int run_keylog_or_text(const Config& cfg, StopSignals& sig, const DropUser* drop) {
+  std::string err;
+  auto probe = open_probe(cfg, cfg.mode == Mode::Text, &err);
+  if (!probe) return err.empty() ? 1 : fail(err);
+  int fd = -1;
+  if (cfg.mode == Mode::Keylog) {
+    fd = output::create_output(cfg.keylogfile, false, false, &err).fd;
+    if (fd < 0) return fail(err);
+  }
+  {
+    auto g = sig.attach_lock();
+    sig.started();
+  }
+  if (drop) {
+    // Uprobe links and the ring are plain fds: nothing at teardown needs a capability.
+    if (fd >= 0 && fchown(fd, drop->uid, drop->gid) != 0)
+      fprintf(stderr, "ecapture-hp: warning: chown %s: %s\n", cfg.keylogfile.c_str(), strerror(errno));
+    if (!drop_privileges(*drop, false, &err)) return fail(err);
+  }
+  for (auto& l : probe->libraries()) fprintf(stderr, "ecapture-hp: tracing %s\n", l.c_str());
+  fprintf(stderr, "ecapture-hp: capturing, press Ctrl-C to stop\n");
+
+  // Runs on the key reader's thread only.
+  tls::ClientRandomDedup dedup(1 << 16);
+  std::atomic<uint64_t> keys{0}, null_keys{0}, dups{0};
+  std::atomic<bool> write_failed{false};
+  auto on_secrets = [&](const tls::Secrets& s, const tlsprobe::ProcInfo& p) {
+    const std::string lines = tls::keylog_lines(s);
+    if (lines.empty()) return void(null_keys++);
+    if (!dedup.insert(s.client_random)) return void(dups++);
+    keys++;
+    if (fd >= 0) {
+      if (::write(fd, lines.data(), lines.size()) != ssize_t(lines.size())) write_failed = true;
+    } else {
+      printf("[keys] pid=%u comm=%.16s\n%s", p.info.pid, p.info.comm, lines.c_str());
+      fflush(stdout);
+    }
+  };
+  KeyReader reader(probe.get(), on_secrets, cfg.mode == Mode::Text ? KeyReader::OnData(print_plaintext) : nullptr,
+                   false);
+  StatsReporter stats(
+      [&] {
+        char b[160];
+        snprintf(b, sizeof b, "keys %llu null %llu dup %llu ring-drops %llu", (unsigned long long)keys.load(),
+                 (unsigned long long)null_keys.load(), (unsigned long long)dups.load(),
+                 (unsigned long long)probe->stats().ring_drops);
+        return std::string(b);
+      },
+      kStatsIntervalNs, false);
+  reader.start();
+  if (!cfg.quiet && cfg.mode == Mode::Keylog) stats.start();
+  const uint64_t deadline = cfg.stop_duration_s ? mono_ns() + cfg.stop_duration_s * 1'000'000'000ull : 0;
+  while (!sig.wait(100) && !(deadline && mono_ns() >= deadline)) {
+  }
+  stats.request_stop();
+  reader.stop();
+  stats.join();
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+  fprintf(stderr, "ecapture-hp: %llu sessions' keys written, %llu null keys rejected, %llu duplicates, %llu ring drops\n",
+          (unsigned long long)keys.load(), (unsigned long long)null_keys.load(), (unsigned long long)dups.load(),
+          (unsigned long long)probe->stats().ring_drops);
+  if (write_failed) return fail("writing " + cfg.keylogfile + " failed");
+  return 0;
+}
+
+}  // namespace ehp::pipeline

@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// Offsets are confirmed against the real library before anything is traced, by reading the
+// file only: the verified 3.0 row passes accessor decoding on this machine's libssl, the
+// handshake functions found in the file are the ones the library installs at run time, and
+// every kind of wrong table, foreign library or hostile file is refused with one line.
+// No root needed.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <openssl/ssl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+
+#include "tlsprobe/libssl.h"
+#include "tlsprobe/tlsprobe.h"
+
+using namespace ehp::tlsprobe;
+
+namespace {
+const char* kSystemLibssl = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+
+// The system library, opened and parsed as the probe does.
+struct Opened {
+  UntrustedFile file;
+  ElfFile elf;
+};
+std::unique_ptr<Opened> open_elf(const std::string& path) {
+  std::string err;
+  auto f = UntrustedFile::open_named(path, &err);
+  EXPECT_TRUE(f) << err;
+  if (!f) return nullptr;
+  auto o = std::make_unique<Opened>();
+  o->file = std::move(*f);
+  EXPECT_TRUE(o->elf.open(o->file, path, &err)) << err;
+  return o;
+}
+const ElfFile& sys_elf() {
+  static auto o = open_elf(kSystemLibssl);
+  return o->elf;
+}
+
+ehp_tls_offsets table30() {
+  OpenSslVersion v;
+  v.major = 3;
+  v.minor = 0;
+  v.patch = 19;
+  const OffsetTable* row = offsets_for(v);
+  EXPECT_NE(row, nullptr);
+  return row ? row->off : ehp_tls_offsets{};
+}
+}  // namespace
+
+TEST(TlsProbeOffsets, SystemLibraryVersionFromLibcrypto) {
+  std::string err;
+  auto lib = named_libssl(kSystemLibssl, &err);
+  ASSERT_TRUE(lib) << err;
+  auto v = detect_version(*lib, sys_elf(), &err);
+  ASSERT_TRUE(v) << err;
+  EXPECT_EQ(v->major, 3);
+  EXPECT_EQ(v->minor, 0);
+  EXPECT_NE(v->text.find("OpenSSL 3.0."), std::string::npos) << v->text;
+}
+
+TEST(TlsProbeOffsets, TableRows) {
+  OpenSslVersion v;
+  v.major = 3, v.minor = 0, v.patch = 7;
+  ASSERT_NE(offsets_for(v), nullptr);
+  EXPECT_TRUE(offsets_for(v)->verified);
+  EXPECT_EQ(offsets_for(v)->off.ssl_st_session_offset, 0x918u);
+  v.minor = 1;
+  ASSERT_NE(offsets_for(v), nullptr);
+  EXPECT_FALSE(offsets_for(v)->verified);
+  v.major = 1, v.minor = 1, v.patch = 1;
+  ASSERT_NE(offsets_for(v), nullptr);
+  EXPECT_FALSE(offsets_for(v)->verified);
+  EXPECT_NE(offsets_for(v)->off.ssl_st_s3_ptr_offset, 0u);
+  v.major = 3, v.minor = 2, v.patch = 0;  // SSL_CONNECTION layout: no row
+  EXPECT_EQ(offsets_for(v), nullptr);
+}
+
+TEST(TlsProbeOffsets, VerifiedRowConfirmedOnSystemLibrary) {
+  std::string how, err;
+  ASSERT_TRUE(confirm_offsets(sys_elf(), table30(), &how, &err)) << err;
+  EXPECT_NE(how.find("accessors decoded"), std::string::npos) << how;
+  std::vector<std::string> undecoded;
+  ASSERT_TRUE(check_accessors(sys_elf(), table30(), &err, &undecoded)) << err;
+  EXPECT_TRUE(undecoded.empty()) << undecoded.front();
+}
+
+// ossl_statem_connect/accept, located from the file alone, are exactly what this library puts
+// into ssl_st.handshake_func at run time (read here, in the test process, from a real SSL).
+TEST(TlsProbeOffsets, HandshakeFunctionsFromTheFileMatchTheRuntime) {
+  std::string why;
+  auto fns = locate_handshake_functions(sys_elf(), 0x30, &why);
+  ASSERT_TRUE(fns) << why;
+  EXPECT_NE(fns->connect_file_offset, fns->accept_file_offset);
+
+  void* h = dlopen(kSystemLibssl, RTLD_NOW | RTLD_NOLOAD);  // linked into this test already
+  ASSERT_NE(h, nullptr);
+  SSL_CTX* ctx = SSL_CTX_new(TLS_method());
+  ASSERT_NE(ctx, nullptr);
+  uint64_t runtime[2] = {};
+  for (int side = 0; side < 2; ++side) {
+    SSL* s = SSL_new(ctx);
+    ASSERT_NE(s, nullptr);
+    if (side == 0) SSL_set_connect_state(s);
+    else SSL_set_accept_state(s);
+    void* fn = nullptr;
+    memcpy(&fn, reinterpret_cast<const char*>(s) + 0x30, sizeof fn);
+    Dl_info info{}, self{};
+    ASSERT_TRUE(dladdr(fn, &info));
+    ASSERT_TRUE(dladdr(reinterpret_cast<void*>(&SSL_new), &self));
+    ASSERT_EQ(info.dli_fbase, self.dli_fbase) << "handshake_func is not in libssl";
+    auto off = sys_elf().file_offset(reinterpret_cast<uintptr_t>(fn) - reinterpret_cast<uintptr_t>(self.dli_fbase));
+    ASSERT_TRUE(off);
+    runtime[side] = *off;
+    SSL_free(s);
+  }
+  SSL_CTX_free(ctx);
+  EXPECT_EQ(fns->connect_file_offset, runtime[0]);
+  EXPECT_EQ(fns->accept_file_offset, runtime[1]);
+  // A wrong handshake_func offset in the table is caught: no store to it decodes.
+  EXPECT_FALSE(locate_handshake_functions(sys_elf(), 0x38, &why));
+}
+
+TEST(TlsProbeOffsets, DecoderCatchesDriftedSession) {
+  auto off = table30();
+  off.ssl_st_session_offset = 0x938;
+  std::string err;
+  EXPECT_FALSE(check_accessors(sys_elf(), off, &err));
+  EXPECT_NE(err.find("SSL_get_session"), std::string::npos) << err;
+  EXPECT_NE(err.find("0x918"), std::string::npos) << err;
+}
+
+TEST(TlsProbeOffsets, DecoderCatchesClientRandomAndMasterKey) {
+  auto off = table30();
+  off.ssl_st_s3_client_random_offset = 0x140;
+  std::string err;
+  EXPECT_FALSE(check_accessors(sys_elf(), off, &err));
+  EXPECT_NE(err.find("SSL_get_client_random"), std::string::npos) << err;
+  off = table30();
+  off.ssl_session_st_master_key_offset = 0x58;
+  EXPECT_FALSE(check_accessors(sys_elf(), off, &err));
+  EXPECT_NE(err.find("SSL_SESSION_get_master_key"), std::string::npos) << err;
+}
+
+// A library whose accessors cannot be decoded cannot be confirmed, and nothing else may
+// confirm it: its code is never run.
+TEST(TlsProbeOffsets, UndecodableAccessorsRefused) {
+  auto o = open_elf(EHP_FAKE_LIBSSL);
+  ASSERT_TRUE(o);
+  auto off = table30();
+  off.ssl_st_session_offset = 0x938;  // what the fake's SSL_get_session reads
+  std::string how, err;
+  EXPECT_FALSE(confirm_offsets(o->elf, off, &how, &err));
+  EXPECT_NE(err.find("not decodable"), std::string::npos) << err;
+}
+
+// Hostile files: refused at once, with memory bounded, without waiting on a FIFO.
+TEST(TlsProbeOffsets, HostileFilesRefusedFast) {
+  std::string err;
+  EXPECT_FALSE(named_libssl("/dev/zero", &err));
+  EXPECT_NE(err.find("/dev/zero"), std::string::npos) << err;
+  auto dir = std::filesystem::temp_directory_path() / ("ehp-offsets-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string fifo = (dir / "libssl.so.3").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(named_libssl(fifo, &err));
+  EXPECT_NE(err.find("not a regular file"), std::string::npos) << err;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+  unlink(fifo.c_str());
+  // 1 GiB sparse file that starts like an ELF whose headers claim huge tables.
+  const std::string big = (dir / "big.so").string();
+  {
+    auto sys = open_elf(kSystemLibssl);
+    int fd = open(big.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ASSERT_GE(fd, 0);
+    std::string head = sys->elf.read_at(0, 4096);
+    ASSERT_EQ(write(fd, head.data(), head.size()), ssize_t(head.size()));
+    ASSERT_EQ(ftruncate(fd, 1ll << 30), 0);
+    close(fd);
+  }
+  t0 = std::chrono::steady_clock::now();
+  auto lib = named_libssl(big, &err);
+  ASSERT_TRUE(lib) << err;  // a regular file within the size cap: read, bounded
+  ElfFile e;
+  std::string why;
+  if (e.open(lib->file, big, &why)) EXPECT_FALSE(detect_version(*lib, e, &why));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  // A symbolic link inside a scanned path is not followed.
+  std::filesystem::create_directories(dir / "lib");
+  std::filesystem::create_symlink(kSystemLibssl, dir / "lib" / "libssl.so.3");
+  EXPECT_FALSE(UntrustedFile::open_in_root(dir.string(), "/lib/libssl.so.3", &err));
+  EXPECT_NE(err.find("symbolic link"), std::string::npos) << err;
+  // ".." cannot climb out of the root it is resolved in.
+  EXPECT_FALSE(UntrustedFile::open_in_root(dir.string(), "/../../../../usr/lib/x86_64-linux-gnu/libssl.so.3", &err));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(TlsProbeOffsets, FakeVendorLibraryRefusedWithOneLine) {
+  Options o;
+  o.libssl_path = EHP_FAKE_LIBSSL;
+  std::string err;
+  auto p = TlsProbe::open(o, &err);
+  EXPECT_EQ(p, nullptr);
+  EXPECT_EQ(err.find('\n'), std::string::npos) << err;
+  EXPECT_NE(err.find(EHP_FAKE_LIBSSL), std::string::npos) << err;
+  EXPECT_NE(err.find("OpenSSL 3.0.12"), std::string::npos) << err;
+  EXPECT_NE(err.find("not confirmed"), std::string::npos) << err;
+  EXPECT_NE(err.find("0x938"), std::string::npos) << err;
+}
+
+TEST(TlsProbeOffsets, NotALibsslRefused) {
+  Options o;
+  o.libssl_path = "/bin/true";
+  std::string err;
+  EXPECT_EQ(TlsProbe::open(o, &err), nullptr);
+  EXPECT_EQ(err.find('\n'), std::string::npos) << err;
+  EXPECT_NE(err.find("not traced"), std::string::npos) << err;
+}
+
+// Probe points past instructions the kernel would single-step: the decoder's rules on byte
+// patterns, then on this machine's library, where both handshake functions are a register
+// move and a tail jump (xor esi,esi / mov $1,esi; jmp state_machine).
+TEST(TlsProbeOffsets, EmulatedProbePointSkipsToAJumpOrPush) {
+  using B = std::vector<uint8_t>;
+  auto point = [](const B& code) { return emulated_probe_point(std::span<const uint8_t>(code), 0x1000); };
+  EXPECT_EQ(point(B{0xe9, 1, 2, 3, 4}), 0x1000u) << "already a jmp: the entry";
+  EXPECT_EQ(point(B{0x53, 0x48}), 0x1000u) << "already a push: the entry";
+  EXPECT_EQ(point(B{0x31, 0xf6, 0xe9, 0, 0, 0, 0}), 0x1002u) << "xor esi,esi; jmp";
+  EXPECT_EQ(point(B{0xbe, 1, 0, 0, 0, 0xe9, 0, 0, 0, 0}), 0x1005u) << "mov $1,esi; jmp";
+  EXPECT_EQ(point(B{0xf3, 0x0f, 0x1e, 0xfa, 0x41, 0x54}), 0x1004u) << "endbr64; push r12";
+  EXPECT_EQ(point(B{0xf3, 0x0f, 0x1e, 0xfa, 0x31, 0xc0, 0xeb, 0x10}), 0x1006u);
+  EXPECT_EQ(point(B{0x48, 0x83, 0xec, 0x18, 0xe9}), 0x1000u) << "sub rsp moves the return address";
+  EXPECT_EQ(point(B{0x31, 0xff, 0xe9, 0, 0, 0, 0}), 0x1000u) << "xor edi,edi clobbers the argument";
+  EXPECT_EQ(point(B{0xbf, 1, 0, 0, 0, 0xe9}), 0x1000u) << "mov to edi clobbers the argument";
+  EXPECT_EQ(point(B{0xbe, 1, 0}), 0x1000u) << "truncated";
+  EXPECT_EQ(point(B{0x31, 0xf6, 0x31, 0xd2, 0x90}), 0x1000u) << "no emulated instruction follows";
+  EXPECT_EQ(point(B{}), 0x1000u);
+
+  std::string why;
+  auto fns = locate_handshake_functions(sys_elf(), 0x30, &why);
+  ASSERT_TRUE(fns) << why;
+  const uint64_t c = emulated_probe_point(sys_elf(), fns->connect_file_offset);
+  const uint64_t a = emulated_probe_point(sys_elf(), fns->accept_file_offset);
+  EXPECT_GT(c, fns->connect_file_offset) << "ossl_statem_connect: expected a register move, then a jmp";
+  EXPECT_GT(a, fns->accept_file_offset) << "ossl_statem_accept: expected a register move, then a jmp";
+  EXPECT_LE(c - fns->connect_file_offset, 8u);
+  EXPECT_LE(a - fns->accept_file_offset, 8u);
+}
