@@ -5,9 +5,8 @@
  * tests/e2e/tlsprobe_bench.cc), so a hook on every SSL_read/SSL_write cuts small-record
  * throughput by 95% (the anchor's naive SSL_write hook cost users 20% on bare metal).
  *  - Primary: uprobe + uretprobe on the SSL's handshake_func, i.e. libssl's internal
- *    ossl_statem_connect / ossl_statem_accept (not exported; engine/tlsprobe finds their file
- *    offsets by reading ssl_st.handshake_func after SSL_set_connect_state/SSL_set_accept_state
- *    in its calibration handshake). Every handshake path runs through it: SSL_do_handshake,
+ *    ossl_statem_connect / ossl_statem_accept (not exported; engine/tlsprobe reads their file
+ *    offsets from the method table that SSL_set_connect_state/SSL_set_accept_state install). Every handshake path runs through it: SSL_do_handshake,
  *    SSL_connect/SSL_accept, the implicit handshake inside SSL_read/SSL_write and the ssl BIO
  *    (openssl s_server -www). It is only called while the SSL is in init, so application
  *    data I/O never traps. Return 1 = handshake complete, secrets final, no app data sent yet.
@@ -19,7 +18,12 @@
  *  - -m text: SSL_read/SSL_read_ex entry+return and SSL_write/SSL_write_ex entry, bounded copy.
  *    Not seen: plaintext moved by the ssl BIO (it calls ssl_read_internal directly).
  *
- * Offsets come from userspace (rodata `off`), confirmed against the mapped library first.
+ *  - Secret logger (OpenSSL linked into executables, e.g. Node.js; any version since 1.1.1):
+ *    an entry uprobe on ssl_log_secret(conn, label, secret, len), which OpenSSL calls for every
+ *    secret whether or not a key log callback is set. No struct layout but the client random's
+ *    place in the connection (rodata `cr_*`, decoded from the binary's SSL_get_client_random).
+ *
+ * Offsets come from userspace (rodata `off`, `cr_*`), read from the mapped binary first.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -36,6 +40,10 @@ const volatile __u32 targ_pid = 0;  /* tgid to trace; 0 = all */
 const volatile __u32 targ_uid = 0;  /* uid to trace when filter_uid */
 const volatile bool filter_uid = false;
 const volatile bool capture_plaintext = false;
+/* The client random of the connection ssl_log_secret gets: at conn + cr_off, or, when cr_ptr_off
+ * is set (1.1.1's s->s3 pointer), at *(conn + cr_ptr_off) + cr_off. */
+const volatile __u32 cr_ptr_off = 0;
+const volatile __u32 cr_off = 0;
 /* Wake the reader only when the unread bytes cross this (edge); below it the reader's poll
  * timeout collects the records. 0 = wake on every record. A wakeup is an irq_work self-IPI,
  * i.e. an APIC write (a VM exit under KVM) in the traced process's own thread, plus a context
@@ -464,5 +472,39 @@ int BPF_KPROBE(ehp_ssl_get_error, void *ssl)
 {
 	if (traced())
 		emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ehp_ssl_log_secret, void *conn, const char *label, const __u8 *secret, __u64 len)
+{
+	if (!traced())
+		return 0;
+	struct ehp_tls_keylog_event *e = bpf_ringbuf_reserve(&ehp_tls_events, sizeof(*e), 0);
+	if (!e) {
+		count(EHP_TLS_CNT_RING_DROP_SECRETS);
+		return 0;
+	}
+	fill_hdr(&e->hdr, EHP_TLS_EV_KEYLOG);
+	e->pad = 0;
+	e->pad2 = 0;
+	long n = bpf_probe_read_user_str(e->label, sizeof(e->label), label);
+	__u32 sl = len > EHP_TLS_SECRET_BYTES ? EHP_TLS_SECRET_BYTES : (__u32)len;
+	const char *base = conn;
+	long rc = n > 1 && sl > 0 ? 0 : -1;
+	if (rc == 0 && cr_ptr_off)
+		rc = bpf_probe_read_user(&base, sizeof(base), (const char *)conn + cr_ptr_off);
+	if (rc == 0)
+		rc = bpf_probe_read_user(e->client_random, sizeof(e->client_random), base + cr_off);
+	if (rc == 0)
+		rc = bpf_probe_read_user(e->secret, sl <= EHP_TLS_SECRET_BYTES ? sl : 0, secret);
+	if (rc != 0) {
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		count(EHP_TLS_CNT_READ_FAULT);
+		return 0;
+	}
+	e->label_len = (__u8)(n - 1);
+	e->secret_len = (__u8)sl;
+	bpf_ringbuf_submit(e, wake_flags(sizeof(*e), true));
 	return 0;
 }

@@ -11,6 +11,9 @@ PKGS=(
   # test peers
   tshark wireshark-common tcpdump curl nghttp2-server nghttp2-client iproute2 python3 openssl
   util-linux procps fio iputils-ping
+  # a TLS peer whose library is not traced (every key must come from the stack under test);
+  # the Node.js builds come from the npm registry with the machine's npm (tools/fetch-node.sh)
+  gnutls-bin
   # benchmarks (tools/bench*.sh): eCapture's writer (tools/pcapgo), profiling
   golang-go golang-github-google-gopacket-dev golang-golang-x-net-dev golang-golang-x-sys-dev linux-perf
 )

@@ -38,10 +38,12 @@ typedef __u64 ehp_tls_u64;
  * A power of two so the verifier can bound the copy with a mask. */
 #define EHP_TLS_MAX_DATA_BYTES 16384
 #define EHP_TLS_SECRET_BYTES 64 /* EVP_MAX_MD_SIZE: the size of every TLS 1.3 secret array */
+#define EHP_TLS_LABEL_BYTES 48  /* NSS key log labels: "CLIENT_HANDSHAKE_TRAFFIC_SECRET" is 31 */
 
 enum ehp_tls_event_kind {
 	EHP_TLS_EV_SECRETS = 1,
 	EHP_TLS_EV_DATA = 2,
+	EHP_TLS_EV_KEYLOG = 3, /* one secret with its label, from the library's own secret logger */
 };
 
 /* Which probe produced a secrets record (diagnostics; tests use it to see both paths work). */
@@ -120,6 +122,20 @@ struct ehp_tls_data_event {
 	/* ehp_tls_u8 data[data_len_bytes]; */
 };
 
+/* One secret as OpenSSL's ssl_log_secret(conn, label, secret, len) is called with it (every
+ * OpenSSL since 1.1.1 calls it for each secret, key log callback or not). The client random is
+ * read from the connection at the location engine/tlsprobe decoded from the binary. */
+struct ehp_tls_keylog_event {
+	struct ehp_tls_hdr hdr;
+	ehp_tls_u8 label_len; /* bytes of label, without the NUL */
+	ehp_tls_u8 secret_len;
+	ehp_tls_u16 pad;
+	ehp_tls_u32 pad2;
+	char label[EHP_TLS_LABEL_BYTES];
+	ehp_tls_u8 client_random[32];
+	ehp_tls_u8 secret[EHP_TLS_SECRET_BYTES];
+};
+
 #ifdef __cplusplus
 #include <cstddef>
 static_assert(sizeof(ehp_tls_hdr) == 40, "ehp_tls_hdr layout");
@@ -132,5 +148,6 @@ _Static_assert(sizeof(struct ehp_tls_hdr) == 40, "ehp_tls_hdr layout");
 _Static_assert(__builtin_offsetof(struct ehp_tls_secrets_event, client_random) == 56, "secrets layout");
 _Static_assert(sizeof(struct ehp_tls_secrets_event) == 56 + 32 + 48 + 5 * 64, "secrets layout");
 _Static_assert(sizeof(struct ehp_tls_data_event) == 104, "data layout");
+_Static_assert(sizeof(struct ehp_tls_keylog_event) == 40 + 8 + 48 + 32 + 64, "keylog layout");
 _Static_assert(sizeof(struct ehp_tls_offsets) == 15 * 4, "offsets layout");
 #endif

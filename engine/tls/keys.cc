@@ -191,6 +191,11 @@ bool hkdf_expand_label(size_t hash_len, std::span<const uint8_t> secret, std::st
 size_t keylog_lines_to(const Secrets& s, std::span<char> out) {
   if (out.size() < kMaxKeylogBytes) return 0;
   if (all_zero(s.client_random.data(), s.client_random.size())) return 0;
+  if (!s.logged.empty()) {  // lines the library logged itself (assembler.h)
+    if (s.logged.size() > out.size()) return 0;
+    std::memcpy(out.data(), s.logged.data(), s.logged.size());
+    return s.logged.size();
+  }
   char* const begin = out.data();
   char* p = begin;
 

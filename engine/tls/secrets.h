@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Userspace view of the TLS secrets read from one SSL object by the uprobes.
+// Userspace view of the TLS secrets of one session, as a probe delivers them: either the key
+// material read from an SSL object (keys.h derives the key log lines), or the lines the TLS
+// library logged itself, label by label (assembler.h puts a session's lines together).
 // Filled by engine/tlsprobe from its ring events; consumed by tls/keys.h.
 #pragma once
 #include <array>
 #include <cstdint>
+#include <string>
 
 namespace ehp::tls {
 
@@ -22,6 +25,9 @@ struct Secrets {
   std::array<uint8_t, 64> client_app_traffic_secret{};
   std::array<uint8_t, 64> server_app_traffic_secret{};
   std::array<uint8_t, 64> exporter_master_secret{};
+  // Key log lines the library produced itself (ssl_log_secret): used as they are, nothing is
+  // derived. Empty for secrets read from an SSL object.
+  std::string logged;
 };
 
 }  // namespace ehp::tls

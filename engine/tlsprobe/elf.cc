@@ -261,8 +261,14 @@ bool ElfFile::scan_data(size_t overlap, const std::function<bool(std::string_vie
   constexpr size_t kChunk = 1 << 20;
   std::string buf(kChunk + overlap, '\0');
   uint64_t budget = kMaxScanBytes;
-  for (auto& l : loads_) {
-    if (l.exec) continue;
+  // Data segments first; then the executable ones, where a non-PIE executable keeps .rodata.
+  std::vector<const Load*> order;
+  for (auto& l : loads_)
+    if (!l.exec) order.push_back(&l);
+  for (auto& l : loads_)
+    if (l.exec) order.push_back(&l);
+  for (const Load* lp : order) {
+    const Load& l = *lp;
     for (uint64_t pos = 0; pos < l.filesz && budget > 0;) {
       const size_t n = size_t(std::min<uint64_t>({kChunk + overlap, l.filesz - pos, budget}));
       if (!pread_all(fd_, buf.data(), n, l.offset + pos)) break;

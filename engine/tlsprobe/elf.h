@@ -79,7 +79,7 @@ class ElfFile {
   // The 64-bit pointer stored at vaddr once loaded: the addend of its R_X86_64_RELATIVE
   // relocation in a PIC object, else the bytes in the file. nullopt when neither is there.
   std::optional<uint64_t> pointer_at(uint64_t vaddr) const;
-  // Calls fn on every non-executable loaded segment's bytes, in chunks that overlap by
+  // Calls fn on the loaded segments' bytes, data segments first, in chunks that overlap by
   // `overlap` bytes, until fn returns true (found) or kMaxScanBytes were read.
   bool scan_data(size_t overlap, const std::function<bool(std::string_view)>& fn) const;
 

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <elf.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <climits>
 
@@ -369,6 +370,48 @@ std::optional<HandshakeFns> locate_handshake_functions(const ElfFile& elf, uint3
   return out;
 }
 
+std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string* why) {
+  auto fn = elf.dynsym().find("ssl_log_secret");
+  auto acc = elf.dynsym().find("SSL_get_client_random");
+  if (fn == elf.dynsym().end() || acc == elf.dynsym().end() || !elf.executable(fn->second)) {
+    *why = "does not export ssl_log_secret and SSL_get_client_random";
+    return std::nullopt;
+  }
+  // SSL_get_client_random: the first lea off rdi is the client random; a preceding
+  // `mov rdi,[rdi+S]` makes it a field of the struct at S (1.1.1's s->s3).
+  const std::string c = elf.read_vaddr(acc->second, 96);
+  std::optional<int64_t> ptr, off;
+  for (size_t i = 0; i < c.size() && !off; ++i) {
+    auto m = decode_at(c, i);
+    if (!m || m->base != kRdi) continue;
+    if (m->op == 0x8B && m->reg == kRdi) ptr = m->disp;
+    if (m->op == 0x8D) off = m->disp;
+  }
+  if (!off || *off <= 0 || *off > 0x4000 || (ptr && (*ptr <= 0 || *ptr > 0x4000))) {
+    *why = "SSL_get_client_random does not decode to a field of the connection";
+    return std::nullopt;
+  }
+  // ssl_log_secret hands that same field on: its displacement(s) must be in its code.
+  const std::string body = elf.read_vaddr(fn->second, 640);
+  auto has_disp = [&](int64_t d) {
+    char b[4];
+    const int32_t v = int32_t(d);
+    memcpy(b, &v, 4);
+    if (body.find(std::string(b, 4)) != std::string::npos) return true;
+    return d < 128 && body.find(std::string(1, char(d))) != std::string::npos;  // disp8 form
+  };
+  if (!has_disp(*off) || (ptr && !has_disp(*ptr))) {
+    *why = "ssl_log_secret does not read the client random where SSL_get_client_random does (" + hex(uint64_t(*off)) + ")";
+    return std::nullopt;
+  }
+  auto fo = elf.file_offset(fn->second);
+  if (!fo) {
+    *why = "ssl_log_secret is not in a loaded segment";
+    return std::nullopt;
+  }
+  return SecretLogger{*fo, ptr ? uint32_t(*ptr) : 0u, uint32_t(*off)};
+}
+
 uint64_t emulated_probe_point(std::span<const uint8_t> code, uint64_t func_file_offset) {
   size_t i = 0;
   auto at = [&](size_t k) { return i + k < code.size() ? int(code[i + k]) : -1; };
@@ -443,6 +486,7 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
   std::vector<LibSsl> out;
   std::map<std::pair<uint64_t, uint64_t>, size_t> by_inode;
   std::set<std::string> refused_paths;
+  std::map<std::pair<uint64_t, uint64_t>, bool> exe_verdict;  // executables read once per scan
   auto add = [&](std::optional<UntrustedFile> f, const std::string& shown, const std::string& root,
                  const std::string& dir, uint32_t pid) {
     auto key = std::make_pair(f->dev(), f->ino());
@@ -471,6 +515,10 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
       unsigned long pid = strtoul(e->d_name, &end, 10);
       if (*end || !pid || pid > UINT32_MAX) continue;
       std::ifstream maps("/proc/" + std::string(e->d_name) + "/maps");
+      // The process's executable, in its own mount namespace's terms (as maps names it).
+      char exe_buf[PATH_MAX];
+      const ssize_t exe_len = readlink(("/proc/" + std::string(e->d_name) + "/exe").c_str(), exe_buf, sizeof exe_buf - 1);
+      const std::string exe = exe_len > 0 ? std::string(exe_buf, size_t(exe_len)) : std::string();
       std::string line;
       std::set<std::string> seen;
       while (std::getline(maps, line)) {
@@ -479,10 +527,24 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
         std::string path = line.substr(slash);
         if (path.find(" (deleted)") != std::string::npos) continue;
         auto base = path.substr(path.rfind('/') + 1);
-        if (base.rfind("libssl.so", 0) != 0 || !seen.insert(path).second) continue;
+        const bool libssl = base.rfind("libssl.so", 0) == 0;
+        if ((!libssl && path != exe) || !seen.insert(path).second) continue;
         const std::string range = line.substr(0, line.find(' '));
         std::string shown, root, err;
         auto f = open_candidate(uint32_t(pid), range, path, &shown, &root, &err);
+        if (!libssl) {
+          // An executable is a candidate only when it carries OpenSSL's secret logger (OpenSSL
+          // linked in, e.g. Node.js); every other program is not a TLS library, and silent.
+          if (!f) continue;
+          auto key = std::make_pair(f->dev(), f->ino());
+          auto known = exe_verdict.find(key);
+          if (known == exe_verdict.end()) {
+            ElfFile elf;
+            std::string why;
+            known = exe_verdict.emplace(key, elf.open(*f, shown, &why) && elf.exports("ssl_log_secret")).first;
+          }
+          if (!known->second) continue;
+        }
         if (!f) {
           if (refused_paths.insert(shown).second)
             refused->push_back("libssl " + shown + " (mapped by pid " + std::to_string(pid) + "): " + err +

@@ -70,6 +70,20 @@ struct HandshakeFns {
 std::optional<HandshakeFns> locate_handshake_functions(const ElfFile& elf, uint32_t handshake_func_offset,
                                                        std::string* why);
 
+// OpenSSL's own secret logger, ssl_log_secret(conn, label, secret, len): exported by builds
+// that link OpenSSL into an executable (Node.js), called for every secret of every version
+// since 1.1.1 whether or not a key log callback is set. The client random is not an argument:
+// it sits in the connection where the exported SSL_get_client_random reads it, `lea D(%rdi)`
+// (3.x; in 3.5 after the SSL_CONNECTION type check) or through the s3 pointer,
+// `mov S(%rdi),%rdi; lea D(%rdi)` (1.1.1). The same displacements must appear in
+// ssl_log_secret's own code, which passes that client random on. nullopt + *why otherwise.
+struct SecretLogger {
+  uint64_t file_offset = 0;      // ssl_log_secret's entry (the probe reads its four arguments)
+  uint32_t cr_ptr_off = 0;       // 0, or the s3 pointer's offset in the connection (1.1.1)
+  uint32_t cr_off = 0;           // client random: conn + cr_off, or *(conn + cr_ptr_off) + cr_off
+};
+std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string* why);
+
 // check_accessors with every accessor required to decode: on success *how says what confirmed
 // the offsets; false + *err otherwise.
 bool confirm_offsets(const ElfFile& elf, const ehp_tls_offsets& off, std::string* how, std::string* err);

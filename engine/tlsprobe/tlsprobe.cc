@@ -18,17 +18,23 @@
 #include "base/clock.h"
 #include "openssl.skel.h"
 #include "tlsprobe/libssl.h"
+#include "tls/assembler.h"
 
 namespace ehp::tlsprobe {
 namespace {
 
-// Libraries whose confirmed offsets are identical share one BPF object.
+// Libraries whose confirmed offsets are identical share one BPF object. Two ways to trace
+// OpenSSL, one per group: the SSL struct read at the end of each handshake (the layout `off`),
+// or the library's own secret logger (`logger`: only the client random's place, `cr`).
 struct Group {
-  ehp_tls_offsets off;
+  ehp_tls_offsets off{};
   bool bio_num_ok = false;
+  bool logger = false;
+  uint32_t cr_ptr_off = 0, cr_off = 0;
   struct Lib {
     std::string path, desc;
     uint64_t connect_file_offset = 0, accept_file_offset = 0;  // 0 = use the fallback hooks
+    uint64_t logger_file_offset = 0;                           // ssl_log_secret (logger groups)
     std::map<std::string, uint64_t> sym_offsets;  // exported hook targets -> file offset
     UntrustedFile file;                           // attached through file.fd_path()
   };
@@ -46,7 +52,9 @@ struct TlsProbe::Impl {
   ring_buffer* rb = nullptr;
   uint64_t realtime_minus_mono_ns = 0;
   // Written by the polling thread, read by stats() from any thread.
-  std::atomic<uint64_t> secrets_events{0}, data_events{0};
+  std::atomic<uint64_t> secrets_events{0}, data_events{0}, logged_secrets{0}, logged_incomplete{0};
+  tls::KeylogAssembler assembler;  // secrets logged one by one -> sessions (polling thread)
+  uint64_t next_expire_ns = 0;
   // Set for the duration of poll().
   const std::function<void(const ehp::tls::Secrets&, const ProcInfo&)>* on_secrets = nullptr;
   const std::function<void(const PlainData&)>* on_data = nullptr;
@@ -60,6 +68,8 @@ struct TlsProbe::Impl {
 
   bool discover(std::vector<LibSsl>* libs, std::string* err);
   void confirm(std::vector<LibSsl>& libs);
+  bool confirm_logger(LibSsl& lib, const ElfFile& elf, const std::optional<OpenSslVersion>& v, std::string* refusal);
+  void on_logged(const void* data, size_t size, const ProcInfo& p);
   bool load(Group& g, std::string* err);
   bool attach(Group& g, Group::Lib& lib, std::string* err);
 
@@ -92,6 +102,8 @@ struct TlsProbe::Impl {
       memcpy(s.exporter_master_secret.data(), e.exporter_master_secret, 64);
       secrets_events.fetch_add(1, std::memory_order_relaxed);
       if (on_secrets && *on_secrets) (*on_secrets)(s, p);
+    } else if (h.kind == EHP_TLS_EV_KEYLOG && size >= sizeof(ehp_tls_keylog_event)) {
+      on_logged(data, size, p);
     } else if (h.kind == EHP_TLS_EV_DATA && size >= sizeof(ehp_tls_data_event)) {
       ehp_tls_data_event e;
       memcpy(&e, data, sizeof e);
@@ -146,10 +158,14 @@ void TlsProbe::Impl::confirm(std::vector<LibSsl>& libs) {
     std::string e, how;
     ElfFile elf;
     std::optional<OpenSslVersion> v;
-    if (elf.open(lib.file, lib.path, &e)) v = detect_version(lib, elf, &e);
+    const bool parsed = elf.open(lib.file, lib.path, &e);
+    if (parsed) v = detect_version(lib, elf, &e);
     std::string refusal;
     const OffsetTable* row = v ? offsets_for(*v) : nullptr;
-    if (!v) {
+    if (parsed && elf.exports("ssl_log_secret")) {
+      // OpenSSL linked into an executable: its own secret logger, any version since 1.1.1.
+      confirm_logger(lib, elf, v, &refusal);
+    } else if (!v) {
       refusal = "libssl " + lib.path + ": version unknown (" + e + "); struct offsets cannot be confirmed, not traced";
     } else if (!row) {
       refusal = "libssl " + lib.path + " (" + v->short_name() + "): no offset table for this version, not traced";
@@ -200,6 +216,59 @@ void TlsProbe::Impl::confirm(std::vector<LibSsl>& libs) {
   }
 }
 
+// OpenSSL's secret logger in this binary (libssl.h: locate_secret_logger); false + *refusal.
+bool TlsProbe::Impl::confirm_logger(LibSsl& lib, const ElfFile& elf, const std::optional<OpenSslVersion>& v,
+                                    std::string* refusal) {
+  std::string why;
+  const std::string name = v ? v->short_name() : std::string("OpenSSL, version unknown");
+  auto lg = locate_secret_logger(elf, &why);
+  if (!lg) {
+    *refusal = "TLS library " + lib.path + " (" + name + "): " + why + "; not traced";
+    return false;
+  }
+  Group* g = nullptr;
+  for (auto& x : groups)
+    if (x.logger && x.cr_ptr_off == lg->cr_ptr_off && x.cr_off == lg->cr_off) g = &x;
+  if (!g) {
+    groups.push_back({});
+    g = &groups.back();
+    g->logger = true;
+    g->cr_ptr_off = lg->cr_ptr_off;
+    g->cr_off = lg->cr_off;
+  }
+  char desc[160];
+  if (lg->cr_ptr_off)
+    snprintf(desc, sizeof desc, "hooks: ssl_log_secret@0x%llx, client random at *(conn+0x%x)+0x%x",
+             (unsigned long long)lg->file_offset, lg->cr_ptr_off, lg->cr_off);
+  else
+    snprintf(desc, sizeof desc, "hooks: ssl_log_secret@0x%llx, client random at conn+0x%x",
+             (unsigned long long)lg->file_offset, lg->cr_off);
+  Group::Lib gl;
+  gl.path = lib.path;
+  gl.desc = lib.path + " (" + name + ", linked in; the library's own secret logger; " + desc + ")";
+  gl.logger_file_offset = lg->file_offset;
+  gl.file = std::move(lib.file);
+  g->libs.push_back(std::move(gl));
+  return true;
+}
+
+// A secret the library logged: into the assembler; a completed session goes on like any other.
+void TlsProbe::Impl::on_logged(const void* data, size_t size, const ProcInfo& p) {
+  (void)size;
+  ehp_tls_keylog_event e;
+  memcpy(&e, data, sizeof e);
+  logged_secrets.fetch_add(1, std::memory_order_relaxed);
+  std::array<uint8_t, 32> cr;
+  memcpy(cr.data(), e.client_random, 32);
+  const size_t label_len = std::min<size_t>(e.label_len, sizeof e.label);
+  const size_t secret_len = std::min<size_t>(e.secret_len, sizeof e.secret);
+  auto s = assembler.add(std::string_view(e.label, label_len), cr, std::span<const uint8_t>(e.secret, secret_len),
+                         e.hdr.ts_ns);
+  if (!s) return;
+  secrets_events.fetch_add(1, std::memory_order_relaxed);
+  if (on_secrets && *on_secrets) (*on_secrets)(*s, p);
+}
+
 // One BPF object per group: the offsets in rodata, then the hooks of each of its libraries,
 // then its ring joins the one ring_buffer poll() drains.
 bool TlsProbe::Impl::load(Group& g, std::string* err) {
@@ -219,9 +288,14 @@ bool TlsProbe::Impl::load(Group& g, std::string* err) {
   bpf_map__set_max_entries(g.skel->maps.ehp_tls_events, ring_bytes);
   // Wake the reader at 1/8 of the ring; below that poll() collects every kPollSliceMs.
   ro->wakeup_bytes = ring_bytes / 8;
-  if (!opt.plaintext) {
-    bpf_program__set_autoload(g.skel->progs.ehp_ssl_read_ret, false);
-    bpf_program__set_autoload(g.skel->progs.ehp_ssl_read_ex_ret, false);
+  ro->cr_ptr_off = g.cr_ptr_off;
+  ro->cr_off = g.cr_off;
+  // A group loads only the programs its hooks use.
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, g.skel->obj) {
+    const bool logger_prog = prog == g.skel->progs.ehp_ssl_log_secret;
+    const bool plain_ret = prog == g.skel->progs.ehp_ssl_read_ret || prog == g.skel->progs.ehp_ssl_read_ex_ret;
+    if (logger_prog != g.logger || (plain_ret && !opt.plaintext)) bpf_program__set_autoload(prog, false);
   }
   if (int rc = openssl__load(g.skel)) {
     *err = std::string("BPF load of openssl.bpf.o failed: ") + strerror(-rc);
@@ -255,7 +329,9 @@ bool TlsProbe::Impl::attach(Group& g, Group::Lib& lib, std::string* err) {
   auto& p = g.skel->progs;
   std::vector<Hook> hooks;
   bool primary = lib.connect_file_offset != 0;
-  if (primary) {
+  if (g.logger) {
+    hooks.push_back({p.ehp_ssl_log_secret, nullptr, lib.logger_file_offset, false, true});
+  } else if (primary) {
     for (uint64_t o : {lib.connect_file_offset, lib.accept_file_offset}) {
       hooks.push_back({p.ehp_handshake, nullptr, o, false, true});
       hooks.push_back({p.ehp_handshake_ret, nullptr, o, true, true});
@@ -265,13 +341,13 @@ bool TlsProbe::Impl::attach(Group& g, Group::Lib& lib, std::string* err) {
     hooks.push_back({p.ehp_handshake_ret, "SSL_do_handshake", 0, true, true});
     hooks.push_back({p.ehp_ssl_get_error, "SSL_get_error", 0, false, true});
   }
-  if (!primary || opt.plaintext) {
+  if (!g.logger && (!primary || opt.plaintext)) {
     hooks.push_back({p.ehp_ssl_read, "SSL_read", 0, false, true});
     hooks.push_back({p.ehp_ssl_write, "SSL_write", 0, false, true});
     hooks.push_back({p.ehp_ssl_read_ex, "SSL_read_ex", 0, false, false});
     hooks.push_back({p.ehp_ssl_write_ex, "SSL_write_ex", 0, false, false});
   }
-  if (opt.plaintext) {
+  if (!g.logger && opt.plaintext) {
     hooks.push_back({p.ehp_ssl_read_ret, "SSL_read", 0, true, true});
     hooks.push_back({p.ehp_ssl_read_ex_ret, "SSL_read_ex", 0, true, false});
   }
@@ -352,11 +428,16 @@ int TlsProbe::poll(int timeout_ms,
   }
   impl_->on_secrets = nullptr;
   impl_->on_data = nullptr;
+  impl_->logged_incomplete.fetch_add(impl_->assembler.expire(mono_ns()), std::memory_order_relaxed);
   return n == -EINTR ? 0 : n;
 }
 
 TlsProbe::Stats TlsProbe::stats() const {
-  Stats s{impl_->secrets_events.load(std::memory_order_relaxed), impl_->data_events.load(std::memory_order_relaxed), 0, 0, 0, 0};
+  Stats s{};
+  s.secrets_events = impl_->secrets_events.load(std::memory_order_relaxed);
+  s.data_events = impl_->data_events.load(std::memory_order_relaxed);
+  s.logged_secrets = impl_->logged_secrets.load(std::memory_order_relaxed);
+  s.logged_incomplete = impl_->logged_incomplete.load(std::memory_order_relaxed);
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return s;
   std::vector<uint64_t> vals(ncpu);

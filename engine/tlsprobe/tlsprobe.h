@@ -81,6 +81,8 @@ class TlsProbe {
     uint64_t data_truncated;   // data records shorter than the call (EHP_TLS_MAX_DATA_BYTES)
     uint64_t read_faults;      // bpf_probe_read_user failures on the SSL struct
     uint64_t null_secrets;     // finished handshake but zero key material (not sent)
+    uint64_t logged_secrets;     // secrets from a library's own secret logger, one per label
+    uint64_t logged_incomplete;  // logged sessions that never got all their secrets (expired)
   };
   Stats stats() const;
 
