@@ -96,4 +96,14 @@ while read -r ex; do
   [[ $out == *"unknown interface 'p11-nosuch0'"* ]] || { echo "  README example does not parse: $ex -> $out"; bad_ex=$((bad_ex + 1)); }
 done < <(grep -oE '`ecapture-hp tls -m pcap[^`]*`' "$README" | tr -d '`')
 check "every README pcap example parses ($n_ex examples)" test "$bad_ex" -eq 0 -a "$n_ex" -ge 8
+
+# The design card's command line has no subcommand: `ecapture-hp --cpus 0-7 -i bond0` is the
+# default capture (tls -m pcap). Here on one CPU of this machine, with traffic while it runs.
+( sleep 0.7; ping -c 5 -i 0.2 -W 1 "$PEER_IP" >/dev/null 2>&1 ) &
+dc_rc=0
+(cd "$WORK" && timeout 20 "$EHP" --cpus 0 -i "$HV" -a duration:3 -q 2>"$WORK/dc.log") || dc_rc=$?
+wait
+dc_pkts=$(tshark -r "$WORK/ecapture_openssl.pcapng" -Y icmp 2>/dev/null | wc -l)
+check "no subcommand: '--cpus 0 -i IF' captures to the default file, exit 0 (rc=$dc_rc, $dc_pkts ICMP)" \
+  test "$dc_rc" -eq 0 -a "$dc_pkts" -ge 8
 finish
