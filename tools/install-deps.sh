@@ -14,6 +14,8 @@ PKGS=(
   # a TLS peer whose library is not traced (every key must come from the stack under test);
   # the Node.js builds come from the npm registry with the machine's npm (tools/fetch-node.sh)
   gnutls-bin
+  # BoringSSL (Android's, with headers) for the e2e test's client
+  android-libboringssl-dev
   # benchmarks (tools/bench*.sh): eCapture's writer (tools/pcapgo), profiling
   golang-go golang-github-google-gopacket-dev golang-golang-x-net-dev golang-golang-x-sys-dev linux-perf
 )

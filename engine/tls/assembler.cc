@@ -59,9 +59,9 @@ std::optional<Secrets> KeylogAssembler::add(std::string_view label, const std::a
     ignored_++;
     return std::nullopt;
   }
-  Secrets s;
-  s.client_random = cr;
   if (idx == 0) {  // TLS 1.2: one line is the whole session
+    Secrets s;
+    s.client_random = cr;
     s.version = kTls12;
     s.logged = line(label, cr, secret);
     return s;
@@ -92,16 +92,43 @@ std::optional<Secrets> KeylogAssembler::add(std::string_view label, const std::a
   Pending& p = it->second;
   if (exporter) {
     p.lines[0] = line(label, cr, secret);  // slot 0 is free in a TLS 1.3 session
+    if (p.complete_ns) {
+      Secrets done = finish(cr, p);
+      pending_.erase(it);
+      return done;
+    }
     return std::nullopt;
   }
   p.have |= 1u << idx;
   p.lines[idx] = line(label, cr, secret);
-  if ((p.have & kTls13Complete) != kTls13Complete) return std::nullopt;
+  if ((p.have & kTls13Complete) != kTls13Complete || p.complete_ns) return std::nullopt;
+  if (p.lines[0].empty()) {  // the exporter secret may follow at once: wait a moment (flush())
+    p.complete_ns = now_ns ? now_ns : 1;
+    return std::nullopt;
+  }
+  Secrets done = finish(cr, p);
+  pending_.erase(it);
+  return done;
+}
+
+Secrets KeylogAssembler::finish(const std::array<uint8_t, 32>& cr, Pending& p) {
+  Secrets s;
+  s.client_random = cr;
   s.version = kTls13;
   for (int i = 1; i < 5; ++i) s.logged += p.lines[i];
-  s.logged += p.lines[0];  // the exporter secret, when it came first
-  pending_.erase(it);
+  s.logged += p.lines[0];  // the exporter secret, when there is one
   return s;
+}
+
+void KeylogAssembler::flush(uint64_t now_ns, std::vector<Secrets>* out) {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.complete_ns && now_ns - it->second.complete_ns >= exporter_wait_ns_) {
+      out->push_back(finish(it->first, it->second));
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 size_t KeylogAssembler::expire(uint64_t now_ns) {

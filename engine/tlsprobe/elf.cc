@@ -153,9 +153,11 @@ bool ElfFile::open(const UntrustedFile& f, const std::string& shown, std::string
     *err = shown + ": cannot read program headers";
     return false;
   }
-  for (auto& p : ph)
+  for (auto& p : ph) {
     if (p.p_type == PT_LOAD && in_file(p.p_offset, p.p_filesz))
       loads_.push_back({p.p_vaddr, p.p_filesz, p.p_offset, (p.p_flags & PF_X) != 0});
+    if (p.p_type == PT_GNU_EH_FRAME) eh_frame_hdr_ = p.p_vaddr;
+  }
 
   if (eh.e_shnum == 0) return true;  // no section headers: no symbols
   if (eh.e_shentsize != sizeof(Elf64_Shdr) || !in_file(eh.e_shoff, uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr))) {
@@ -255,6 +257,24 @@ std::optional<uint64_t> ElfFile::pointer_at(uint64_t vaddr) const {
   uint64_t v;
   memcpy(&v, b.data(), 8);
   return v ? std::optional<uint64_t>(v) : std::nullopt;
+}
+
+bool ElfFile::scan_code(const std::function<bool(uint64_t, std::string_view)>& fn) const {
+  constexpr size_t kChunk = 1 << 20, kOverlap = 16;
+  std::string buf(kChunk + kOverlap, '\0');
+  uint64_t budget = kMaxScanBytes;
+  for (auto& l : loads_) {
+    if (!l.exec) continue;
+    for (uint64_t pos = 0; pos < l.filesz && budget > 0;) {
+      const size_t n = size_t(std::min<uint64_t>({kChunk + kOverlap, l.filesz - pos, budget}));
+      if (!pread_all(fd_, buf.data(), n, l.offset + pos)) break;
+      if (fn(l.vaddr + pos, std::string_view(buf.data(), n))) return true;
+      budget -= std::min<uint64_t>(budget, n);
+      if (n <= kOverlap) break;
+      pos += n - kOverlap;
+    }
+  }
+  return false;
 }
 
 bool ElfFile::scan_data(size_t overlap, const std::function<bool(std::string_view)>& fn) const {

@@ -82,6 +82,11 @@ class ElfFile {
   // Calls fn on the loaded segments' bytes, data segments first, in chunks that overlap by
   // `overlap` bytes, until fn returns true (found) or kMaxScanBytes were read.
   bool scan_data(size_t overlap, const std::function<bool(std::string_view)>& fn) const;
+  // Calls fn(vaddr of the chunk, bytes) over the executable segments, in 1 MiB chunks that
+  // overlap by 16 bytes, within kMaxScanBytes, until fn returns true.
+  bool scan_code(const std::function<bool(uint64_t, std::string_view)>& fn) const;
+  // Virtual address of .eh_frame_hdr (PT_GNU_EH_FRAME), nullopt when absent.
+  std::optional<uint64_t> eh_frame_hdr() const { return eh_frame_hdr_; }
 
  private:
   struct Load {
@@ -97,6 +102,7 @@ class ElfFile {
   std::vector<Rela> relas_;
   std::map<std::string, uint64_t> dynsym_;
   std::vector<std::string> needed_;
+  std::optional<uint64_t> eh_frame_hdr_;
 };
 
 }  // namespace ehp::tlsprobe

@@ -32,6 +32,7 @@ struct MemOp {
   int op;     // 0x8B load, 0x89 store, 0x8D lea, 0x0F movzx
   int reg;    // ModRM reg (with REX.R): the register loaded or stored
   size_t len;
+  bool wide;  // REX.W: a 64-bit operand (a pointer load)
 };
 
 // Tiny x86_64 decoder for the shapes compilers emit in struct accessors:
@@ -66,7 +67,7 @@ std::optional<MemOp> decode_at(const std::string& c, size_t i) {
     disp = d;
     p += 4;
   }
-  return MemOp{rm | ((rex & 1) << 3), disp, i, op, ((modrm >> 3) & 7) | ((rex & 4) << 1), p - i};
+  return MemOp{rm | ((rex & 1) << 3), disp, i, op, ((modrm >> 3) & 7) | ((rex & 4) << 1), p - i, (rex & 8) != 0};
 }
 
 std::string skip_endbr(const std::string& c) {
@@ -370,29 +371,132 @@ std::optional<HandshakeFns> locate_handshake_functions(const ElfFile& elf, uint3
   return out;
 }
 
-std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string* why) {
-  auto fn = elf.dynsym().find("ssl_log_secret");
-  auto acc = elf.dynsym().find("SSL_get_client_random");
-  if (fn == elf.dynsym().end() || acc == elf.dynsym().end() || !elf.executable(fn->second)) {
-    *why = "does not export ssl_log_secret and SSL_get_client_random";
+namespace {
+
+// `add $imm, %reg` (REX.W 83 /0 ib or 81 /0 id) at c[i]: (reg, imm).
+std::optional<std::pair<int, int64_t>> decode_add_imm(const std::string& c, size_t i) {
+  if (i + 3 > c.size()) return std::nullopt;
+  const uint8_t rex = uint8_t(c[i]), op = uint8_t(c[i + 1]), modrm = uint8_t(c[i + 2]);
+  if ((rex & 0xF8) != 0x48 || (op != 0x83 && op != 0x81) || (modrm & 0xF8) != 0xC0) return std::nullopt;
+  const int reg = (modrm & 7) | ((rex & 1) << 3);
+  if (op == 0x83) return i + 4 <= c.size() ? std::optional(std::pair{reg, int64_t(int8_t(c[i + 3]))}) : std::nullopt;
+  if (i + 7 > c.size()) return std::nullopt;
+  int32_t v;
+  memcpy(&v, c.data() + i + 3, 4);
+  return std::pair{reg, int64_t(v)};
+}
+
+// Where SSL_get_client_random finds the client random, relative to its SSL* (rdi): `lea D(%rdi)`
+// (OpenSSL 3.x), or through a pointer field `mov S(%rdi),%R` then `lea D(%R)` or `add $D,%R`
+// (OpenSSL 1.1.1's s->s3, BoringSSL's ssl->s3). Returns (S or 0, D).
+std::optional<std::pair<int64_t, int64_t>> client_random_place(const std::string& c) {
+  std::optional<std::pair<int, int64_t>> ptr;  // (register, S) of the last 64-bit load off rdi
+  for (size_t i = 0; i < c.size(); ++i) {
+    if (auto m = decode_at(c, i)) {
+      if (m->op == 0x8B && m->wide && m->base == kRdi) ptr = std::pair{m->reg, m->disp};
+      else if (m->op == 0x8D && m->base == kRdi && !(ptr && ptr->first == kRdi)) return std::pair{int64_t(0), m->disp};
+      else if (m->op == 0x8D && ptr && m->base == ptr->first) return std::pair{ptr->second, m->disp};
+    }
+    if (auto a = decode_add_imm(c, i); a && ptr && a->first == ptr->first) return std::pair{ptr->second, a->second};
+  }
+  return std::nullopt;
+}
+
+// The function around `vaddr`, from .eh_frame_hdr's binary search table and the FDE it names
+// (encodings checked: datarel sdata4 table, pcrel sdata4 pc_begin). nullopt when not covered.
+std::optional<uint64_t> function_start(const ElfFile& elf, uint64_t vaddr) {
+  const auto hdr_at = elf.eh_frame_hdr();
+  if (!hdr_at) return std::nullopt;
+  const std::string h = elf.read_vaddr(*hdr_at, 12);
+  if (h.size() < 12 || h[0] != 1 || uint8_t(h[2]) != 0x03 || uint8_t(h[3]) != 0x3b) return std::nullopt;
+  uint32_t count;
+  memcpy(&count, h.data() + 8, 4);
+  // Binary search over (initial_location, fde) pairs, each datarel (from the header's start).
+  auto entry = [&](uint32_t k, int32_t* loc, int32_t* fde) {
+    std::string e = elf.read_vaddr(*hdr_at + 12 + uint64_t(k) * 8, 8);
+    if (e.size() != 8) return false;
+    memcpy(loc, e.data(), 4);
+    memcpy(fde, e.data() + 4, 4);
+    return true;
+  };
+  uint32_t lo = 0, hi = count;
+  int32_t loc = 0, fde = 0;
+  while (hi - lo > 1) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (!entry(mid, &loc, &fde)) return std::nullopt;
+    if (*hdr_at + int64_t(loc) <= vaddr) lo = mid;
+    else hi = mid;
+  }
+  if (count == 0 || !entry(lo, &loc, &fde)) return std::nullopt;
+  const uint64_t start = *hdr_at + int64_t(loc), fde_at = *hdr_at + int64_t(fde);
+  // FDE: length, CIE pointer, pc_begin (pcrel sdata4: must equal `start`), pc_range.
+  const std::string f = elf.read_vaddr(fde_at, 16);
+  if (f.size() != 16) return std::nullopt;
+  int32_t pc_begin, pc_range;
+  memcpy(&pc_begin, f.data() + 8, 4);
+  memcpy(&pc_range, f.data() + 12, 4);
+  if (fde_at + 8 + int64_t(pc_begin) != start || pc_range <= 0 || vaddr >= start + uint64_t(pc_range)) return std::nullopt;
+  return start;
+}
+
+// The one function that calls the key log callback at SSL_CTX+`field` (`call *field(%reg)`).
+std::optional<uint64_t> keylog_caller(const ElfFile& elf, int64_t field, std::string* why) {
+  std::optional<uint64_t> found;
+  bool ambiguous = false;
+  elf.scan_code([&](uint64_t base_vaddr, std::string_view code) {
+    for (size_t i = 0; i + 6 <= code.size(); ++i) {
+      if (uint8_t(code[i]) != 0xFF || (uint8_t(code[i + 1]) & 0xF8) != 0x90) continue;  // FF /2 mod=10
+      if ((uint8_t(code[i + 1]) & 7) == 4) continue;  // SIB form: not ours
+      int32_t d;
+      memcpy(&d, code.data() + i + 2, 4);
+      if (d != field) continue;
+      auto fn = function_start(elf, base_vaddr + i);
+      if (!fn) continue;
+      if (found && *found != *fn) ambiguous = true;
+      found = fn;
+    }
+    return false;
+  });
+  if (!found || ambiguous) {
+    *why = found ? "more than one function calls the key log callback" : "no function calls the key log callback";
     return std::nullopt;
   }
-  // SSL_get_client_random: the first lea off rdi is the client random; a preceding
-  // `mov rdi,[rdi+S]` makes it a field of the struct at S (1.1.1's s->s3).
-  const std::string c = elf.read_vaddr(acc->second, 96);
-  std::optional<int64_t> ptr, off;
-  for (size_t i = 0; i < c.size() && !off; ++i) {
-    auto m = decode_at(c, i);
-    if (!m || m->base != kRdi) continue;
-    if (m->op == 0x8B && m->reg == kRdi) ptr = m->disp;
-    if (m->op == 0x8D) off = m->disp;
+  return found;
+}
+
+}  // namespace
+
+std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string* why) {
+  auto acc = elf.dynsym().find("SSL_get_client_random");
+  if (acc == elf.dynsym().end()) {
+    *why = "does not export SSL_get_client_random";
+    return std::nullopt;
   }
-  if (!off || *off <= 0 || *off > 0x4000 || (ptr && (*ptr <= 0 || *ptr > 0x4000))) {
+  // The logger: exported as ssl_log_secret (OpenSSL linked into an executable), or, stripped
+  // (BoringSSL), the one function that calls SSL_CTX's key log callback, whose field the
+  // exported SSL_CTX_get_keylog_callback reads.
+  uint64_t logger = 0;
+  if (auto fn = elf.dynsym().find("ssl_log_secret"); fn != elf.dynsym().end() && elf.executable(fn->second)) {
+    logger = fn->second;
+  } else {
+    std::string cb = elf.code("SSL_CTX_get_keylog_callback", 16);
+    auto field = cb.empty() ? std::nullopt : first_load_from_rdi(cb);
+    if (!field) {
+      *why = "exports neither ssl_log_secret nor a decodable SSL_CTX_get_keylog_callback";
+      return std::nullopt;
+    }
+    auto caller = keylog_caller(elf, *field, why);
+    if (!caller) return std::nullopt;
+    logger = *caller;
+  }
+  auto place = client_random_place(elf.read_vaddr(acc->second, 96));
+  if (!place || place->second <= 0 || place->second > 0x4000 || place->first < 0 || place->first > 0x4000) {
     *why = "SSL_get_client_random does not decode to a field of the connection";
     return std::nullopt;
   }
-  // ssl_log_secret hands that same field on: its displacement(s) must be in its code.
-  const std::string body = elf.read_vaddr(fn->second, 640);
+  const auto [ptr, off] = *place;
+  // The logger hands that same field on: its displacement(s) must be in its code.
+  const std::string body = elf.read_vaddr(logger, 768);
   auto has_disp = [&](int64_t d) {
     char b[4];
     const int32_t v = int32_t(d);
@@ -400,16 +504,16 @@ std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string
     if (body.find(std::string(b, 4)) != std::string::npos) return true;
     return d < 128 && body.find(std::string(1, char(d))) != std::string::npos;  // disp8 form
   };
-  if (!has_disp(*off) || (ptr && !has_disp(*ptr))) {
-    *why = "ssl_log_secret does not read the client random where SSL_get_client_random does (" + hex(uint64_t(*off)) + ")";
+  if (!has_disp(off) || (ptr && !has_disp(ptr))) {
+    *why = "the secret logger does not read the client random where SSL_get_client_random does (" + hex(uint64_t(off)) + ")";
     return std::nullopt;
   }
-  auto fo = elf.file_offset(fn->second);
+  auto fo = elf.file_offset(logger);
   if (!fo) {
-    *why = "ssl_log_secret is not in a loaded segment";
+    *why = "the secret logger is not in a loaded segment";
     return std::nullopt;
   }
-  return SecretLogger{*fo, ptr ? uint32_t(*ptr) : 0u, uint32_t(*off)};
+  return SecretLogger{*fo, uint32_t(ptr), uint32_t(off)};
 }
 
 uint64_t emulated_probe_point(std::span<const uint8_t> code, uint64_t func_file_offset) {

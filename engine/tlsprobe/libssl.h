@@ -70,9 +70,11 @@ struct HandshakeFns {
 std::optional<HandshakeFns> locate_handshake_functions(const ElfFile& elf, uint32_t handshake_func_offset,
                                                        std::string* why);
 
-// OpenSSL's own secret logger, ssl_log_secret(conn, label, secret, len): exported by builds
-// that link OpenSSL into an executable (Node.js), called for every secret of every version
-// since 1.1.1 whether or not a key log callback is set. The client random is not an argument:
+// The library's own secret logger, (conn, label, secret, len) in rdi/rsi/rdx/rcx: OpenSSL's
+// ssl_log_secret, exported by builds that link OpenSSL into an executable (Node.js) and called
+// for every secret of every version since 1.1.1 whether or not a key log callback is set; in a
+// stripped BoringSSL, the one function that calls SSL_CTX's key log callback (its field read
+// from SSL_CTX_get_keylog_callback, its start from .eh_frame_hdr). The client random is not an argument:
 // it sits in the connection where the exported SSL_get_client_random reads it, `lea D(%rdi)`
 // (3.x; in 3.5 after the SSL_CONNECTION type check) or through the s3 pointer,
 // `mov S(%rdi),%rdi; lea D(%rdi)` (1.1.1). The same displacements must appear in

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <unordered_map>
 
 #include "abi/tls_abi.h"
 #include "base/clock.h"
@@ -22,6 +23,14 @@
 
 namespace ehp::tlsprobe {
 namespace {
+
+struct ArrayHash {
+  size_t operator()(const std::array<uint8_t, 32>& r) const noexcept {
+    uint64_t h;
+    memcpy(&h, r.data(), sizeof h);
+    return size_t(h);
+  }
+};
 
 // Libraries whose confirmed offsets are identical share one BPF object. Two ways to trace
 // OpenSSL, one per group: the SSL struct read at the end of each handshake (the layout `off`),
@@ -54,6 +63,8 @@ struct TlsProbe::Impl {
   // Written by the polling thread, read by stats() from any thread.
   std::atomic<uint64_t> secrets_events{0}, data_events{0}, logged_secrets{0}, logged_incomplete{0};
   tls::KeylogAssembler assembler;  // secrets logged one by one -> sessions (polling thread)
+  // Who logged each waiting session's secrets (for the key log's pid/comm); bounded.
+  std::unordered_map<std::array<uint8_t, 32>, ProcInfo, ArrayHash> logged_by;
   uint64_t next_expire_ns = 0;
   // Set for the duration of poll().
   const std::function<void(const ehp::tls::Secrets&, const ProcInfo&)>* on_secrets = nullptr;
@@ -70,6 +81,7 @@ struct TlsProbe::Impl {
   void confirm(std::vector<LibSsl>& libs);
   bool confirm_logger(LibSsl& lib, const ElfFile& elf, const std::optional<OpenSslVersion>& v, std::string* refusal);
   void on_logged(const void* data, size_t size, const ProcInfo& p);
+  void flush_logged();
   bool load(Group& g, std::string* err);
   bool attach(Group& g, Group::Lib& lib, std::string* err);
 
@@ -162,8 +174,9 @@ void TlsProbe::Impl::confirm(std::vector<LibSsl>& libs) {
     if (parsed) v = detect_version(lib, elf, &e);
     std::string refusal;
     const OffsetTable* row = v ? offsets_for(*v) : nullptr;
-    if (parsed && elf.exports("ssl_log_secret")) {
-      // OpenSSL linked into an executable: its own secret logger, any version since 1.1.1.
+    if (parsed && (elf.exports("ssl_log_secret") || (!v && elf.exports("SSL_CTX_get_keylog_callback")))) {
+      // OpenSSL linked into an executable, or BoringSSL (no OpenSSL version, stripped): the
+      // library's own secret logger.
       confirm_logger(lib, elf, v, &refusal);
     } else if (!v) {
       refusal = "libssl " + lib.path + ": version unknown (" + e + "); struct offsets cannot be confirmed, not traced";
@@ -220,7 +233,12 @@ void TlsProbe::Impl::confirm(std::vector<LibSsl>& libs) {
 bool TlsProbe::Impl::confirm_logger(LibSsl& lib, const ElfFile& elf, const std::optional<OpenSslVersion>& v,
                                     std::string* refusal) {
   std::string why;
-  const std::string name = v ? v->short_name() : std::string("OpenSSL, version unknown");
+  // BoringSSL's C++ API (namespace bssl) shows in its exported symbols.
+  bool boring = false;
+  if (!v)
+    for (auto& [sym, addr] : elf.dynsym())
+      if (sym.rfind("_ZN4bssl", 0) == 0) boring = true;
+  const std::string name = v ? v->short_name() : boring ? std::string("BoringSSL") : std::string("OpenSSL, version unknown");
   auto lg = locate_secret_logger(elf, &why);
   if (!lg) {
     *refusal = "TLS library " + lib.path + " (" + name + "): " + why + "; not traced";
@@ -238,14 +256,15 @@ bool TlsProbe::Impl::confirm_logger(LibSsl& lib, const ElfFile& elf, const std::
   }
   char desc[160];
   if (lg->cr_ptr_off)
-    snprintf(desc, sizeof desc, "hooks: ssl_log_secret@0x%llx, client random at *(conn+0x%x)+0x%x",
+    snprintf(desc, sizeof desc, "hook: secret logger@0x%llx, client random at *(conn+0x%x)+0x%x",
              (unsigned long long)lg->file_offset, lg->cr_ptr_off, lg->cr_off);
   else
-    snprintf(desc, sizeof desc, "hooks: ssl_log_secret@0x%llx, client random at conn+0x%x",
+    snprintf(desc, sizeof desc, "hook: secret logger@0x%llx, client random at conn+0x%x",
              (unsigned long long)lg->file_offset, lg->cr_off);
   Group::Lib gl;
   gl.path = lib.path;
-  gl.desc = lib.path + " (" + name + ", linked in; the library's own secret logger; " + desc + ")";
+  gl.desc = lib.path + " (" + name + (elf.exports("ssl_log_secret") && lib.path.find("libssl.so") == std::string::npos ? ", linked in" : "") +
+            "; the library's own secret logger; " + desc + ")";
   gl.logger_file_offset = lg->file_offset;
   gl.file = std::move(lib.file);
   g->libs.push_back(std::move(gl));
@@ -264,9 +283,30 @@ void TlsProbe::Impl::on_logged(const void* data, size_t size, const ProcInfo& p)
   const size_t secret_len = std::min<size_t>(e.secret_len, sizeof e.secret);
   auto s = assembler.add(std::string_view(e.label, label_len), cr, std::span<const uint8_t>(e.secret, secret_len),
                          e.hdr.ts_ns);
-  if (!s) return;
+  if (!s) {
+    if (logged_by.size() >= 8192) logged_by.clear();  // only pid/comm of the key log line is lost
+    logged_by[cr] = p;
+    return;
+  }
+  logged_by.erase(cr);
   secrets_events.fetch_add(1, std::memory_order_relaxed);
   if (on_secrets && *on_secrets) (*on_secrets)(*s, p);
+}
+
+// Sessions that waited long enough for an exporter secret go on without it.
+void TlsProbe::Impl::flush_logged() {
+  std::vector<tls::Secrets> done;
+  assembler.flush(mono_ns(), &done);
+  for (auto& s : done) {
+    ProcInfo p;
+    if (auto it = logged_by.find(s.client_random); it != logged_by.end()) {
+      p = it->second;
+      logged_by.erase(it);
+    }
+    secrets_events.fetch_add(1, std::memory_order_relaxed);
+    if (on_secrets && *on_secrets) (*on_secrets)(s, p);
+  }
+  logged_incomplete.fetch_add(assembler.expire(mono_ns()), std::memory_order_relaxed);
 }
 
 // One BPF object per group: the offsets in rodata, then the hooks of each of its libraries,
@@ -426,9 +466,9 @@ int TlsProbe::poll(int timeout_ms,
     if (n != 0) break;
     if (remaining > 0) remaining -= slice;
   }
+  impl_->flush_logged();
   impl_->on_secrets = nullptr;
   impl_->on_data = nullptr;
-  impl_->logged_incomplete.fetch_add(impl_->assembler.expire(mono_ns()), std::memory_order_relaxed);
   return n == -EINTR ? 0 : n;
 }
 

@@ -54,9 +54,36 @@ TEST(KeylogAssembler, Tls13WaitsForAllFourTrafficSecrets) {
   EXPECT_EQ(a.ignored(), 1u);
 }
 
+// BoringSSL logs the exporter secret right after the traffic secrets: it joins its session.
+TEST(KeylogAssembler, ExporterAfterTheTrafficSecretsJoins) {
+  KeylogAssembler a(16, 1'000'000'000ull, 5'000'000ull);
+  a.add("CLIENT_HANDSHAKE_TRAFFIC_SECRET", cr(6), secret(1), 100);
+  a.add("SERVER_HANDSHAKE_TRAFFIC_SECRET", cr(6), secret(2), 100);
+  a.add("CLIENT_TRAFFIC_SECRET_0", cr(6), secret(3), 100);
+  EXPECT_FALSE(a.add("SERVER_TRAFFIC_SECRET_0", cr(6), secret(4), 100)) << "waits a moment for the exporter";
+  std::vector<ehp::tls::Secrets> out;
+  a.flush(1'000'000, &out);
+  EXPECT_TRUE(out.empty()) << "still within the wait";
+  auto s = a.add("EXPORTER_SECRET", cr(6), secret(5), 200);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(std::count(s->logged.begin(), s->logged.end(), '\n'), 5);
+  EXPECT_EQ(a.waiting(), 0u);
+  // Without an exporter secret the session goes on after the wait, with its four lines.
+  a.add("CLIENT_HANDSHAKE_TRAFFIC_SECRET", cr(7), secret(1), 100);
+  a.add("SERVER_HANDSHAKE_TRAFFIC_SECRET", cr(7), secret(2), 100);
+  a.add("CLIENT_TRAFFIC_SECRET_0", cr(7), secret(3), 100);
+  a.add("SERVER_TRAFFIC_SECRET_0", cr(7), secret(4), 100);
+  a.flush(100 + 5'000'000, &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].client_random, cr(7));
+  EXPECT_EQ(std::count(out[0].logged.begin(), out[0].logged.end(), '\n'), 4);
+  EXPECT_EQ(a.waiting(), 0u);
+}
+
 TEST(KeylogAssembler, SessionsDoNotMix) {
   KeylogAssembler a;
   a.add("CLIENT_HANDSHAKE_TRAFFIC_SECRET", cr(3), secret(1), 0);
+  a.add("EXPORTER_SECRET", cr(3), secret(1), 0);  // first: OpenSSL's order
   a.add("SERVER_HANDSHAKE_TRAFFIC_SECRET", cr(4), secret(1), 0);
   a.add("CLIENT_TRAFFIC_SECRET_0", cr(3), secret(1), 0);
   a.add("SERVER_TRAFFIC_SECRET_0", cr(3), secret(1), 0);

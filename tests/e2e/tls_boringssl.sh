@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+# BoringSSL (Debian's android-libboringssl: libssl.so.0, stripped) traced through its own
+# secret logger, found by reading the library (the one function that calls SSL_CTX's key log
+# callback, its start from .eh_frame_hdr). A C client built against it talks to gnutls-serv,
+# whose library is not traced, so every key comes from BoringSSL:
+#  - found without flags: a process mapping libssl.so.0 runs when the capture starts; the
+#    client is a new process;
+#  - all 3 requests (TLS 1.3, 1.2, 1.3) decrypt from the pcapng alone;
+#  - -m keylog writes exactly the lines the client's own key log callback wrote.
+TAG=bssl
+source "$(dirname "$0")/lib.sh"
+setup_veth 139
+LIBDIR=/usr/lib/x86_64-linux-gnu/android
+command -v gnutls-serv >/dev/null || { echo "SKIP: gnutls-serv missing (apt-get install gnutls-bin)"; exit 77; }
+[[ -f /usr/include/android/openssl/ssl.h && -f $LIBDIR/libssl.so.0 ]] ||
+  { echo "SKIP: BoringSSL missing (apt-get install android-libboringssl-dev)"; exit 77; }
+CLIENT=$WORK/bclient
+gcc -O1 -I/usr/include/android "$(dirname "$0")/boringssl_client.c" -o "$CLIENT" -L"$LIBDIR" -lssl -lcrypto \
+  -Wl,-rpath,"$LIBDIR" || { echo "FAIL: building the BoringSSL client"; exit 1; }
+
+make_cert
+PORT=19444
+ip netns exec "$NS" gnutls-serv --http --x509certfile "$WORK/cert.pem" --x509keyfile "$WORK/key.pem" \
+  -p "$PORT" >"$WORK/gnutls.log" 2>&1 &
+BG_PIDS+=($!)
+wait_for ns_listening "$PORT"
+
+"$CLIENT" idle &
+BG_PIDS+=($!)
+sleep 0.3
+start_ehp "$WORK/p.log" tls -m pcap -i "$HV" -w "$WORK/b.pcapng" tcp port "$PORT"
+"$CLIENT" "$PEER_IP" "$PORT" "$WORK/own.keys"
+crc=$?
+sleep 0.5
+stop_ehp
+check "the client's 3 requests succeeded (rc=$crc)" test "$crc" -eq 0
+check "traced without flags, named BoringSSL" grep -q "tracing $LIBDIR/libssl.so.0 (BoringSSL; the library's own secret logger" "$WORK/p.log"
+reqs=$(tshark -r "$WORK/b.pcapng" -Y http.request 2>/dev/null | wc -l)
+check "all 3 requests decrypt from the file alone ($reqs)" test "$reqs" -eq 3
+sh_all=$(tshark -r "$WORK/b.pcapng" -Y 'tls.handshake.type == 2' 2>/dev/null | wc -l)
+sh_13=$(tshark -r "$WORK/b.pcapng" -Y 'tls.handshake.type == 2 && tls.handshake.extensions.supported_version == 0x0304' 2>/dev/null | wc -l)
+check "3 sessions, one of them TLS 1.2 ($sh_all ServerHellos, $sh_13 TLS 1.3)" test "$sh_all" -eq 3 -a "$sh_13" -eq 2
+check "exit 0 (rc=$EHP_RC)" test "$EHP_RC" -eq 0
+
+"$EHP" tls -m keylog --keylogfile "$WORK/ehp.keys" -q 2>"$WORK/k.log" &
+KP=$!
+BG_PIDS+=("$KP")
+wait_for grep -q capturing "$WORK/k.log"
+"$CLIENT" "$PEER_IP" "$PORT" "$WORK/own.keys"
+sleep 0.5
+kill -INT "$KP"; wait "$KP"
+check "-m keylog lines == the client's own key log ($(wc -l <"$WORK/ehp.keys") vs $(wc -l <"$WORK/own.keys"))" \
+  bash -c "[[ -s '$WORK/own.keys' ]] && diff <(sort '$WORK/ehp.keys') <(sort '$WORK/own.keys') >/dev/null"
+finish
