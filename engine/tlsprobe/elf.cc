@@ -191,6 +191,18 @@ bool ElfFile::open(const UntrustedFile& f, const std::string& shown, std::string
         Elf64_Sym sym;
         memcpy(&sym, body.data() + o, sizeof sym);
         if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
+        // Only the names the probe looks up are kept: a hostile table of millions of symbols
+        // costs no memory beyond its bounded read.
+        const char* name = sym.st_name < strtab.size() ? strtab.c_str() + sym.st_name : "";
+        const size_t room = sym.st_name < strtab.size() ? strtab.size() - sym.st_name : 0;
+        if (strncmp(name, "_ZN4bssl", std::min<size_t>(room, 8)) == 0 && room >= 8) bssl_ = true;
+        const bool wanted = (room >= 4 && (strncmp(name, "SSL_", 4) == 0 || strncmp(name, "TLS_", 4) == 0)) ||
+                            (room >= 15 && strncmp(name, "ssl_log_secret", 15) == 0);
+        if (!wanted) continue;
+        if (dynsym_.size() >= kMaxSymbols) {
+          *err = shown + ": more than " + std::to_string(kMaxSymbols) + " SSL_/TLS_ symbols";
+          return false;
+        }
         dynsym_.emplace(cstr(strtab, sym.st_name), sym.st_value);
       }
     } else {

@@ -24,6 +24,7 @@ namespace ehp::tlsprobe {
 inline constexpr uint64_t kMaxBinaryBytes = 4ull << 30;      // a larger "library" is refused
 inline constexpr uint64_t kMaxTableBytes = 32ull << 20;      // .dynsym, .dynstr, each
 inline constexpr uint64_t kMaxScanBytes = 192ull << 20;      // version-string scan, in total
+inline constexpr size_t kMaxSymbols = 1u << 16;               // SSL_*/TLS_* symbols kept
 
 class UntrustedFile {
  public:
@@ -64,7 +65,9 @@ class ElfFile {
   // x86_64 ELF64 file within the caps.
   bool open(const UntrustedFile& f, const std::string& shown, std::string* err);
 
-  const std::map<std::string, uint64_t>& dynsym() const { return dynsym_; }  // name -> st_value
+  // name -> st_value of the exported symbols the probe looks up: SSL_*, TLS_*, ssl_log_secret.
+  const std::map<std::string, uint64_t>& dynsym() const { return dynsym_; }
+  bool exports_bssl() const { return bssl_; }  // BoringSSL's C++ namespace is exported
   const std::vector<std::string>& needed() const { return needed_; }         // DT_NEEDED
   bool exports(const std::string& sym) const { return dynsym_.count(sym) != 0; }
 
@@ -103,6 +106,7 @@ class ElfFile {
   std::map<std::string, uint64_t> dynsym_;
   std::vector<std::string> needed_;
   std::optional<uint64_t> eh_frame_hdr_;
+  bool bssl_ = false;
 };
 
 }  // namespace ehp::tlsprobe

@@ -591,6 +591,8 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
   std::map<std::pair<uint64_t, uint64_t>, size_t> by_inode;
   std::set<std::string> refused_paths;
   std::map<std::pair<uint64_t, uint64_t>, bool> exe_verdict;  // executables read once per scan
+  constexpr size_t kMaxExecutables = 2048;  // bounds start-up on a host full of distinct binaries
+  bool exe_cap_said = false;
   auto add = [&](std::optional<UntrustedFile> f, const std::string& shown, const std::string& root,
                  const std::string& dir, uint32_t pid) {
     auto key = std::make_pair(f->dev(), f->ino());
@@ -642,6 +644,12 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
           if (!f) continue;
           auto key = std::make_pair(f->dev(), f->ino());
           auto known = exe_verdict.find(key);
+          if (known == exe_verdict.end() && exe_verdict.size() >= kMaxExecutables) {
+            if (!exe_cap_said) refused->push_back("more than " + std::to_string(kMaxExecutables) +
+                                                  " distinct executables are running: the others are not inspected for a TLS library");
+            exe_cap_said = true;
+            continue;
+          }
           if (known == exe_verdict.end()) {
             ElfFile elf;
             std::string why;

@@ -234,10 +234,7 @@ bool TlsProbe::Impl::confirm_logger(LibSsl& lib, const ElfFile& elf, const std::
                                     std::string* refusal) {
   std::string why;
   // BoringSSL's C++ API (namespace bssl) shows in its exported symbols.
-  bool boring = false;
-  if (!v)
-    for (auto& [sym, addr] : elf.dynsym())
-      if (sym.rfind("_ZN4bssl", 0) == 0) boring = true;
+  const bool boring = !v && elf.exports_bssl();
   const std::string name = v ? v->short_name() : boring ? std::string("BoringSSL") : std::string("OpenSSL, version unknown");
   auto lg = locate_secret_logger(elf, &why);
   if (!lg) {
