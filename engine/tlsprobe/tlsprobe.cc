@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// TlsProbe: open -> discover -> confirm offsets -> set rodata -> load -> attach -> poll -> one
-// cleanup path (the destructor).
+// TlsProbe: open -> discover -> each binary to the stacks (stack.h) -> group by layout -> set
+// rodata -> load -> attach -> poll -> one cleanup path (the destructor).
 #include "tlsprobe/tlsprobe.h"
 
 #include <bpf/bpf.h>
@@ -19,6 +19,7 @@
 #include "base/clock.h"
 #include "openssl.skel.h"
 #include "tlsprobe/libssl.h"
+#include "tlsprobe/stack.h"
 #include "tls/assembler.h"
 
 namespace ehp::tlsprobe {
@@ -32,25 +33,35 @@ struct ArrayHash {
   }
 };
 
-// Libraries whose confirmed offsets are identical share one BPF object. Two ways to trace
-// OpenSSL, one per group: the SSL struct read at the end of each handshake (the layout `off`),
-// or the library's own secret logger (`logger`: only the client random's place, `cr`).
+// Binaries whose Layout is equal share one BPF object (bpf/openssl.bpf.c).
 struct Group {
-  ehp_tls_offsets off{};
-  bool bio_num_ok = false;
-  bool logger = false;
-  uint32_t cr_ptr_off = 0, cr_off = 0;
+  Layout layout;
   struct Lib {
     std::string path, desc;
-    uint64_t connect_file_offset = 0, accept_file_offset = 0;  // 0 = use the fallback hooks
-    uint64_t logger_file_offset = 0;                           // ssl_log_secret (logger groups)
-    std::map<std::string, uint64_t> sym_offsets;  // exported hook targets -> file offset
-    UntrustedFile file;                           // attached through file.fd_path()
+    std::vector<Hook> hooks;
+    UntrustedFile file;  // attached through file.fd_path()
   };
   std::vector<Lib> libs;
   struct openssl* skel = nullptr;
   std::vector<bpf_link*> links;
 };
+
+bpf_program* program(struct openssl* skel, Prog p) {
+  auto& g = skel->progs;
+  switch (p) {
+    case Prog::Handshake: return g.ehp_handshake;
+    case Prog::HandshakeRet: return g.ehp_handshake_ret;
+    case Prog::GetError: return g.ehp_ssl_get_error;
+    case Prog::Read: return g.ehp_ssl_read;
+    case Prog::ReadRet: return g.ehp_ssl_read_ret;
+    case Prog::ReadEx: return g.ehp_ssl_read_ex;
+    case Prog::ReadExRet: return g.ehp_ssl_read_ex_ret;
+    case Prog::Write: return g.ehp_ssl_write;
+    case Prog::WriteEx: return g.ehp_ssl_write_ex;
+    case Prog::LogSecret: return g.ehp_ssl_log_secret;
+  }
+  return nullptr;
+}
 
 }  // namespace
 
@@ -79,7 +90,6 @@ struct TlsProbe::Impl {
 
   bool discover(std::vector<LibSsl>* libs, std::string* err);
   void confirm(std::vector<LibSsl>& libs);
-  bool confirm_logger(LibSsl& lib, const ElfFile& elf, const std::optional<OpenSslVersion>& v, std::string* refusal);
   void on_logged(const void* data, size_t size, const ProcInfo& p);
   void flush_logged();
   bool load(Group& g, std::string* err);
@@ -166,106 +176,37 @@ bool TlsProbe::Impl::discover(std::vector<LibSsl>* libs, std::string* err) {
 
 // Reads each library (never runs it) and confirms its offsets; identical layouts share a group.
 void TlsProbe::Impl::confirm(std::vector<LibSsl>& libs) {
+  static const std::vector<std::unique_ptr<Stack>> kStacks = [] {
+    std::vector<std::unique_ptr<Stack>> v;
+    v.push_back(make_logger_stack());
+    v.push_back(make_openssl_stack());  // last: refuses, with the reason, what nobody took
+    return v;
+  }();
   for (auto& lib : libs) {
-    std::string e, how;
     ElfFile elf;
-    std::optional<OpenSslVersion> v;
-    const bool parsed = elf.open(lib.file, lib.path, &e);
-    if (parsed) v = detect_version(lib, elf, &e);
-    std::string refusal;
-    const OffsetTable* row = v ? offsets_for(*v) : nullptr;
-    if (parsed && (elf.exports("ssl_log_secret") || (!v && elf.exports("SSL_CTX_get_keylog_callback")))) {
-      // OpenSSL linked into an executable, or BoringSSL (no OpenSSL version, stripped): the
-      // library's own secret logger.
-      confirm_logger(lib, elf, v, &refusal);
-    } else if (!v) {
-      refusal = "libssl " + lib.path + ": version unknown (" + e + "); struct offsets cannot be confirmed, not traced";
-    } else if (!row) {
-      refusal = "libssl " + lib.path + " (" + v->short_name() + "): no offset table for this version, not traced";
-    } else if (!confirm_offsets(elf, row->off, &how, &e)) {
-      refusal = "libssl " + lib.path + " (" + v->short_name() + "): struct offsets (" + row->series +
-                " table) not confirmed: " + e + "; not traced";
-    } else {
-      ehp_tls_offsets off = row->off;
-      // rbio->num (the fd behind a socket BIO, for -m text tuples) has no accessor: trusted
-      // only where the row is proven; secrets are unaffected.
-      const bool bio_num_ok = row->verified;
-      if (!bio_num_ok) off.bio_st_num_offset = 0;
-      Group* g = nullptr;
-      for (auto& x : groups)
-        if (memcmp(&x.off, &off, sizeof off) == 0) g = &x;
-      if (!g) {
-        groups.push_back({});
-        g = &groups.back();
-        g->off = off;
-        g->bio_num_ok = bio_num_ok;
-      }
-      std::string why;
-      auto fns = opt.force_io_fallback ? std::nullopt
-                                       : locate_handshake_functions(elf, row->ssl_st_handshake_func_offset, &why);
-      char hooks[160];
-      HandshakeFns at;
-      if (fns) {
-        // Probe points past instructions the kernel would single-step (emulated_probe_point).
-        at.connect_file_offset = emulated_probe_point(elf, fns->connect_file_offset);
-        at.accept_file_offset = emulated_probe_point(elf, fns->accept_file_offset);
-        snprintf(hooks, sizeof hooks, "hooks: handshake_func connect@0x%llx accept@0x%llx",
-                 (unsigned long long)at.connect_file_offset, (unsigned long long)at.accept_file_offset);
-      } else {
-        snprintf(hooks, sizeof hooks, "hooks: SSL_do_handshake + per-call SSL_read/SSL_write fallback");
-      }
-      Group::Lib gl;
-      gl.path = lib.path;
-      gl.desc = lib.path + " (" + v->short_name() + ", " + (row->verified ? "" : "unverified table ") +
-                "offsets confirmed: " + how + "; " + hooks + ")";
-      gl.connect_file_offset = at.connect_file_offset;
-      gl.accept_file_offset = at.accept_file_offset;
-      for (const char* sym : {"SSL_do_handshake", "SSL_get_error", "SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex"})
-        if (auto o = symbol_file_offset(elf, sym)) gl.sym_offsets[sym] = *o;
-      gl.file = std::move(lib.file);
-      g->libs.push_back(std::move(gl));
+    Candidate c{lib, nullptr, std::nullopt, {}, opt.plaintext, opt.force_io_fallback};
+    if (elf.open(lib.file, lib.path, &c.version_error)) {
+      c.elf = &elf;
+      c.version = detect_version(lib, elf, &c.version_error);
     }
-    if (!refusal.empty()) skipped.push_back(refusal);
+    std::optional<Plan> plan;
+    for (auto& st : kStacks)
+      if ((plan = st->inspect(c))) break;
+    if (!plan) continue;
+    if (!plan->refusal.empty()) {
+      skipped.push_back(plan->refusal);
+      continue;
+    }
+    Group* g = nullptr;
+    for (auto& x : groups)
+      if (x.layout == plan->layout) g = &x;
+    if (!g) {
+      groups.push_back({});
+      g = &groups.back();
+      g->layout = plan->layout;
+    }
+    g->libs.push_back({lib.path, plan->desc, std::move(plan->hooks), std::move(lib.file)});
   }
-}
-
-// OpenSSL's secret logger in this binary (libssl.h: locate_secret_logger); false + *refusal.
-bool TlsProbe::Impl::confirm_logger(LibSsl& lib, const ElfFile& elf, const std::optional<OpenSslVersion>& v,
-                                    std::string* refusal) {
-  std::string why;
-  // BoringSSL's C++ API (namespace bssl) shows in its exported symbols.
-  const bool boring = !v && elf.exports_bssl();
-  const std::string name = v ? v->short_name() : boring ? std::string("BoringSSL") : std::string("OpenSSL, version unknown");
-  auto lg = locate_secret_logger(elf, &why);
-  if (!lg) {
-    *refusal = "TLS library " + lib.path + " (" + name + "): " + why + "; not traced";
-    return false;
-  }
-  Group* g = nullptr;
-  for (auto& x : groups)
-    if (x.logger && x.cr_ptr_off == lg->cr_ptr_off && x.cr_off == lg->cr_off) g = &x;
-  if (!g) {
-    groups.push_back({});
-    g = &groups.back();
-    g->logger = true;
-    g->cr_ptr_off = lg->cr_ptr_off;
-    g->cr_off = lg->cr_off;
-  }
-  char desc[160];
-  if (lg->cr_ptr_off)
-    snprintf(desc, sizeof desc, "hook: secret logger@0x%llx, client random at *(conn+0x%x)+0x%x",
-             (unsigned long long)lg->file_offset, lg->cr_ptr_off, lg->cr_off);
-  else
-    snprintf(desc, sizeof desc, "hook: secret logger@0x%llx, client random at conn+0x%x",
-             (unsigned long long)lg->file_offset, lg->cr_off);
-  Group::Lib gl;
-  gl.path = lib.path;
-  gl.desc = lib.path + " (" + name + (elf.exports("ssl_log_secret") && lib.path.find("libssl.so") == std::string::npos ? ", linked in" : "") +
-            "; the library's own secret logger; " + desc + ")";
-  gl.logger_file_offset = lg->file_offset;
-  gl.file = std::move(lib.file);
-  g->libs.push_back(std::move(gl));
-  return true;
 }
 
 // A secret the library logged: into the assembler; a completed session goes on like any other.
@@ -315,7 +256,7 @@ bool TlsProbe::Impl::load(Group& g, std::string* err) {
     return false;
   }
   auto* ro = g.skel->rodata;
-  memcpy(const_cast<ehp_tls_offsets*>(&ro->off), &g.off, sizeof g.off);
+  memcpy(const_cast<ehp_tls_offsets*>(&ro->off), &g.layout.off, sizeof g.layout.off);
   ro->targ_pid = opt.pid.value_or(0);
   ro->filter_uid = opt.uid.has_value();
   ro->targ_uid = opt.uid.value_or(0);
@@ -325,14 +266,15 @@ bool TlsProbe::Impl::load(Group& g, std::string* err) {
   bpf_map__set_max_entries(g.skel->maps.ehp_tls_events, ring_bytes);
   // Wake the reader at 1/8 of the ring; below that poll() collects every kPollSliceMs.
   ro->wakeup_bytes = ring_bytes / 8;
-  ro->cr_ptr_off = g.cr_ptr_off;
-  ro->cr_off = g.cr_off;
+  ro->cr_ptr_off = g.layout.cr_ptr_off;
+  ro->cr_off = g.layout.cr_off;
   // A group loads only the programs its hooks use.
   bpf_program* prog;
   bpf_object__for_each_program(prog, g.skel->obj) {
-    const bool logger_prog = prog == g.skel->progs.ehp_ssl_log_secret;
-    const bool plain_ret = prog == g.skel->progs.ehp_ssl_read_ret || prog == g.skel->progs.ehp_ssl_read_ex_ret;
-    if (logger_prog != g.logger || (plain_ret && !opt.plaintext)) bpf_program__set_autoload(prog, false);
+    bool used = false;
+    for (auto& lib : g.libs)
+      for (auto& h : lib.hooks) used |= program(g.skel, h.prog) == prog;
+    if (!used) bpf_program__set_autoload(prog, false);
   }
   if (int rc = openssl__load(g.skel)) {
     *err = std::string("BPF load of openssl.bpf.o failed: ") + strerror(-rc);
@@ -356,62 +298,18 @@ bool TlsProbe::Impl::load(Group& g, std::string* err) {
 
 // The uprobes of one library, by file offset, through the fd that was read.
 bool TlsProbe::Impl::attach(Group& g, Group::Lib& lib, std::string* err) {
-  struct Hook {
-    bpf_program* prog;
-    const char* func;  // nullptr: attach at `offset`
-    uint64_t offset;
-    bool ret;
-    bool needed;  // false: skip when the library does not export it
-  };
-  auto& p = g.skel->progs;
-  std::vector<Hook> hooks;
-  bool primary = lib.connect_file_offset != 0;
-  if (g.logger) {
-    hooks.push_back({p.ehp_ssl_log_secret, nullptr, lib.logger_file_offset, false, true});
-  } else if (primary) {
-    for (uint64_t o : {lib.connect_file_offset, lib.accept_file_offset}) {
-      hooks.push_back({p.ehp_handshake, nullptr, o, false, true});
-      hooks.push_back({p.ehp_handshake_ret, nullptr, o, true, true});
-    }
-  } else {
-    hooks.push_back({p.ehp_handshake, "SSL_do_handshake", 0, false, true});
-    hooks.push_back({p.ehp_handshake_ret, "SSL_do_handshake", 0, true, true});
-    hooks.push_back({p.ehp_ssl_get_error, "SSL_get_error", 0, false, true});
-  }
-  if (!g.logger && (!primary || opt.plaintext)) {
-    hooks.push_back({p.ehp_ssl_read, "SSL_read", 0, false, true});
-    hooks.push_back({p.ehp_ssl_write, "SSL_write", 0, false, true});
-    hooks.push_back({p.ehp_ssl_read_ex, "SSL_read_ex", 0, false, false});
-    hooks.push_back({p.ehp_ssl_write_ex, "SSL_write_ex", 0, false, false});
-  }
-  if (!g.logger && opt.plaintext) {
-    hooks.push_back({p.ehp_ssl_read_ret, "SSL_read", 0, true, true});
-    hooks.push_back({p.ehp_ssl_read_ex_ret, "SSL_read_ex", 0, true, false});
-  }
-  for (auto& h : hooks) {
-    // Symbols were resolved from the file we read; libbpf never parses the library itself.
-    uint64_t at = h.offset;
-    if (h.func) {
-      auto it = lib.sym_offsets.find(h.func);
-      if (it == lib.sym_offsets.end()) {
-        if (!h.needed) continue;
-        *err = "libssl " + lib.path + ": does not export " + h.func;
-        return false;
-      }
-      at = it->second;
-    }
+  for (auto& h : lib.hooks) {
     LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = h.ret);
     // pid -1: every process mapping this inode, now or later. With -p, the kernel's uprobe
     // filter (by mm) puts the breakpoint into that process only, so other processes using
     // the library take no trap at all (the BPF-side pid check stays as a second line).
     const int attach_pid = opt.pid ? int(*opt.pid) : -1;
     // Through our own fd: the inode we read is the inode traced, whatever the path does.
-    bpf_link* l = bpf_program__attach_uprobe_opts(h.prog, attach_pid, lib.file.fd_path().c_str(), at, &uo);
+    bpf_link* l = bpf_program__attach_uprobe_opts(program(g.skel, h.prog), attach_pid, lib.file.fd_path().c_str(),
+                                                  h.file_offset, &uo);
     if (!l) {
-      char where[64];
-      snprintf(where, sizeof where, "offset 0x%llx", (unsigned long long)at);
-      *err = "libssl " + lib.path + ": attaching " + (h.ret ? "uretprobe " : "uprobe ") +
-             (h.func ? h.func : where) + " failed: " + strerror(errno);
+      *err = "TLS library " + lib.path + ": attaching " + (h.ret ? "uretprobe " : "uprobe ") + h.what +
+             " failed: " + strerror(errno);
       return false;
     }
     g.links.push_back(l);

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// A shared OpenSSL libssl (1.1.1-3.1): the SSL struct is read when a handshake ends, at offsets
+// from the table row of its version, confirmed by decoding the exported accessors; the
+// handshake functions come from the method table (libssl.h). Asked last: it refuses, with the
+// reason, whatever no other stack took.
+#include <cstdio>
+
+#include "tlsprobe/stack.h"
+
+namespace ehp::tlsprobe {
+namespace {
+
+class OpenSslStack : public Stack {
+ public:
+  const char* name() const override { return "OpenSSL (shared libssl)"; }
+  std::optional<Plan> inspect(const Candidate& c) const override;
+};
+
+std::optional<Plan> OpenSslStack::inspect(const Candidate& c) const {
+  Plan plan;
+  const std::string& path = c.lib.path;
+  const OffsetTable* row = c.version ? offsets_for(*c.version) : nullptr;
+  std::string how, e;
+  if (!c.elf || !c.version) {
+    plan.refusal = "libssl " + path + ": version unknown (" + c.version_error + "); struct offsets cannot be confirmed, not traced";
+    return plan;
+  }
+  const ElfFile& elf = *c.elf;
+  const std::string ver = c.version->short_name();
+  if (!row) {
+    plan.refusal = "libssl " + path + " (" + ver + "): no offset table for this version, not traced";
+    return plan;
+  }
+  if (!confirm_offsets(elf, row->off, &how, &e)) {
+    plan.refusal = "libssl " + path + " (" + ver + "): struct offsets (" + row->series + " table) not confirmed: " + e +
+                   "; not traced";
+    return plan;
+  }
+  plan.layout.off = row->off;
+  // rbio->num (the fd behind a socket BIO, for -m text tuples) has no accessor: trusted only
+  // where the row is proven; secrets are unaffected.
+  if (!row->verified) plan.layout.off.bio_st_num_offset = 0;
+
+  std::string why;
+  auto fns = c.force_io_fallback ? std::nullopt : locate_handshake_functions(elf, row->ssl_st_handshake_func_offset, &why);
+  char hooks[160];
+  auto hex = [](uint64_t v) {
+    char b[24];
+    snprintf(b, sizeof b, "offset 0x%llx", (unsigned long long)v);
+    return std::string(b);
+  };
+  if (fns) {
+    // Probe points past instructions the kernel would single-step (emulated_probe_point).
+    const uint64_t conn = emulated_probe_point(elf, fns->connect_file_offset);
+    const uint64_t acc = emulated_probe_point(elf, fns->accept_file_offset);
+    snprintf(hooks, sizeof hooks, "hooks: handshake_func connect@0x%llx accept@0x%llx", (unsigned long long)conn,
+             (unsigned long long)acc);
+    for (uint64_t o : {conn, acc}) {
+      plan.hooks.push_back({Prog::Handshake, o, false, hex(o)});
+      plan.hooks.push_back({Prog::HandshakeRet, o, true, hex(o)});
+    }
+  } else {
+    snprintf(hooks, sizeof hooks, "hooks: SSL_do_handshake + per-call SSL_read/SSL_write fallback");
+  }
+  // Exported hook targets, from the file we read (libbpf never parses the library itself).
+  struct Want {
+    Prog prog;
+    const char* sym;
+    bool ret, needed;
+  };
+  std::vector<Want> want;
+  if (!fns)
+    want.insert(want.end(), {{Prog::Handshake, "SSL_do_handshake", false, true},
+                             {Prog::HandshakeRet, "SSL_do_handshake", true, true},
+                             {Prog::GetError, "SSL_get_error", false, true}});
+  if (!fns || c.plaintext)
+    want.insert(want.end(), {{Prog::Read, "SSL_read", false, true},
+                             {Prog::Write, "SSL_write", false, true},
+                             {Prog::ReadEx, "SSL_read_ex", false, false},
+                             {Prog::WriteEx, "SSL_write_ex", false, false}});
+  if (c.plaintext)
+    want.insert(want.end(), {{Prog::ReadRet, "SSL_read", true, true}, {Prog::ReadExRet, "SSL_read_ex", true, false}});
+  for (auto& w : want) {
+    auto o = symbol_file_offset(elf, w.sym);
+    if (!o) {
+      if (!w.needed) continue;
+      plan.refusal = "libssl " + path + " (" + ver + "): does not export " + w.sym + "; not traced";
+      return plan;
+    }
+    plan.hooks.push_back({w.prog, *o, w.ret, w.sym});
+  }
+  plan.desc = path + " (" + ver + ", " + (row->verified ? "" : "unverified table ") + "offsets confirmed: " + how + "; " +
+              hooks + ")";
+  return plan;
+}
+
+}  // namespace
+
+std::unique_ptr<Stack> make_openssl_stack() { return std::make_unique<OpenSslStack>(); }
+
+}  // namespace ehp::tlsprobe
