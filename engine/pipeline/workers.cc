@@ -101,7 +101,10 @@ void KeyReader::start() {
       if (on_secrets_) on_secrets_(s, p);
     };
     while (!stop_.load(std::memory_order_relaxed)) probe_->poll(100, counted, on_data_);
-    while (probe_->poll(0, counted, on_data_) > 0) {
+    // What the ring holds at the stop, within 2 s: the probes are still attached, so a busy
+    // traced process (or a stalled output under -m text) could keep this loop going forever.
+    const uint64_t until = mono_ns() + 2'000'000'000ull;
+    while (mono_ns() < until && probe_->poll(0, counted, on_data_) > 0) {
     }
   });
 }

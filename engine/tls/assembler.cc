@@ -88,6 +88,13 @@ std::optional<Secrets> KeylogAssembler::add(std::string_view label, const std::a
     it = pending_.emplace(cr, Pending{}).first;
     it->second.first_ns = now_ns;
     order_.emplace_back(cr, now_ns);
+    if (order_.size() > 4 * capacity_ + 64) {
+      // Completed sessions leave their arrival entries behind: rebuild from what still waits.
+      std::deque<std::pair<std::array<uint8_t, 32>, uint64_t>> live;
+      for (auto& e : order_)
+        if (auto o = pending_.find(e.first); o != pending_.end() && o->second.first_ns == e.second) live.push_back(e);
+      order_.swap(live);
+    }
   }
   Pending& p = it->second;
   if (exporter) {

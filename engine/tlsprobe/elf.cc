@@ -37,20 +37,33 @@ UntrustedFile& UntrustedFile::operator=(UntrustedFile&& o) noexcept {
 
 std::string UntrustedFile::fd_path() const { return "/proc/self/fd/" + std::to_string(fd_); }
 
-std::optional<UntrustedFile> UntrustedFile::adopt(int fd, const std::string& shown, std::string* err) {
-  if (fd < 0) {
+// `pfd` is an O_PATH fd: nothing was opened for reading yet (opening a device can have side
+// effects; opening a FIFO waits). Only a regular file is then reopened to be read.
+std::optional<UntrustedFile> UntrustedFile::adopt(int pfd, const std::string& shown, std::string* err) {
+  if (pfd < 0) {
     *err = "cannot open " + shown + ": " + strerror(errno);
+    return std::nullopt;
+  }
+  struct stat st {};
+  const bool stat_ok = fstat(pfd, &st) == 0;
+  const int stat_errno = errno;
+  if (!stat_ok || !S_ISREG(st.st_mode)) {
+    ::close(pfd);
+    *err = stat_ok ? shown + " is not a regular file" : "cannot stat " + shown + ": " + strerror(stat_errno);
+    return std::nullopt;
+  }
+  const int fd = ::open(("/proc/self/fd/" + std::to_string(pfd)).c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  const int open_errno = errno;
+  ::close(pfd);
+  if (fd < 0) {
+    *err = "cannot open " + shown + ": " + strerror(open_errno);
     return std::nullopt;
   }
   UntrustedFile f;
   f.fd_ = fd;
-  struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    *err = "cannot stat " + shown + ": " + strerror(errno);
-    return std::nullopt;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    *err = shown + " is not a regular file";
+  struct stat now {};
+  if (fstat(fd, &now) != 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+    *err = shown + " changed while being opened";
     return std::nullopt;
   }
   if (uint64_t(st.st_size) > kMaxBinaryBytes) {
@@ -74,7 +87,7 @@ std::optional<UntrustedFile> UntrustedFile::open_named(const std::string& path, 
     *err = path + " is a device path, not a library";
     return std::nullopt;
   }
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  int fd = ::open(path.c_str(), O_PATH | O_CLOEXEC);
   return adopt(fd, path, err);
 }
 
@@ -91,7 +104,7 @@ std::optional<UntrustedFile> UntrustedFile::open_in_root(const std::string& root
     return std::nullopt;
   }
   open_how how{};
-  how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+  how.flags = O_PATH | O_CLOEXEC;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
   int fd = int(syscall(SYS_openat2, rfd, path.c_str(), &how, sizeof how));
   const int e = errno;
@@ -106,7 +119,7 @@ std::optional<UntrustedFile> UntrustedFile::open_in_root(const std::string& root
 
 std::optional<UntrustedFile> UntrustedFile::open_mapped(uint32_t pid, const std::string& range, std::string* err) {
   const std::string p = "/proc/" + std::to_string(pid) + "/map_files/" + range;
-  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  int fd = ::open(p.c_str(), O_PATH | O_CLOEXEC);
   return adopt(fd, p, err);
 }
 
@@ -178,9 +191,21 @@ bool ElfFile::open(const UntrustedFile& f, const std::string& shown, std::string
     if (idx >= strtab.size()) return {};
     return std::string(strtab.c_str() + idx, strnlen(strtab.c_str() + idx, strtab.size() - idx));
   };
+  // One .dynsym and one .dynamic (a file that claims more is read once, not once per copy), at
+  // most 4 relocation sections of 64 MiB together, names of at most 128 bytes, at most 8
+  // libcrypto DT_NEEDED entries: work and memory stay bounded whatever the headers claim.
+  bool seen_dynsym = false, seen_dynamic = false;
+  uint64_t rela_bytes = 0;
   for (auto& s : sh) {
-    if (s.sh_type == SHT_RELA && in_file(s.sh_offset, s.sh_size)) relas_.push_back({s.sh_offset, s.sh_size});
+    if (s.sh_type == SHT_RELA && in_file(s.sh_offset, s.sh_size) && relas_.size() < 4 &&
+        rela_bytes + s.sh_size <= (64ull << 20)) {
+      relas_.push_back({s.sh_offset, s.sh_size});
+      rela_bytes += s.sh_size;
+    }
     if ((s.sh_type != SHT_DYNSYM && s.sh_type != SHT_DYNAMIC) || s.sh_link >= sh.size()) continue;
+    bool& seen = s.sh_type == SHT_DYNSYM ? seen_dynsym : seen_dynamic;
+    if (seen) continue;
+    seen = true;
     std::string body, strtab;
     if (!table(s, &body) || !table(sh[s.sh_link], &strtab)) {
       *err = shown + ": symbol tables missing or over " + std::to_string(kMaxTableBytes >> 20) + " MiB";
@@ -198,7 +223,7 @@ bool ElfFile::open(const UntrustedFile& f, const std::string& shown, std::string
         if (strncmp(name, "_ZN4bssl", std::min<size_t>(room, 8)) == 0 && room >= 8) bssl_ = true;
         const bool wanted = (room >= 4 && (strncmp(name, "SSL_", 4) == 0 || strncmp(name, "TLS_", 4) == 0)) ||
                             (room >= 15 && strncmp(name, "ssl_log_secret", 15) == 0);
-        if (!wanted) continue;
+        if (!wanted || strnlen(name, std::min<size_t>(room, 129)) > 128) continue;
         if (dynsym_.size() >= kMaxSymbols) {
           *err = shown + ": more than " + std::to_string(kMaxSymbols) + " SSL_/TLS_ symbols";
           return false;
@@ -210,7 +235,10 @@ bool ElfFile::open(const UntrustedFile& f, const std::string& shown, std::string
         Elf64_Dyn d;
         memcpy(&d, body.data() + o, sizeof d);
         if (d.d_tag == DT_NULL) break;
-        if (d.d_tag == DT_NEEDED) needed_.push_back(cstr(strtab, d.d_un.d_val));
+        if (d.d_tag != DT_NEEDED || needed_.size() >= 8 || d.d_un.d_val >= strtab.size()) continue;
+        const char* n = strtab.c_str() + d.d_un.d_val;
+        const size_t len = strnlen(n, std::min<size_t>(strtab.size() - d.d_un.d_val, 65));
+        if (len <= 64 && strncmp(n, "libcrypto.so", 12) == 0) needed_.emplace_back(n, len);
       }
     }
   }

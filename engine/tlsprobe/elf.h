@@ -68,7 +68,7 @@ class ElfFile {
   // name -> st_value of the exported symbols the probe looks up: SSL_*, TLS_*, ssl_log_secret.
   const std::map<std::string, uint64_t>& dynsym() const { return dynsym_; }
   bool exports_bssl() const { return bssl_; }  // BoringSSL's C++ namespace is exported
-  const std::vector<std::string>& needed() const { return needed_; }         // DT_NEEDED
+  const std::vector<std::string>& needed() const { return needed_; }  // DT_NEEDED libcrypto.so* (<= 8)
   bool exports(const std::string& sym) const { return dynsym_.count(sym) != 0; }
 
   // ELF virtual address -> file offset (what uprobes attach by); nullopt when in no PT_LOAD.

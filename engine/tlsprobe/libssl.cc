@@ -105,8 +105,9 @@ std::string hex(uint64_t v) {
 std::optional<OpenSslVersion> find_version_text(std::string_view bytes) {
   static constexpr std::string_view kTag = "OpenSSL ";
   for (size_t p = bytes.find(kTag); p != std::string_view::npos; p = bytes.find(kTag, p + 1)) {
-    size_t end = bytes.find('\0', p);
-    if (end == std::string_view::npos || end - p > 80) continue;
+    size_t end = bytes.substr(p, 81).find('\0');  // never past the 80 bytes a version text takes
+    if (end == std::string_view::npos) continue;
+    end += p;
     std::string s(bytes.substr(p, end - p));
     OpenSslVersion v;
     int n = 0;
@@ -408,7 +409,8 @@ std::optional<uint64_t> function_start(const ElfFile& elf, uint64_t vaddr) {
   const auto hdr_at = elf.eh_frame_hdr();
   if (!hdr_at) return std::nullopt;
   const std::string h = elf.read_vaddr(*hdr_at, 12);
-  if (h.size() < 12 || h[0] != 1 || uint8_t(h[2]) != 0x03 || uint8_t(h[3]) != 0x3b) return std::nullopt;
+  if (h.size() < 12 || h[0] != 1 || uint8_t(h[1]) != 0x1b || uint8_t(h[2]) != 0x03 || uint8_t(h[3]) != 0x3b)
+    return std::nullopt;
   uint32_t count;
   memcpy(&count, h.data() + 8, 4);
   // Binary search over (initial_location, fde) pairs, each datarel (from the header's start).
@@ -435,7 +437,9 @@ std::optional<uint64_t> function_start(const ElfFile& elf, uint64_t vaddr) {
   int32_t pc_begin, pc_range;
   memcpy(&pc_begin, f.data() + 8, 4);
   memcpy(&pc_range, f.data() + 12, 4);
-  if (fde_at + 8 + int64_t(pc_begin) != start || pc_range <= 0 || vaddr >= start + uint64_t(pc_range)) return std::nullopt;
+  if (fde_at + 8 + int64_t(pc_begin) != start || pc_range <= 0 || vaddr < start || vaddr >= start + uint64_t(pc_range) ||
+      !elf.executable(start))
+    return std::nullopt;
   return start;
 }
 
@@ -443,20 +447,23 @@ std::optional<uint64_t> function_start(const ElfFile& elf, uint64_t vaddr) {
 std::optional<uint64_t> keylog_caller(const ElfFile& elf, int64_t field, std::string* why) {
   std::optional<uint64_t> found;
   bool ambiguous = false;
+  int matches = 0;  // a library calls its key log callback in one place; a crafted one, anywhere
   elf.scan_code([&](uint64_t base_vaddr, std::string_view code) {
-    for (size_t i = 0; i + 6 <= code.size(); ++i) {
+    for (size_t i = 0; i + 6 <= code.size() && !ambiguous && matches < 64; ++i) {
       if (uint8_t(code[i]) != 0xFF || (uint8_t(code[i + 1]) & 0xF8) != 0x90) continue;  // FF /2 mod=10
       if ((uint8_t(code[i + 1]) & 7) == 4) continue;  // SIB form: not ours
       int32_t d;
       memcpy(&d, code.data() + i + 2, 4);
       if (d != field) continue;
+      ++matches;
       auto fn = function_start(elf, base_vaddr + i);
       if (!fn) continue;
       if (found && *found != *fn) ambiguous = true;
       found = fn;
     }
-    return false;
+    return ambiguous || matches >= 64;
   });
+  if (matches >= 64) ambiguous = true;
   if (!found || ambiguous) {
     *why = found ? "more than one function calls the key log callback" : "no function calls the key log callback";
     return std::nullopt;
@@ -497,14 +504,18 @@ std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string
   const auto [ptr, off] = *place;
   // The logger hands that same field on: its displacement(s) must be in its code.
   const std::string body = elf.read_vaddr(logger, 768);
+  // A memory operand with that displacement: a decoded [reg+disp] access, or (disp32 forms the
+  // small decoder skips, such as SIB-indexed movzx) its 4 bytes.
   auto has_disp = [&](int64_t d) {
+    for (size_t i = 0; i < body.size(); ++i)
+      if (auto m = decode_at(body, i); m && m->disp == d) return true;
+    if (d < 128) return false;
     char b[4];
     const int32_t v = int32_t(d);
     memcpy(b, &v, 4);
-    if (body.find(std::string(b, 4)) != std::string::npos) return true;
-    return d < 128 && body.find(std::string(1, char(d))) != std::string::npos;  // disp8 form
+    return body.find(std::string(b, 4)) != std::string::npos;
   };
-  if (!has_disp(off) || (ptr && !has_disp(ptr))) {
+  if (!elf.executable(logger) || !has_disp(off) || (ptr && !has_disp(ptr))) {
     *why = "the secret logger does not read the client random where SSL_get_client_random does (" + hex(uint64_t(off)) + ")";
     return std::nullopt;
   }
@@ -612,8 +623,13 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
       l.file = std::move(*f);
       out.push_back(std::move(l));
     }
-    if (pid) out[it->second].pids.push_back(pid);
+    if (pid && out[it->second].pids.size() < 64) out[it->second].pids.push_back(pid);
   };
+  // The system library first: a flood of other candidates can never crowd it out.
+  const std::string sys = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+  if (std::string err; auto f = UntrustedFile::open_in_root("/", sys, &err)) add(std::move(f), sys, "/", dirname_of(sys), 0);
+  constexpr size_t kMaxCandidates = 256;  // distinct TLS libraries kept open (one fd each)
+  bool candidates_said = false;
   DIR* d = opendir("/proc");
   if (d) {
     while (dirent* e = readdir(d)) {
@@ -663,14 +679,18 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
                                "; not traced");
           continue;
         }
+        if (out.size() >= kMaxCandidates && !by_inode.count({f->dev(), f->ino()})) {
+          if (!candidates_said)
+            refused->push_back("more than " + std::to_string(kMaxCandidates) +
+                               " distinct TLS libraries are mapped: the others are not traced");
+          candidates_said = true;
+          continue;
+        }
         add(std::move(f), shown, root, dirname_of(path), uint32_t(pid));
       }
     }
     closedir(d);
   }
-  const std::string sys = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
-  std::string err;
-  if (auto f = UntrustedFile::open_in_root("/", sys, &err)) add(std::move(f), sys, "/", dirname_of(sys), 0);
   return out;
 }
 

@@ -39,7 +39,8 @@ struct Group {
   struct Lib {
     std::string path, desc;
     std::vector<Hook> hooks;
-    UntrustedFile file;  // attached through file.fd_path()
+    UntrustedFile file;     // attached through file.fd_path()
+    bool attached = false;  // every hook attached
   };
   std::vector<Lib> libs;
   struct openssl* skel = nullptr;
@@ -277,11 +278,27 @@ bool TlsProbe::Impl::load(Group& g, std::string* err) {
     if (!used) bpf_program__set_autoload(prog, false);
   }
   if (int rc = openssl__load(g.skel)) {
-    *err = std::string("BPF load of openssl.bpf.o failed: ") + strerror(-rc);
-    return false;
+    // This group's binaries only: the others are still traced.
+    for (auto& lib : g.libs)
+      skipped.push_back("TLS library " + lib.path + ": BPF load of openssl.bpf.o failed: " + strerror(-rc) + "; not traced");
+    openssl__destroy(g.skel);
+    g.skel = nullptr;
+    return true;
   }
-  for (auto& lib : g.libs)
-    if (!attach(g, lib, err)) return false;
+  for (auto& lib : g.libs) {
+    // A library whose hooks the kernel refuses is skipped; it takes no other library with it.
+    const size_t before = g.links.size();
+    std::string e;
+    if (attach(g, lib, &e)) {
+      lib.attached = true;
+      continue;
+    }
+    while (g.links.size() > before) {
+      bpf_link__destroy(g.links.back());
+      g.links.pop_back();
+    }
+    skipped.push_back(e + "; not traced");
+  }
   int map_fd = bpf_map__fd(g.skel->maps.ehp_tls_events);
   if (!rb) {
     rb = ring_buffer__new(map_fd, &Impl::on_record, this, nullptr);
@@ -332,13 +349,22 @@ std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err, s
   }
   for (auto& g : impl->groups)
     if (!impl->load(g, err)) return nullptr;
+  size_t attached = 0;
+  for (auto& g : impl->groups)
+    for (auto& l : g.libs) attached += l.attached;
+  if (skipped_out) *skipped_out = impl->skipped;
+  if (!attached) {
+    *err = impl->skipped.empty() ? "no TLS library could be traced" : impl->skipped.back();
+    return nullptr;
+  }
   return std::unique_ptr<TlsProbe>(new TlsProbe(std::move(impl)));
 }
 
 std::vector<std::string> TlsProbe::libraries() const {
   std::vector<std::string> out;
   for (auto& g : impl_->groups)
-    for (auto& l : g.libs) out.push_back(l.desc);
+    for (auto& l : g.libs)
+      if (l.attached) out.push_back(l.desc);
   return out;
 }
 
@@ -377,6 +403,7 @@ TlsProbe::Stats TlsProbe::stats() const {
   if (ncpu <= 0) return s;
   std::vector<uint64_t> vals(ncpu);
   for (auto& g : impl_->groups) {
+    if (!g.skel) continue;
     int fd = bpf_map__fd(g.skel->maps.ehp_tls_counters);
     auto sum = [&](uint32_t idx) {
       uint64_t t = 0;
