@@ -43,6 +43,18 @@ bool all_zero(std::span<const uint8_t> s) {
 
 }  // namespace
 
+// Pops the oldest arrival entry; true when it still named a waiting session, now dropped (an
+// entry of a session that completed since is just discarded).
+bool KeylogAssembler::drop_oldest() {
+  const auto old = order_.front();
+  order_.pop_front();
+  auto o = pending_.find(old.first);
+  if (o == pending_.end() || o->second.first_ns != old.second) return false;
+  pending_.erase(o);
+  dropped_++;
+  return true;
+}
+
 size_t KeylogAssembler::Hash::operator()(const std::array<uint8_t, 32>& r) const noexcept {
   uint64_t h;
   std::memcpy(&h, r.data(), sizeof h);  // random bytes: any 8 of them hash well
@@ -72,19 +84,10 @@ std::optional<Secrets> KeylogAssembler::add(std::string_view label, const std::a
       ignored_++;
       return std::nullopt;
     }
-    if (pending_.size() >= capacity_) {
-      // Full: the oldest waiting session gives way.
-      while (!order_.empty()) {
-        auto old = order_.front();
-        order_.pop_front();
-        auto o = pending_.find(old.first);
-        if (o != pending_.end() && o->second.first_ns == old.second) {
-          pending_.erase(o);
-          dropped_++;
-          break;
-        }
+    // Full: the oldest waiting session gives way.
+    if (pending_.size() >= capacity_)
+      while (!order_.empty() && !drop_oldest()) {
       }
-    }
     it = pending_.emplace(cr, Pending{}).first;
     it->second.first_ns = now_ns;
     order_.emplace_back(cr, now_ns);
@@ -140,16 +143,7 @@ void KeylogAssembler::flush(uint64_t now_ns, std::vector<Secrets>* out) {
 
 size_t KeylogAssembler::expire(uint64_t now_ns) {
   size_t n = 0;
-  while (!order_.empty() && now_ns - order_.front().second > max_age_ns_) {
-    auto old = order_.front();
-    order_.pop_front();
-    auto o = pending_.find(old.first);
-    if (o != pending_.end() && o->second.first_ns == old.second) {
-      pending_.erase(o);
-      dropped_++;
-      n++;
-    }
-  }
+  while (!order_.empty() && now_ns - order_.front().second > max_age_ns_) n += drop_oldest();
   return n;
 }
 

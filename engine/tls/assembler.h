@@ -56,6 +56,7 @@ class KeylogAssembler {
     std::string lines[5];
   };
   Secrets finish(const std::array<uint8_t, 32>& cr, Pending& p);
+  bool drop_oldest();
   struct Hash {
     size_t operator()(const std::array<uint8_t, 32>& r) const noexcept;
   };

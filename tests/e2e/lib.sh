@@ -104,6 +104,27 @@ start_s_server() {  # openssl s_server -www on PORT in the namespace
   wait_for ns_listening "$port"
 }
 
+# start_gnutls_serv PORT: gnutls-serv --http in the namespace, a TLS server whose library is
+# not traced (every key must come from the client's stack). make_cert first.
+start_gnutls_serv() {
+  local port=$1
+  ip netns exec "$NS" gnutls-serv --http --x509certfile "$WORK/cert.pem" --x509keyfile "$WORK/key.pem" \
+    -p "$port" >"$WORK/gnutls.$port.log" 2>&1 &
+  BG_PIDS+=($!)
+  wait_for ns_listening "$port"
+}
+
+# check_three_sessions LABEL FILE: the TLS 1.3 / 1.2 / 1.3 client runs of tls_node.sh and
+# tls_boringssl.sh: every request decrypts from FILE alone, and one session is TLS 1.2.
+check_three_sessions() {
+  local label=$1 f=$2 reqs sh_all sh_13
+  reqs=$(tshark -r "$f" -Y http.request 2>/dev/null | wc -l)
+  check "$label: all 3 requests decrypt from the file alone ($reqs)" test "$reqs" -eq 3
+  sh_all=$(tshark -r "$f" -Y 'tls.handshake.type == 2' 2>/dev/null | wc -l)
+  sh_13=$(tshark -r "$f" -Y 'tls.handshake.type == 2 && tls.handshake.extensions.supported_version == 0x0304' 2>/dev/null | wc -l)
+  check "$label: 3 sessions, one of them TLS 1.2 ($sh_all ServerHellos, $sh_13 TLS 1.3)" test "$sh_all" -eq 3 -a "$sh_13" -eq 2
+}
+
 ns_listening() { ip netns exec "$NS" ss -Hltn "sport = :$1" 2>/dev/null | grep -q LISTEN; }
 
 finish() {

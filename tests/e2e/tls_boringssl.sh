@@ -21,10 +21,7 @@ gcc -O1 -I/usr/include/android "$(dirname "$0")/boringssl_client.c" -o "$CLIENT"
 
 make_cert
 PORT=19444
-ip netns exec "$NS" gnutls-serv --http --x509certfile "$WORK/cert.pem" --x509keyfile "$WORK/key.pem" \
-  -p "$PORT" >"$WORK/gnutls.log" 2>&1 &
-BG_PIDS+=($!)
-wait_for ns_listening "$PORT"
+start_gnutls_serv "$PORT"
 
 "$CLIENT" idle &
 BG_PIDS+=($!)
@@ -36,11 +33,7 @@ sleep 0.5
 stop_ehp
 check "the client's 3 requests succeeded (rc=$crc)" test "$crc" -eq 0
 check "traced without flags, named BoringSSL" grep -q "tracing $LIBDIR/libssl.so.0 (BoringSSL; the library's own secret logger" "$WORK/p.log"
-reqs=$(tshark -r "$WORK/b.pcapng" -Y http.request 2>/dev/null | wc -l)
-check "all 3 requests decrypt from the file alone ($reqs)" test "$reqs" -eq 3
-sh_all=$(tshark -r "$WORK/b.pcapng" -Y 'tls.handshake.type == 2' 2>/dev/null | wc -l)
-sh_13=$(tshark -r "$WORK/b.pcapng" -Y 'tls.handshake.type == 2 && tls.handshake.extensions.supported_version == 0x0304' 2>/dev/null | wc -l)
-check "3 sessions, one of them TLS 1.2 ($sh_all ServerHellos, $sh_13 TLS 1.3)" test "$sh_all" -eq 3 -a "$sh_13" -eq 2
+check_three_sessions BoringSSL "$WORK/b.pcapng"
 check "exit 0 (rc=$EHP_RC)" test "$EHP_RC" -eq 0
 
 "$EHP" tls -m keylog --keylogfile "$WORK/ehp.keys" -q 2>"$WORK/k.log" &

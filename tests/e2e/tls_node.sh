@@ -30,10 +30,7 @@ fi
 
 make_cert
 PORT=19443
-ip netns exec "$NS" gnutls-serv --http --x509certfile "$WORK/cert.pem" --x509keyfile "$WORK/key.pem" \
-  -p "$PORT" >"$WORK/gnutls.log" 2>&1 &
-BG_PIDS+=($!)
-wait_for ns_listening "$PORT"
+start_gnutls_serv "$PORT"
 
 cat >"$WORK/client.js" <<JS
 const https = require('https');
@@ -60,11 +57,7 @@ for N in "${NODES[@]}"; do
   stop_ehp
   kill "$IDLE" 2>/dev/null; wait "$IDLE" 2>/dev/null
   check "$ver: traced without flags, through its secret logger" grep -q "tracing $N (.*linked in; the library's own secret logger" "$WORK/p.log"
-  reqs=$(tshark -r "$WORK/n.pcapng" -Y http.request 2>/dev/null | wc -l)
-  check "$ver: all 3 requests decrypt from the file alone ($reqs)" test "$reqs" -eq 3
-  sh_all=$(tshark -r "$WORK/n.pcapng" -Y 'tls.handshake.type == 2' 2>/dev/null | wc -l)
-  sh_13=$(tshark -r "$WORK/n.pcapng" -Y 'tls.handshake.type == 2 && tls.handshake.extensions.supported_version == 0x0304' 2>/dev/null | wc -l)
-  check "$ver: 3 sessions, one of them TLS 1.2 ($sh_all ServerHellos, $sh_13 of them TLS 1.3)" test "$sh_all" -eq 3 -a "$sh_13" -eq 2
+  check_three_sessions "$ver" "$WORK/n.pcapng"
   check "$ver: exit 0 (rc=$EHP_RC)" test "$EHP_RC" -eq 0
 
   # -m keylog: the same lines node's own key log has.
