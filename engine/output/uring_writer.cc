@@ -695,13 +695,24 @@ bool Writer::try_partial_flush() {
   }
   drain_inflight();
   if (failed()) return true;
-  std::lock_guard lk(mu_);
-  if (sealed_count_ > 0 || cur_slot_ < 0) return false;  // data is moving anyway; retry soon
-  Slot& slot = slots_[cur_slot_];
-  const size_t len = slot.committed.load(std::memory_order_acquire);
-  if (flushed_seq_ == slot.seq && len <= flushed_total_bytes_) return true;  // nothing new
-  if (flushed_seq_ != slot.seq && len == 0) return true;
-  partial_flush(unsigned(cur_slot_), slot.seq, slot.file_off, len);
+  unsigned index;
+  uint64_t seq, file_off;
+  size_t len;
+  {
+    std::lock_guard lk(mu_);
+    if (sealed_count_ > 0 || cur_slot_ < 0) return false;  // data is moving anyway; retry soon
+    index = unsigned(cur_slot_);
+    seq = slots_[index].seq;
+    file_off = slots_[index].file_off;
+    len = slots_[index].committed.load(std::memory_order_acquire);
+  }
+  if (flushed_seq_ == seq && len <= flushed_total_bytes_) return true;  // nothing new
+  if (flushed_seq_ != seq && len == 0) return true;
+  // Written without the lock: a blocking write (a pipe whose reader is slow) must not stall the
+  // producer on mu_, outside reserve()'s counted wait. Only this thread frees the slot, so its
+  // bytes [0, len) stay put even if the producer seals it meanwhile (submit_sealed then starts
+  // after what this wrote).
+  partial_flush(index, seq, file_off, len);
   return true;
 }
 

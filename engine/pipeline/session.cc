@@ -69,6 +69,16 @@ std::unique_ptr<tlsprobe::TlsProbe> open_probe(const Config& cfg, bool plaintext
   return probe;
 }
 
+// Sessions a library's secret logger began but never finished (expired or crowded out): their
+// keys are not written. Said only when it happened.
+void report_logged_losses(const tlsprobe::TlsProbe& probe) {
+  const auto st = probe.stats();
+  if (st.logged_incomplete)
+    fprintf(stderr,
+            "ecapture-hp: also lost: %llu TLS sessions whose secrets a library logged only in part (no keys written for them)\n",
+            (unsigned long long)st.logged_incomplete);
+}
+
 // ---- -m pcap -----------------------------------------------------------------------------------
 
 std::unique_ptr<CaptureSession> CaptureSession::open(const Config& cfg, StopSignals& sig, const DropUser* drop,
@@ -239,6 +249,7 @@ void CaptureSession::print_summary(bool write_error) {
           (unsigned long long)hs.holdback.released_keyed, (unsigned long long)hs.holdback.released_timeout,
           (unsigned long long)hs.holdback.released_overflow, (unsigned long long)hs.null_keys,
           (unsigned long long)hs.duplicates);
+  if (probe_) report_logged_losses(*probe_);
 }
 
 // ---- -m keylog / -m text -----------------------------------------------------------------------
@@ -327,6 +338,7 @@ int run_keylog_or_text(const Config& cfg, StopSignals& sig, const DropUser* drop
   fprintf(stderr, "ecapture-hp: %llu sessions' keys written, %llu null keys rejected, %llu duplicates, %llu ring drops\n",
           (unsigned long long)keys.load(), (unsigned long long)null_keys.load(), (unsigned long long)dups.load(),
           (unsigned long long)probe->stats().ring_drops);
+  report_logged_losses(*probe);
   if (write_failed) return fail("writing " + cfg.keylogfile + " failed");
   return 0;
 }

@@ -21,6 +21,8 @@ namespace ehp::pipeline {
 // Opens the TLS probe and names, once each, the libraries it refused. nullptr when none could
 // be traced; *err is then the reason not already printed ("" when the refusals say it all).
 std::unique_ptr<tlsprobe::TlsProbe> open_probe(const Config& cfg, bool plaintext, std::string* err);
+// One line when a library's secret logger began sessions it never finished (their keys are lost).
+void report_logged_losses(const tlsprobe::TlsProbe& probe);
 
 // -m pcap: packets and keys into one pcapng.
 class CaptureSession {

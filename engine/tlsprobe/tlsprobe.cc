@@ -245,7 +245,9 @@ void TlsProbe::Impl::flush_logged() {
     secrets_events.fetch_add(1, std::memory_order_relaxed);
     if (on_secrets && *on_secrets) (*on_secrets)(s, p);
   }
-  logged_incomplete.fetch_add(assembler.expire(mono_ns()), std::memory_order_relaxed);
+  assembler.expire(mono_ns());
+  // Expired and crowded-out sessions alike (read by stats() from other threads).
+  logged_incomplete.store(assembler.incomplete_dropped(), std::memory_order_relaxed);
 }
 
 // One BPF object per group: the offsets in rodata, then the hooks of each of its libraries,
