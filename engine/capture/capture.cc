@@ -483,6 +483,7 @@ std::unique_ptr<Capture> Capture::open(const Options& opts, std::string* err) {
 
 const std::vector<Interface>& Capture::interfaces() const { return impl_->ifaces; }
 std::string Capture::attribution_note() const { return impl_->attr_note; }
+int Capture::attribution_map_fd() const { return impl_->attr_map_fd(); }
 int Capture::ingress_prog_fd() const { return bpf_program__fd(impl_->skel->progs.ehp_cap_ingress); }
 int Capture::egress_prog_fd() const { return bpf_program__fd(impl_->skel->progs.ehp_cap_egress); }
 bpf_object* Capture::object() const { return impl_->skel->obj; }

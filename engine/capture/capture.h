@@ -123,6 +123,8 @@ class Capture {
   // What prepare_attribution chose (and any seeding/sweep error), for a startup log line.
   std::string attribution_note() const;
 
+  // The socket -> process map (abi/attribution_abi.h), for lookups by the hold-back's KeyPolicy.
+  int attribution_map_fd() const;
   // For tests and diagnostics.
   int ingress_prog_fd() const;
   int egress_prog_fd() const;

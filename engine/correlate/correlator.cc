@@ -64,9 +64,9 @@ struct Correlator::Graph {
   using HoldNode =
       tbb::flow::function_node<HoldMsg, tbb::flow::continue_msg, tbb::flow::queueing_lightweight>;
 
-  Graph(HoldBackConfig cfg, Sink& sink, size_t dedup_capacity, size_t derive_concurrency)
+  Graph(HoldBackConfig cfg, Sink& sink, size_t dedup_capacity, size_t derive_concurrency, KeyPolicy* policy)
       : sink_ref(sink),
-        hb(cfg, sink),
+        hb(cfg, sink, policy),
         dedup(std::max<size_t>(dedup_capacity, 1)),
         dedup_node(g, tbb::flow::serial,
                    // noexcept: oneTBB runs a lightweight node inline only if its body is noexcept.
@@ -174,11 +174,11 @@ struct Correlator::Exec {
 };
 
 Correlator::Correlator(HoldBackConfig cfg, Sink& sink, size_t dedup_capacity,
-                       size_t derive_concurrency)
+                       size_t derive_concurrency, KeyPolicy* policy)
     : x_(std::make_unique<Exec>()) {
   // A graph attaches to the arena it is built in.
   x_->arena.execute(
-      [&] { g_ = std::make_unique<Graph>(cfg, sink, dedup_capacity, derive_concurrency); });
+      [&] { g_ = std::make_unique<Graph>(cfg, sink, dedup_capacity, derive_concurrency, policy); });
 }
 
 Correlator::~Correlator() {

@@ -55,8 +55,10 @@ struct CorrelatorStats {
 
 class Correlator {
  public:
-  // `derive_concurrency`: how many derivations may run at once (0 = unlimited).
-  Correlator(HoldBackConfig cfg, Sink& sink, size_t dedup_capacity, size_t derive_concurrency = 0);
+  // `derive_concurrency`: how many derivations may run at once (0 = unlimited). `policy`: which
+  // sessions are held (null: all; see KeyPolicy); called from the pump's thread, must outlive this.
+  Correlator(HoldBackConfig cfg, Sink& sink, size_t dedup_capacity, size_t derive_concurrency = 0,
+             KeyPolicy* policy = nullptr);
   ~Correlator();  // waits for in-flight messages; does not release held flows (call drain())
   Correlator(const Correlator&) = delete;
   Correlator& operator=(const Correlator&) = delete;

@@ -71,7 +71,7 @@ size_t HoldBack::RandomHash::operator()(const std::array<uint8_t, 32>& r) const 
   return static_cast<size_t>(h);
 }
 
-HoldBack::HoldBack(HoldBackConfig cfg, Sink& sink) : cfg_(cfg), sink_(sink) {
+HoldBack::HoldBack(HoldBackConfig cfg, Sink& sink, KeyPolicy* policy) : cfg_(cfg), sink_(sink), policy_(policy) {
   static_assert(sizeof(Chunk) == kChunkBytes);
   cfg_.max_flows = std::max<size_t>(cfg_.max_flows, 1);
   chunks_max_ = std::max<size_t>(cfg_.max_total_bytes / kChunkBytes, 1);
@@ -107,7 +107,30 @@ void HoldBack::free_chunk(Chunk* c) {
   --chunks_used_;
 }
 
+void HoldBack::emit(const PacketMeta& meta, std::span<const uint8_t> frame) {
+  if (meta.ts_ns < max_emitted_ts_) {
+    ++st_.packets_out_of_order;
+    st_.max_step_back_ns = std::max(st_.max_step_back_ns, max_emitted_ts_ - meta.ts_ns);
+  } else {
+    max_emitted_ts_ = meta.ts_ns;
+  }
+  sink_.packet(meta, frame);
+}
+
 // ---- remembered randoms / flows ----------------------------------------------------------
+
+void HoldBack::remember_passed(const std::array<uint8_t, 32>& random, uint64_t now_ns) {
+  const uint64_t until = now_ns + cfg_.remember_ns;
+  passed_randoms_[random] = Remembered{until};
+  passed_randoms_fifo_.emplace_back(random, until);
+  while (passed_randoms_fifo_.size() > cfg_.remember_max ||
+         (!passed_randoms_fifo_.empty() && passed_randoms_fifo_.front().second <= now_ns)) {
+    auto& [r, u] = passed_randoms_fifo_.front();
+    auto it = passed_randoms_.find(r);
+    if (it != passed_randoms_.end() && it->second.until_ns == u) passed_randoms_.erase(it);
+    passed_randoms_fifo_.pop_front();
+  }
+}
 
 void HoldBack::remember_random(const std::array<uint8_t, 32>& random, uint64_t now_ns) {
   // Keys can arrive before the first packet or tick has given this stage a clock (the first
@@ -293,7 +316,7 @@ void HoldBack::emit_until(uint32_t slot, uint64_t end_seq) {
     if (h.frame_len <= Chunk::kData - f.head_off) {
       // Contiguous: hand the sink a view into the chunk, free it only afterwards.
       frame = {f.head ? f.head->data + f.head_off : nullptr, h.frame_len};
-      sink_.packet(h.meta, frame);
+      emit(h.meta, frame);
       if (h.frame_len) {
         f.head_off += h.frame_len;
         advance_head();
@@ -301,7 +324,7 @@ void HoldBack::emit_until(uint32_t slot, uint64_t end_seq) {
     } else {
       if (scratch_.size() < h.frame_len) scratch_.resize(h.frame_len);
       read(scratch_.data(), h.frame_len);
-      sink_.packet(h.meta, {scratch_.data(), h.frame_len});
+      emit(h.meta, {scratch_.data(), h.frame_len});
     }
     ++f.head_seq;
   }
@@ -388,7 +411,7 @@ void HoldBack::on_packet(const PacketMeta& meta, std::span<const uint8_t> frame)
   if (!ehp::net::decode_frame(meta.linktype, frame, fi) || fi.l4_proto != kIpprotoTcp ||
       fi.is_fragment) {
     ++st_.packets_passed;
-    sink_.packet(meta, frame);
+    emit(meta, frame);
     return;
   }
   std::span<const uint8_t> payload;
@@ -402,7 +425,7 @@ void HoldBack::on_packet(const PacketMeta& meta, std::span<const uint8_t> frame)
                          hello.type == ehp::net::TlsHandshake::ServerHello;
   if (by_key_.empty() && !hello_pkt) {
     ++st_.packets_passed;
-    sink_.packet(meta, frame);
+    emit(meta, frame);
     return;
   }
   const ehp::net::FlowKey key = ehp::net::flow_key(fi);
@@ -436,7 +459,7 @@ void HoldBack::on_packet(const PacketMeta& meta, std::span<const uint8_t> frame)
     if (!append(slot, meta, frame)) {
       release_all_sessions(slot, st_.released_overflow);
       ++st_.packets_passed;
-      sink_.packet(meta, frame);
+      emit(meta, frame);
       return;
     }
     release_resolved(slot);  // a ClientHello whose keys were already known
@@ -457,9 +480,17 @@ void HoldBack::on_packet(const PacketMeta& meta, std::span<const uint8_t> frame)
     // Out-of-order capture (the ClientHello may still come), unless this flow just finished.
     hold = !is_remembered_flow(key, now_ns_);
   }
+  if (hold && policy_ && !policy_->keyable(meta, fi)) {
+    // No key can come (forwarded traffic, an untraced stack): straight to the file, in time
+    // order. Its ServerHello must not start a hold either.
+    hold = false;
+    ++st_.not_keyable;
+    if (random_known) remember_passed(hello.random, now_ns_);
+    remember_flow(key, now_ns_);
+  }
   if (!hold) {
     ++st_.packets_passed;
-    sink_.packet(meta, frame);
+    emit(meta, frame);
     return;
   }
   slot = start_flow(key, meta.ts_ns);
@@ -467,7 +498,7 @@ void HoldBack::on_packet(const PacketMeta& meta, std::span<const uint8_t> frame)
   if (!append(slot, meta, frame)) {
     release_all_sessions(slot, st_.released_overflow);
     ++st_.packets_passed;
-    sink_.packet(meta, frame);
+    emit(meta, frame);
   }
 }
 
@@ -478,7 +509,13 @@ void HoldBack::on_keys(const std::array<uint8_t, 32>& client_random, std::string
   ++st_.dsb_written;
   auto it = by_random_.find(client_random);
   if (it == by_random_.end()) {
-    ++st_.keys_without_flow;
+    auto p = passed_randoms_.find(client_random);
+    if (p != passed_randoms_.end()) {
+      ++st_.keyed_not_held;  // its ClientHello is already in the file, before this DSB
+      passed_randoms_.erase(p);
+    } else {
+      ++st_.keys_without_flow;
+    }
     remember_random(client_random, now_ns_);
     return;
   }

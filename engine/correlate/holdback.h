@@ -10,8 +10,11 @@
 // `hold_ns` (counted); caps bound the memory. Nothing else ever waits: packets of flows that
 // are not held go straight to the sink.
 //
-// Consequences for the output: it is in capture order per flow, not globally (a released flow's
-// packets follow later packets of other flows; readers do not mind non-monotonic timestamps).
+// Only sessions that can get keys are held (KeyPolicy): on a gateway most TLS is forwarded or
+// spoken by untraced stacks, and holding it would only delay it and write it out of time order.
+// Consequences for the output: it is in capture (time) order except for held flows, whose
+// packets follow later packets of other flows by as long as their keys took (the largest such
+// step back is reported: HoldBackStats::max_step_back_ns).
 // Every DSB precedes its session's ClientHello: a key that arrives before its ClientHello is
 // written at once; one that arrives while the session is held is written right before it.
 // Hold storage: whole 16 KiB chunks from a slab pool, so no allocation per packet; the flow and
@@ -61,6 +64,25 @@ class Sink {
   virtual void batch_end() {}
 };
 
+// Decides, once per session (at its first ClientHello/ServerHello packet), whether keys can come
+// for it: only then is it held. `fi` is the decoded packet (addresses, ports). Without a policy
+// every session is held (replay of a capture with DSBs, tests).
+class KeyPolicy {
+ public:
+  virtual ~KeyPolicy() = default;
+  virtual bool keyable(const PacketMeta& meta, const ehp::net::FrameInfo& fi) = 0;
+};
+
+// The same answer for every session (replay: whether the input can give keys at all).
+class FixedKeyPolicy final : public KeyPolicy {
+ public:
+  explicit FixedKeyPolicy(bool yes) : yes_(yes) {}
+  bool keyable(const PacketMeta&, const ehp::net::FrameInfo&) override { return yes_; }
+
+ private:
+  bool yes_;
+};
+
 struct HoldBackConfig {
   uint64_t hold_ns = 3'000'000'000;      // --hold-ms: how long a flow waits for its secrets
   size_t max_flow_bytes = 8u << 20;      // hold storage one flow may use
@@ -85,11 +107,19 @@ struct HoldBackStats {
   uint64_t packets_passed = 0;      // packets given to the sink without being held
   uint64_t flows_held_now = 0;      // flows currently holding packets
   uint64_t hello_known_keys = 0;    // ClientHellos not held because their keys were already written
+  uint64_t not_keyable = 0;         // sessions not held: KeyPolicy said no key can come for them
+  // Keys that came for a session the policy did not hold: its DSB follows its ClientHello in
+  // the file, so it will not decrypt (the policy's miss, made visible).
+  uint64_t keyed_not_held = 0;
+  // The largest amount a packet's timestamp stepped back behind one written before it.
+  uint64_t max_step_back_ns = 0;
+  uint64_t packets_out_of_order = 0;  // packets written with a timestamp older than an earlier one
 };
 
 class HoldBack {
  public:
-  HoldBack(HoldBackConfig cfg, Sink& sink);
+  // `policy` (may be null: hold every session) must outlive the HoldBack.
+  HoldBack(HoldBackConfig cfg, Sink& sink, KeyPolicy* policy = nullptr);
   ~HoldBack();
   HoldBack(const HoldBack&) = delete;
   HoldBack& operator=(const HoldBack&) = delete;
@@ -151,9 +181,14 @@ class HoldBack {
   void remember_flow(const ehp::net::FlowKey& key, uint64_t now_ns);
   bool is_remembered_flow(const ehp::net::FlowKey& key, uint64_t now_ns);
   bool evict_oldest_flow(uint32_t except_slot);
+  // Every packet reaches the sink through here (time-order accounting).
+  void emit(const PacketMeta& meta, std::span<const uint8_t> frame);
+  void remember_passed(const std::array<uint8_t, 32>& random, uint64_t now_ns);
 
   HoldBackConfig cfg_;
   Sink& sink_;
+  KeyPolicy* policy_;
+  uint64_t max_emitted_ts_ = 0;
   HoldBackStats st_{};
   uint64_t now_ns_ = 0;  // latest packet/tick time seen
   uint64_t next_session_id_ = 1;
@@ -175,6 +210,10 @@ class HoldBack {
   std::deque<std::pair<std::array<uint8_t, 32>, uint64_t>> known_randoms_fifo_;
   std::unordered_map<ehp::net::FlowKey, Remembered, ehp::net::FlowKeyHash> known_flows_;
   std::deque<std::pair<ehp::net::FlowKey, uint64_t>> known_flows_fifo_;
+  // Client randoms of ClientHellos passed because the policy said no key can come: a key that
+  // comes anyway is counted (keyed_not_held). Bounded like known_randoms_.
+  std::unordered_map<std::array<uint8_t, 32>, Remembered, RandomHash> passed_randoms_;
+  std::deque<std::pair<std::array<uint8_t, 32>, uint64_t>> passed_randoms_fifo_;
 
   std::vector<uint8_t> scratch_;  // reassembles a record that spans chunks
 };

@@ -57,7 +57,10 @@ int run_replay(const ReplayConfig& rc) {
   auto sink = PcapngSink::open(so, {{"replay", "replay of " + rc.input, uint16_t(dlt)}}, &err);
   if (!sink) return fail(err);
   correlate::HoldBackConfig hc;
-  correlate::Correlator corr(hc, *sink, 1 << 16);
+  // No key comes during a replay (the input's DSBs are not read as keys), so nothing is held:
+  // the output keeps the input's order.
+  correlate::FixedKeyPolicy policy(false);
+  correlate::Correlator corr(hc, *sink, 1 << 16, 0, &policy);
   std::vector<std::span<const uint8_t>> frames(spans.size());
   for (size_t i = 0; i < spans.size(); ++i)
     frames[i] = std::span<const uint8_t>(arena.data() + spans[i].first, spans[i].second);

@@ -128,7 +128,14 @@ std::unique_ptr<CaptureSession> CaptureSession::open(const Config& cfg, StopSign
 
   correlate::HoldBackConfig hc;
   hc.hold_ns = cfg.hold_ms * 1'000'000ull;
-  s->corr_ = std::make_unique<correlate::Correlator>(hc, *s->sink_, 1 << 16);
+  // Only sessions whose keys can come are held (pipeline/key_policy.h).
+  TracedProcessPolicy::Options po;
+  if (s->probe_) po.files = s->probe_->traced_files();
+  po.pid = cfg.pid;
+  po.uid = cfg.uid;
+  po.attr_map_fd = s->cap_->attribution_map_fd();
+  s->policy_ = std::make_unique<TracedProcessPolicy>(po);
+  s->corr_ = std::make_unique<correlate::Correlator>(hc, *s->sink_, 1 << 16, 0, s->policy_.get());
 
   std::vector<std::string> lines;
   capture::remove_leftovers(s->cap_->interfaces(), &lines);
@@ -249,6 +256,18 @@ void CaptureSession::print_summary(bool write_error) {
           (unsigned long long)hs.holdback.released_keyed, (unsigned long long)hs.holdback.released_timeout,
           (unsigned long long)hs.holdback.released_overflow, (unsigned long long)hs.null_keys,
           (unsigned long long)hs.duplicates);
+  // What was held and what was not (issue 15): sessions no key could come for went straight
+  // to the file; keys that came anyway for one of those mean a session that will not decrypt.
+  fprintf(stderr,
+          "ecapture-hp: %llu TLS sessions held for keys, %llu not held (no traced process at either end); "
+          "time order: %llu packets written behind a later one, largest step back %.3f s\n",
+          (unsigned long long)hs.holdback.flows_held, (unsigned long long)hs.holdback.not_keyable,
+          (unsigned long long)hs.holdback.packets_out_of_order, hs.holdback.max_step_back_ns / 1e9);
+  if (hs.holdback.keyed_not_held)
+    fprintf(stderr,
+            "ecapture-hp: also lost: %llu TLS sessions got keys but were not held (their DSB follows their "
+            "ClientHello: they will not decrypt)\n",
+            (unsigned long long)hs.holdback.keyed_not_held);
   if (probe_) report_logged_losses(*probe_);
 }
 

@@ -10,6 +10,7 @@
 #include "capture/capture.h"
 #include "config.h"
 #include "correlate/correlator.h"
+#include "pipeline/key_policy.h"
 #include "pipeline/privileges.h"
 #include "pipeline/stop_signals.h"
 #include "pipeline/workers.h"
@@ -46,6 +47,7 @@ class CaptureSession {
   std::unique_ptr<capture::Capture> cap_;
   std::unique_ptr<tlsprobe::TlsProbe> probe_;
   std::unique_ptr<PcapngSink> sink_;
+  std::unique_ptr<TracedProcessPolicy> policy_;  // before corr_: it must outlive it
   std::unique_ptr<correlate::Correlator> corr_;
   std::unique_ptr<Pump> pump_;
   std::unique_ptr<KeyReader> keys_;

@@ -372,6 +372,14 @@ std::vector<std::string> TlsProbe::libraries() const {
 
 std::vector<std::string> TlsProbe::skipped() const { return impl_->skipped; }
 
+std::vector<TlsProbe::FileId> TlsProbe::traced_files() const {
+  std::vector<FileId> out;
+  for (auto& g : impl_->groups)
+    for (auto& l : g.libs)
+      if (l.attached) out.push_back({l.file.dev(), l.file.ino()});
+  return out;
+}
+
 int TlsProbe::poll(int timeout_ms,
                    const std::function<void(const ehp::tls::Secrets&, const ProcInfo&)>& on_secrets,
                    const std::function<void(const PlainData&)>& on_data) {

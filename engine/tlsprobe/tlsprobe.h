@@ -67,6 +67,13 @@ class TlsProbe {
   std::vector<std::string> libraries() const;
   // One line per discovered library that was NOT attached, and why.
   std::vector<std::string> skipped() const;
+  // The files whose hooks are attached (st_dev, st_ino of the inode read and traced): a process
+  // mapping one of them gives keys (within -p/-u). For the hold-back's KeyPolicy.
+  struct FileId {
+    uint64_t dev, ino;
+    bool operator==(const FileId&) const = default;
+  };
+  std::vector<FileId> traced_files() const;
 
   // Drains the ring (waiting up to timeout_ms for the first record; records below the wakeup
   // threshold are seen within 10 ms, the ring is looked at that often). on_secrets runs for every
