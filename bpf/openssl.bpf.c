@@ -99,6 +99,17 @@ struct {
 	__type(value, __u8[32]);
 } ehp_tls_sent SEC(".maps");
 
+/* tgid -> bpf_ktime_get_ns() of its latest handshake start or logged secret: the processes whose
+ * TLS is traced, including those already gone when the hold-back asks about their ClientHello
+ * (a short-lived client exits within milliseconds). Shared by every group's object (userspace
+ * reuses the first one's fd); read by pipeline/key_policy.cc. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u64);
+} ehp_tls_tgids SEC(".maps");
+
 /* pid_tgid -> SSL* between handshake entry and return. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH); /* LRU: a thread that dies mid-call leaves no leak */
@@ -148,6 +159,17 @@ static __always_inline bool traced(void)
 	if (filter_uid && (__u32)bpf_get_current_uid_gid() != targ_uid)
 		return false;
 	return true;
+}
+
+/* Marks the current process as one whose TLS is traced (refreshed at most once a second). */
+static __always_inline void mark_tls_process(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *seen = bpf_map_lookup_elem(&ehp_tls_tgids, &tgid);
+	if (seen && now - *seen < 1000000000ull)
+		return;
+	bpf_map_update_elem(&ehp_tls_tgids, &tgid, &now, BPF_ANY);
 }
 
 static __always_inline void fill_hdr(struct ehp_tls_hdr *h, __u32 kind)
@@ -354,6 +376,7 @@ int BPF_KPROBE(ehp_handshake, void *ssl)
 
 	if (!traced())
 		return 0;
+	mark_tls_process();
 	id = bpf_get_current_pid_tgid();
 	v = (__u64)ssl;
 	bpf_map_update_elem(&ehp_tls_hs_args, &id, &v, BPF_ANY);
@@ -480,6 +503,7 @@ int BPF_KPROBE(ehp_ssl_log_secret, void *conn, const char *label, const __u8 *se
 {
 	if (!traced())
 		return 0;
+	mark_tls_process();
 	struct ehp_tls_keylog_event *e = bpf_ringbuf_reserve(&ehp_tls_events, sizeof(*e), 0);
 	if (!e) {
 		count(EHP_TLS_CNT_RING_DROP_SECRETS);

@@ -472,6 +472,9 @@ void HoldBack::on_packet(const PacketMeta& meta, std::span<const uint8_t> frame)
     if (is_remembered(hello.random, now_ns_)) {
       ++st_.hello_known_keys;  // its DSB is already in the file
       remember_flow(key, now_ns_);
+    } else if (passed_randoms_.count(hello.random)) {
+      // Already found unkeyable (a retransmission, or the same hello seen on a second
+      // interface of a router): same answer, not asked or counted again.
     } else {
       hold = true;
       random_known = true;

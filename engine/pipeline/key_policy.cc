@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 
@@ -20,6 +21,7 @@ namespace {
 constexpr uint64_t kYesTtlNs = 10'000'000'000ull;
 constexpr uint64_t kNoTtlNs = 1'000'000'000ull;
 constexpr size_t kCacheMax = 65536;
+constexpr uint64_t kMarkValidNs = 30'000'000'000ull;
 // /proc/PID/maps of a process at the kernel's default map count limit (65,530) is ~6.5 MB.
 constexpr size_t kMapsReadCap = 8u << 20;
 
@@ -76,6 +78,7 @@ bool TracedProcessPolicy::process_gives_keys(uint32_t pid, uint32_t uid) {
   if (pid == 0) return false;
   if (o_.pid && *o_.pid != pid) return false;
   if (o_.uid && *o_.uid != uid) return false;
+  if (o_.probe && o_.probe->process_seen(pid, kMarkValidNs)) return true;
   const uint64_t now = mono_ns();
   auto it = cache_.find(pid);
   if (it != cache_.end() && it->second.until_ns > now) return it->second.yes;
@@ -112,6 +115,11 @@ bool TracedProcessPolicy::process_gives_keys(uint32_t pid, uint32_t uid) {
     }
     if (!yes && !buf.empty()) yes = maps_name_any(buf, o_.files);
     ::close(fd);
+  } else if (errno == EACCES || errno == EPERM) {
+    // After -Z the maps of another user's process cannot be read: cannot tell, so hold (a delay
+    // at worst). Forwarded traffic names no local process and is still not held.
+    ++st_.maps_unreadable;
+    yes = true;
   }
   cache_[pid] = Cached{yes, now + (yes ? kYesTtlNs : kNoTtlNs)};
   return yes;

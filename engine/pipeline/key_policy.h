@@ -9,11 +9,19 @@
 // (a local client talking to a local server: either may be the one whose keys come).
 // Forwarded and bridged traffic has no local socket, so no end is named and nothing is held.
 //
+// A process is asked about twice: the kernel's mark of processes whose traced TLS code ran in the
+// last 30 s (bpf/openssl.bpf.c ehp_tls_tgids: handshake starts and logged secrets), which still
+// answers when the process has exited by the time its ClientHello reaches this stage (a client
+// like curl lives ~15 ms; packets reach the hold-back ~10 ms after the wire), then its
+// /proc/PID/maps (a server waiting for its first handshake).
 // What it can miss (counted as HoldBackStats::keyed_not_held when keys come anyway): a socket
 // the attribution has not seen yet when its first hello is captured, a process that maps its TLS
-// library only after that, or a socket handed to another process. A process's answer is cached
+// library only after that, a socket handed to another process, and a client whose stack is
+// traced through its secret logger only (OpenSSL linked into an executable, BoringSSL) that
+// exits before its ClientHello is looked at: its first secret is logged after the ServerHello. A process's answer is cached
 // (yes for 10 s, no for 1 s), so a pid reused within that time may be held needlessly (a delay,
-// not a loss).
+// not a loss). A local process whose maps cannot be read (after -Z drops privileges, another
+// user's process) is held: the rule errs towards a delay, never towards a lost session.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -32,6 +40,9 @@ class TracedProcessPolicy final : public correlate::KeyPolicy {
     std::vector<tlsprobe::TlsProbe::FileId> files;  // traced files; empty: nothing is keyable
     std::optional<uint32_t> pid, uid;               // -p / -u: the probe gives no other keys
     int attr_map_fd = -1;                           // the capture's ehp_attr_flows, -1: none
+    // The probe's kernel mark of processes that ran a traced handshake (TlsProbe::process_seen):
+    // answers for a short-lived client that has exited before its ClientHello is looked at.
+    const tlsprobe::TlsProbe* probe = nullptr;
     std::string proc_root = "/proc";
   };
   explicit TracedProcessPolicy(Options o) : o_(std::move(o)) {}
@@ -42,6 +53,7 @@ class TracedProcessPolicy final : public correlate::KeyPolicy {
     uint64_t asked = 0, keyable = 0;
     uint64_t maps_read = 0;       // /proc/PID/maps reads (cache misses)
     uint64_t maps_too_large = 0;  // maps past the read cap: taken as keyable (held, to be safe)
+    uint64_t maps_unreadable = 0; // EACCES/EPERM (after -Z): taken as keyable (held, to be safe)
   };
   Stats stats() const { return st_; }
 

@@ -131,6 +131,7 @@ std::unique_ptr<CaptureSession> CaptureSession::open(const Config& cfg, StopSign
   // Only sessions whose keys can come are held (pipeline/key_policy.h).
   TracedProcessPolicy::Options po;
   if (s->probe_) po.files = s->probe_->traced_files();
+  po.probe = s->probe_.get();
   po.pid = cfg.pid;
   po.uid = cfg.uid;
   po.attr_map_fd = s->cap_->attribution_map_fd();

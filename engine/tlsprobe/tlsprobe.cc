@@ -5,6 +5,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -71,6 +72,7 @@ struct TlsProbe::Impl {
   std::vector<Group> groups;
   std::vector<std::string> skipped;
   ring_buffer* rb = nullptr;
+  int tgids_fd = -1;  // ehp_tls_tgids, shared by every group (a dup of the first one's fd)
   uint64_t realtime_minus_mono_ns = 0;
   // Written by the polling thread, read by stats() from any thread.
   std::atomic<uint64_t> secrets_events{0}, data_events{0}, logged_secrets{0}, logged_incomplete{0};
@@ -83,6 +85,7 @@ struct TlsProbe::Impl {
   const std::function<void(const PlainData&)>* on_data = nullptr;
   ~Impl() {
     if (rb) ring_buffer__free(rb);
+    if (tgids_fd >= 0) close(tgids_fd);
     for (auto& g : groups) {
       for (auto* l : g.links) bpf_link__destroy(l);
       if (g.skel) openssl__destroy(g.skel);
@@ -279,6 +282,15 @@ bool TlsProbe::Impl::load(Group& g, std::string* err) {
       for (auto& h : lib.hooks) used |= program(g.skel, h.prog) == prog;
     if (!used) bpf_program__set_autoload(prog, false);
   }
+  // One map of traced processes for all groups: the first loaded object's.
+  if (tgids_fd >= 0 && bpf_map__reuse_fd(g.skel->maps.ehp_tls_tgids, tgids_fd) != 0) {
+    for (auto& lib : g.libs)
+      skipped.push_back("TLS library " + lib.path + ": sharing the traced-process map failed: " + strerror(errno) +
+                        "; not traced");
+    openssl__destroy(g.skel);
+    g.skel = nullptr;
+    return true;
+  }
   if (int rc = openssl__load(g.skel)) {
     // This group's binaries only: the others are still traced.
     for (auto& lib : g.libs)
@@ -301,6 +313,7 @@ bool TlsProbe::Impl::load(Group& g, std::string* err) {
     }
     skipped.push_back(e + "; not traced");
   }
+  if (tgids_fd < 0) tgids_fd = fcntl(bpf_map__fd(g.skel->maps.ehp_tls_tgids), F_DUPFD_CLOEXEC, 0);
   int map_fd = bpf_map__fd(g.skel->maps.ehp_tls_events);
   if (!rb) {
     rb = ring_buffer__new(map_fd, &Impl::on_record, this, nullptr);
@@ -371,6 +384,13 @@ std::vector<std::string> TlsProbe::libraries() const {
 }
 
 std::vector<std::string> TlsProbe::skipped() const { return impl_->skipped; }
+
+bool TlsProbe::process_seen(uint32_t pid, uint64_t within_ns) const {
+  uint64_t at = 0;
+  if (impl_->tgids_fd < 0 || bpf_map_lookup_elem(impl_->tgids_fd, &pid, &at) != 0) return false;
+  const uint64_t now = mono_ns();  // bpf_ktime_get_ns() is CLOCK_MONOTONIC
+  return at <= now && now - at <= within_ns;
+}
 
 std::vector<TlsProbe::FileId> TlsProbe::traced_files() const {
   std::vector<FileId> out;

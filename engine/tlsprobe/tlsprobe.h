@@ -74,6 +74,10 @@ class TlsProbe {
     bool operator==(const FileId&) const = default;
   };
   std::vector<FileId> traced_files() const;
+  // True when process `pid` started a traced handshake or logged a secret within `within_ns`
+  // (the kernel marks it: bpf/openssl.bpf.c ehp_tls_tgids). Answers for processes that have
+  // already exited, which /proc cannot.
+  bool process_seen(uint32_t pid, uint64_t within_ns) const;
 
   // Drains the ring (waiting up to timeout_ms for the first record; records below the wakeup
   // threshold are seen within 10 ms, the ring is looked at that often). on_secrets runs for every

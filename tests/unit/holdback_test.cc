@@ -485,6 +485,10 @@ TEST_F(HoldBackTest, SessionsNoKeyCanComeForAreNotHeldAndLateKeysAreCounted) {
   EXPECT_EQ(sink.events[0].data_ptr, o1.data());
   EXPECT_EQ(sink.events[1].data_ptr, o2.data());
   EXPECT_EQ(sink.events[2].data_ptr, o3.data());
+  // The same ClientHello again (a retransmission, or a router's second interface): not asked.
+  const auto& o4 = feed(hb, 4, other.ch(ro));
+  ASSERT_EQ(packets(), 4u);
+  EXPECT_EQ(sink.events[3].data_ptr, o4.data());
   EXPECT_EQ(policy.asked, 2) << "asked once per session (its ServerHello is not asked again)";
   auto st = hb.stats();
   EXPECT_EQ(st.not_keyable, 1u);
@@ -502,6 +506,7 @@ TEST_F(HoldBackTest, SessionsNoKeyCanComeForAreNotHeldAndLateKeysAreCounted) {
   EXPECT_EQ(st.keyed_not_held, 1u);
   EXPECT_EQ(st.packets_out_of_order, 1u);
   EXPECT_EQ(st.max_step_back_ns, 2u) << "ts 2 written after ts 4";
+  EXPECT_EQ(st.not_keyable, 1u);
   // Keys for a random never seen are not a miss of the policy.
   hb.on_keys(make_random(9), "CLIENT_RANDOM x\n");
   EXPECT_EQ(hb.stats().keys_without_flow, 1u);
@@ -578,6 +583,11 @@ TEST_F(HoldBackTest, HeldFlowChurnCostsNoNewPagesAfterWarmUp) {
     EXPECT_EQ(hb.stats().flows_held_now, 0u);
     ts += 40'000'000'000ull;  // past remember_ns: the remembered randoms/flows age out
   };
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's shadow memory and quarantine fault pages of their own; the claim is about the
+  // production allocator's hold storage, measured by the unsanitized build of this test.
+  GTEST_SKIP() << "page-fault count is meaningless under AddressSanitizer";
+#endif
   auto minflt = [] {
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
