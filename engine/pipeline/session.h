@@ -11,6 +11,7 @@
 #include "config.h"
 #include "correlate/correlator.h"
 #include "pipeline/key_policy.h"
+#include "pipeline/keylog_file.h"
 #include "pipeline/privileges.h"
 #include "pipeline/stop_signals.h"
 #include "pipeline/workers.h"
@@ -50,6 +51,7 @@ class CaptureSession {
   std::unique_ptr<TracedProcessPolicy> policy_;  // before corr_: it must outlive it
   std::unique_ptr<correlate::Correlator> corr_;
   std::unique_ptr<Pump> pump_;
+  std::unique_ptr<KeylogFile> keylog_;  // --keylogfile with -m pcap
   std::unique_ptr<KeyReader> keys_;
   std::unique_ptr<StatsReporter> stats_;
   unsigned signals_at_stop_ = 0;
