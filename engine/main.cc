@@ -125,7 +125,16 @@ int finish_tls_config(TlsFlags& f, CLI::App* tls, ehp::Config& cfg) {
       return fail("-w -: standard output is a terminal; pipe it (| tshark -i -) or redirect it to a file");
     if (cfg.ring_files && !cfg.ring_filesize_kb && !cfg.ring_duration_s)
       return fail("-b files:N needs -b filesize:KB or -b duration:SEC to decide when to switch files");
-  } else {
+  }
+  if (const char* t = getenv("EHP_TEST_CORRUPT_TLS13_SECRET_OFFSET"); t && *t) {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long v = strtoul(t, &end, 10);
+    if (*end || errno || !isdigit(uint8_t(t[0])) || v < 1 || v > 32)
+      return fail(std::string("EHP_TEST_CORRUPT_TLS13_SECRET_OFFSET=") + t + ": must be a number from 1 to 32");
+    cfg.test_corrupt_tls13_secret_offset = uint32_t(v);
+  }
+  if (cfg.mode != ehp::Mode::Pcap) {
     const char* m = cfg.mode == ehp::Mode::Keylog ? "keylog" : "text";
     if (!cfg.ifaces.empty()) return fail(std::string("-i is only used with -m pcap, not -m ") + m);
     if (rotating) return fail(std::string("-b only applies to -m pcap, not -m ") + m);
