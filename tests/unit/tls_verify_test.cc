@@ -223,6 +223,10 @@ TEST_P(KeyVerifierReal, VerifiesRealKeysAndFailsWrongOnes) {
   ASSERT_TRUE(h) << "handshake failed";
   ASSERT_EQ(h->suite, c.suite);
   const bool tls13 = c.o.version == TLS1_3_VERSION;
+  if (c.o.force_hrr) {  // the server's first hello really is a HelloRetryRequest
+    ehp::net::TlsHello first = ehp::net::classify_tls(h->s2c);
+    ASSERT_TRUE(ehp::net::is_hello_retry_request(first));
+  }
   const std::string label = tls13 ? "SERVER_HANDSHAKE_TRAFFIC_SECRET" : "CLIENT_RANDOM";
   ASSERT_FALSE(secret_of(h->keylog, label).empty()) << h->keylog;
 
