@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "capture/capture.h"
 #include "config.h"
 #include "engine.h"
 #include "extcap.h"
@@ -119,6 +121,20 @@ int finish_tls_config(TlsFlags& f, CLI::App* tls, ehp::Config& cfg) {
   const bool rotating = cfg.ring_filesize_kb || cfg.ring_duration_s || cfg.ring_files;
   if (cfg.mode == ehp::Mode::Pcap) {
     if (cfg.ifaces.empty()) return fail("-m pcap needs at least one interface (-i IF)");
+    if (std::find(cfg.ifaces.begin(), cfg.ifaces.end(), "any") != cfg.ifaces.end()) {
+      // tcpdump's -i any: every interface that is up (one IDB each), with the others named.
+      std::vector<std::string> skipped;
+      std::vector<std::string> named;
+      for (auto& n : cfg.ifaces)
+        if (n != "any") named.push_back(n);
+      for (auto& n : ehp::capture::any_interfaces(&skipped))
+        if (std::find(named.begin(), named.end(), n) == named.end()) named.push_back(n);
+      for (auto& n : skipped)
+        fprintf(stderr, "ecapture-hp: -i any: not capturing %s (raw IP link type; capture it with -i %s in its own run)\n",
+                n.c_str(), n.c_str());
+      if (named.empty()) return fail("-i any: no interface is up");
+      cfg.ifaces = std::move(named);
+    }
     if (cfg.pcapfile.empty()) return fail("-w needs a file name, or - for standard output");
     if (cfg.pcapfile == "-" && rotating) return fail("-b cannot be used with -w - (a stream cannot be rotated)");
     if (cfg.pcapfile == "-" && isatty(STDOUT_FILENO))
