@@ -130,7 +130,7 @@ int finish_tls_config(TlsFlags& f, CLI::App* tls, ehp::Config& cfg) {
       for (auto& n : ehp::capture::any_interfaces(&skipped))
         if (std::find(named.begin(), named.end(), n) == named.end()) named.push_back(n);
       for (auto& n : skipped)
-        fprintf(stderr, "ecapture-hp: -i any: not capturing %s (raw IP link type; capture it with -i %s in its own run)\n",
+        fprintf(stderr, "ecapture-hp: -i any: leaving out %s (raw IP link type; give it its own run: -i %s)\n",
                 n.c_str(), n.c_str());
       if (named.empty()) return fail("-i any: no interface is up");
       cfg.ifaces = std::move(named);

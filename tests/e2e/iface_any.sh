@@ -58,7 +58,7 @@ check "the second veth's packets equal tcpdump's on it ($n2 vs $ntd)" test "$n2"
 check "lo and both veths have an IDB" bash -c "grep -qw lo <<<'$names' && grep -qw '$HV' <<<'$names' && grep -qw '$HV2' <<<'$names'"
 check "the interface that is down has none" bash -c "! grep -qw '$DOWN' <<<'$names'"
 check "the raw-IP tun has none, and is named on stderr" \
-  bash -c "! grep -qw '$TUN' <<<'$names' && grep -q 'not capturing $TUN (raw IP' '$WORK/ehp.log'"
+  bash -c "! grep -qw '$TUN' <<<'$names' && grep -q 'leaving out $TUN (raw IP' '$WORK/ehp.log'"
 check "no tc filter left on $HV, $HV2 or lo" \
   bash -c "! tc filter show dev '$HV' ingress | grep -q ehp_ && ! tc filter show dev '$HV2' egress | grep -q ehp_ && ! tc filter show dev lo ingress | grep -q ehp_"
 finish
