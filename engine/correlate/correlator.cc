@@ -174,6 +174,9 @@ struct Correlator::Graph {
                     const ehp::net::TlsHello& hello) override {
       g.kv->on_segment(fi, payload, hello, meta.ts_ns);
     }
+    void on_not_keyable(const ehp::net::FrameInfo&, const ehp::net::TlsHello& hello) override {
+      g.kv->forget(hello.random);
+    }
     Graph& g;
   };
 

@@ -491,6 +491,7 @@ void HoldBack::on_packet(const PacketMeta& meta, std::span<const uint8_t> frame)
     ++st_.not_keyable;
     if (random_known) remember_passed(hello.random, now_ns_);
     remember_flow(key, now_ns_);
+    if (observer_ && random_known) observer_->on_not_keyable(fi, hello);
   }
   if (!hold) {
     ++st_.packets_passed;

@@ -91,6 +91,9 @@ class SegmentObserver {
   virtual ~SegmentObserver() = default;
   virtual void on_segment(const PacketMeta& meta, const ehp::net::FrameInfo& fi, std::span<const uint8_t> payload,
                           const ehp::net::TlsHello& hello) = 0;
+  // A ClientHello the key policy answered "no key can come" for: its session need not be
+  // followed (the key check forgets it; on a gateway that is most TLS).
+  virtual void on_not_keyable(const ehp::net::FrameInfo& fi, const ehp::net::TlsHello& hello) {}
 };
 
 struct HoldBackConfig {

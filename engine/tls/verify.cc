@@ -289,6 +289,15 @@ KeyVerifier::Session* KeyVerifier::find_flow(const ehp::net::FlowKey& k) {
   return s == by_id_.end() ? nullptr : s->second;
 }
 
+void KeyVerifier::forget(const std::array<uint8_t, 32>& client_random) {
+  auto r = by_random_.find(client_random);
+  if (r == by_random_.end()) return;
+  auto it = by_id_.find(r->second);
+  if (it == by_id_.end() || it->second->keyed) return;
+  ++st_.forgotten;
+  erase(r->second);
+}
+
 void KeyVerifier::erase(uint64_t id) {
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return;

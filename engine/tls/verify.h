@@ -77,6 +77,9 @@ class KeyVerifier {
   // traced binary that produced them. Keys may come before or after the session's packets.
   void on_keys(const std::array<uint8_t, 32>& client_random, std::string_view keylog_lines, uint32_t source,
                uint64_t now_ns);
+  // The session with `client_random` will get no keys (the hold-back's key policy said so): stop
+  // following it, unless keys came for it already. Keeps the table small on a gateway.
+  void forget(const std::array<uint8_t, 32>& client_random);
   // Drops sessions older than max_age_ns (keyed ones count as unverifiable).
   void tick(uint64_t now_ns);
   // Shutdown: every keyed session not decided yet is reported unverifiable.
@@ -87,6 +90,7 @@ class KeyVerifier {
     uint64_t dropped_cap = 0;        // sessions dropped for the session or byte cap
     uint64_t buffered_bytes = 0;     // now
     uint64_t sessions_now = 0;
+    uint64_t forgotten = 0;          // sessions the key policy said no key can come for
   };
   Stats stats() const;
 

@@ -410,6 +410,50 @@ TEST(KeyVerifier, SessionsWithoutKeysAreNotCountedAndCapsHold) {
   EXPECT_EQ(calls, 0);
 }
 
+// The hold-back's key policy says no key can come: the session is no longer followed, so its
+// packets are not buffered; a session whose keys already came is kept.
+TEST(KeyVerifier, ForgetStopsFollowingAnUnkeyedSession) {
+  auto h = run_handshake({TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256"});
+  ASSERT_TRUE(h);
+  int calls = 0;
+  ehp::tls::KeyVerifier v({}, [&](uint32_t, KeyCheck, std::string_view) { ++calls; });
+  auto feed_all = [&](uint16_t port, bool forget_after_hello) {
+    uint32_t seq[2] = {1, 1};
+    bool first = true;
+    for (auto& [from_client, bytes] : h->flights) {
+      ehp::net::FrameInfo fi;
+      fi.ip_version = 4;
+      fi.l4_proto = 6;
+      fi.src[0] = from_client ? 1 : 2;
+      fi.dst[0] = from_client ? 2 : 1;
+      fi.sport = from_client ? port : 443;
+      fi.dport = from_client ? 443 : port;
+      fi.tcp_seq = seq[from_client];
+      seq[from_client] += uint32_t(bytes.size());
+      const auto hello = ehp::net::classify_tls(bytes);
+      v.on_segment(fi, bytes, hello, port);
+      if (first && forget_after_hello) {
+        ASSERT_EQ(hello.type, ehp::net::TlsHandshake::ClientHello);
+        EXPECT_EQ(v.stats().sessions_now, 1u);
+        v.forget(hello.random);
+        EXPECT_EQ(v.stats().sessions_now, 0u);
+      }
+      first = false;
+    }
+  };
+  feed_all(1000, true);
+  EXPECT_EQ(v.stats().sessions_now, 0u);
+  EXPECT_EQ(v.stats().buffered_bytes, 0u);
+  EXPECT_EQ(v.stats().forgotten, 1u);
+  // Keys first, then forget: kept and decided.
+  v.on_keys(h->client_random, h->keylog, 7, 1);
+  v.forget(h->client_random);
+  EXPECT_EQ(v.stats().forgotten, 1u);
+  feed_all(1001, false);
+  v.finish();
+  EXPECT_EQ(calls, 1);
+}
+
 TEST(KeyVerifier, GarbageStreamsNeverVerifyOrCrash) {
   auto h = run_handshake({TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256"});
   ASSERT_TRUE(h);
