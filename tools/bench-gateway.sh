@@ -38,6 +38,8 @@
 #   rss        = max VmRSS sampled every 0.1 s
 #   fwd MB/s   = rx_bytes of that veth (server -> client data, as forwarded) / h2load's wall time
 #   h2load MB/s = h2load's own figure (completed responses only: it moves in steps of a file)
+#   host busy  = share of all CPUs not idle during the run (/proc/stat: every process, softirqs,
+#                and other users of this machine)
 #   order      = capinfos -o (strict time order); ecapture-hp: sessions held / not held, packets
 #                written behind a later one (its exit summary)
 #   ns/pkt     = ecapture-hp's TC program cost, run_time_ns / run_cnt (bpf_stats during its runs)
@@ -160,8 +162,12 @@ cp "$SYS_SSL" "$RUN/libssl-gateway.so" || exit 1
 URL="https://$IP_S:$PORT/big"
 
 stat_of() { ip netns exec "$NR" cat /sys/class/net/"$RS"/statistics/"$1"; }
-# counters: "rx_packets tx_packets rx_bytes" of the captured interface.
-counters() { echo "$(stat_of rx_packets) $(stat_of tx_packets) $(stat_of rx_bytes)"; }
+# counters: "rx_packets tx_packets rx_bytes busy_ticks all_ticks" of the captured interface
+# and of the host's CPUs (idle + iowait count as not busy).
+counters() {
+  echo "$(stat_of rx_packets) $(stat_of tx_packets) $(stat_of rx_bytes)" \
+    "$(awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t}' /proc/stat)"
+}
 
 # One discarded short download first: the server's first responses (page cache, TLS set-up).
 ip netns exec "$NC" h2load -D 1 -c "$CONNS" -m 1 "$URL" >/dev/null 2>&1
@@ -219,7 +225,7 @@ PY
 }
 
 HZ=$(getconf CLK_TCK)
-printf 'round\ttool\tseconds\tdelivered\tsaved\tsaved_pct\treceived\tdrops\tcpu_s\tmax_rss_mib\tfwd_MBps\th2load_MBps\treqs_done\tstrict_order\tout_of_order\tmax_step_us\theld\tnot_held\tehp_out_of_order\tkernel_ns_per_pkt\n' >"$RESULTS"
+printf 'round\ttool\tseconds\tdelivered\tsaved\tsaved_pct\treceived\tdrops\tcpu_s\tmax_rss_mib\tfwd_MBps\th2load_MBps\treqs_done\tstrict_order\tout_of_order\tmax_step_us\theld\tnot_held\tehp_out_of_order\tkernel_ns_per_pkt\thost_busy_pct\n' >"$RESULTS"
 
 # run_one TOOL ROUND
 run_one() {
@@ -290,10 +296,10 @@ run_one() {
   fi
   python3 - "$round" "$tool" "$SECS" "$((c1[0] - c0[0] + c1[1] - c0[1]))" "${saved:-0}" "${received:-NA}" "${drops:-NA}" \
     "$((ticks - cpu0))" "$HZ" "$rss" "$((c1[2] - c0[2]))" "$t0" "$t1" "$base.h2load" "${order:-NA}" \
-    "${ooo:-NA}" "${step:-NA}" "${held:-NA}" "${not_held:-NA}" "${own_ooo:-NA}" "$ns_pkt" >>"$RESULTS" <<'PY'
+    "${ooo:-NA}" "${step:-NA}" "${held:-NA}" "${not_held:-NA}" "${own_ooo:-NA}" "$ns_pkt" "$(((c1[3] - c0[3]) * 1000 / (c1[4] - c0[4] + 1)))" >>"$RESULTS" <<'PY'
 import re, sys
 (rnd, tool, secs, delivered, saved, received, drops, ticks, hz, rss, rx_bytes, t0, t1, h2log, order,
- ooo, step, held, not_held, own_ooo, ns) = sys.argv[1:]
+ ooo, step, held, not_held, own_ooo, ns, busy) = sys.argv[1:]
 d, s = int(delivered), int(saved)
 none = tool == "none"
 pct = "NA" if none else "%.2f" % (100.0 * s / d if d else 0.0)
@@ -307,9 +313,10 @@ order = {"True": "yes", "False": "NO"}.get(order, order)
 print("\t".join([rnd, tool, secs, delivered, "NA" if none else saved, pct, received, drops,
                  "NA" if none else "%.2f" % (int(ticks) / int(hz)), "NA" if none else "%.1f" % (int(rss) / 1024),
                  "%.1f" % fwd, "%.1f" % h2, done, order, ooo,
-                 step if step == "NA" else "%.1f" % (float(step) * 1e6), held, not_held, own_ooo, ns]))
+                 step if step == "NA" else "%.1f" % (float(step) * 1e6), held, not_held, own_ooo, ns,
+                 "%.1f" % (int(busy) / 10)]))
 PY
-  tail -1 "$RESULTS" | awk -F'\t' '{printf "  round %s %-11s delivered %8d saved %8s (%6s%%) received %8s drops %-3s cpu %5s s rss %6s MiB fwd %6.1f MB/s (h2load %6.1f, %s done) in order %s (%s back, max %s us)%s\n", $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, ($2 == "ecapture-hp" ? sprintf("; TLS sessions held %s, not held %s", $17, $18) : "")}'
+  tail -1 "$RESULTS" | awk -F'\t' '{printf "  round %s %-11s delivered %8d saved %8s (%6s%%) received %8s drops %-3s cpu %5s s rss %6s MiB fwd %6.1f MB/s (h2load %6.1f, %s done) host busy %s%% in order %s (%s back, max %s us)%s\n", $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $21, $14, $15, $16, ($2 == "ecapture-hp" ? sprintf("; TLS sessions held %s, not held %s", $17, $18) : "")}'
   ((KEEP)) || rm -f "$file"
 }
 
@@ -332,8 +339,8 @@ num = lambda r, k: float(r[k]) if r[k] not in ("NA", "") else None
 col = lambda rs, k: [v for v in (num(r, k) for r in rs) if v is not None]
 na = lambda v, fmt: "-" if v != v else fmt % v
 print("\nbench-gateway summary (medians over rounds; forwarded TLS, capture on the router's server-side veth)")
-print("%-11s %9s %9s %7s %9s %5s %6s %7s %8s %8s %9s %s" % ("tool", "delivered", "saved", "saved%", "received", "drops",
-      "cpu_s", "rss_MiB", "fwd_MB/s", "h2l_MB/s", "in_order", "(frames back in time per round, max step)"))
+print("%-11s %9s %9s %7s %9s %5s %6s %7s %8s %8s %6s %9s %s" % ("tool", "delivered", "saved", "saved%", "received", "drops",
+      "cpu_s", "rss_MiB", "fwd_MB/s", "h2l_MB/s", "busy%", "in_order", "(frames back in time per round, max step)"))
 for t in dict.fromkeys(r["tool"] for r in rows):
     tr = [r for r in rows if r["tool"] == t]
     f = lambda k: med(col(tr, k))
@@ -342,9 +349,9 @@ for t in dict.fromkeys(r["tool"] for r in rows):
         order = "yes" if all(r["strict_order"] == "yes" for r in tr) else "NO"
         back = "(%s; max %s us)" % (" ".join(r["out_of_order"] for r in tr),
                                     na(max(col(tr, "max_step_us") or [float("nan")]), "%.1f"))
-    print("%-11s %9.0f %9s %7s %9s %5s %6s %7s %8.1f %8.1f %9s %s" % (t, f("delivered"), na(f("saved"), "%.0f"),
+    print("%-11s %9.0f %9s %7s %9s %5s %6s %7s %8.1f %8.1f %6.1f %9s %s" % (t, f("delivered"), na(f("saved"), "%.0f"),
           na(f("saved_pct"), "%.2f"), na(f("received"), "%.0f"), na(f("drops"), "%.0f"), na(f("cpu_s"), "%.2f"), na(f("max_rss_mib"), "%.1f"),
-          f("fwd_MBps"), f("h2load_MBps"), order, back))
+          f("fwd_MBps"), f("h2load_MBps"), f("host_busy_pct"), order, back))
 by = lambda t: {r["round"]: r for r in rows if r["tool"] == t}
 def ratio(a, b, k):
     xs = [num(a[x], k) / num(b[x], k) for x in a if x in b and num(a[x], k) is not None and (num(b[x], k) or 0) > 0]
