@@ -420,6 +420,7 @@ void HoldBack::on_packet(const PacketMeta& meta, std::span<const uint8_t> frame)
                             std::min<size_t>(fi.l4_payload_len, frame.size() - fi.l4_payload_offset));
   ehp::net::TlsHello hello;
   if (!payload.empty()) hello = ehp::net::classify_tls(payload);
+  if (observer_) observer_->on_segment(meta, fi, payload, hello);
   // Most packets (no flow held, not a hello) need no key: skip building it.
   const bool hello_pkt = hello.type == ehp::net::TlsHandshake::ClientHello ||
                          hello.type == ehp::net::TlsHandshake::ServerHello;
@@ -490,6 +491,7 @@ void HoldBack::on_packet(const PacketMeta& meta, std::span<const uint8_t> frame)
     ++st_.not_keyable;
     if (random_known) remember_passed(hello.random, now_ns_);
     remember_flow(key, now_ns_);
+    if (observer_ && random_known) observer_->on_not_keyable(fi, hello);
   }
   if (!hold) {
     ++st_.packets_passed;

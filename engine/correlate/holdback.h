@@ -83,6 +83,19 @@ class FixedKeyPolicy final : public KeyPolicy {
   bool yes_;
 };
 
+// Sees every TCP segment the hold-back decodes, before the hold-back acts on it (the key check,
+// tls/verify.h, follows sessions this way without decoding frames a second time). Called on
+// the hold-back stage's thread.
+class SegmentObserver {
+ public:
+  virtual ~SegmentObserver() = default;
+  virtual void on_segment(const PacketMeta& meta, const ehp::net::FrameInfo& fi, std::span<const uint8_t> payload,
+                          const ehp::net::TlsHello& hello) = 0;
+  // A ClientHello the key policy answered "no key can come" for: its session need not be
+  // followed (the key check forgets it; on a gateway that is most TLS).
+  virtual void on_not_keyable(const ehp::net::FrameInfo& fi, const ehp::net::TlsHello& hello) {}
+};
+
 struct HoldBackConfig {
   uint64_t hold_ns = 3'000'000'000;      // --hold-ms: how long a flow waits for its secrets
   size_t max_flow_bytes = 8u << 20;      // hold storage one flow may use
@@ -138,6 +151,10 @@ class HoldBack {
   // At shutdown: releases everything still held (counted as timeout releases).
   void flush_all();
   HoldBackStats stats() const;
+  // `o` (may be null) sees every TCP segment from now on; it must outlive the HoldBack.
+  void set_observer(SegmentObserver* o) { observer_ = o; }
+  // The stage's clock: the latest packet or tick time (0 before the first).
+  uint64_t now_ns() const { return now_ns_; }
 
   // Bytes of one hold-storage chunk (caps are enforced in whole chunks).
   static constexpr size_t kChunkBytes = 16 * 1024;
@@ -188,6 +205,7 @@ class HoldBack {
   HoldBackConfig cfg_;
   Sink& sink_;
   KeyPolicy* policy_;
+  SegmentObserver* observer_ = nullptr;
   uint64_t max_emitted_ts_ = 0;
   HoldBackStats st_{};
   uint64_t now_ns_ = 0;  // latest packet/tick time seen
