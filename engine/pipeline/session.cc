@@ -2,11 +2,13 @@
 #include "pipeline/session.h"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "base/clock.h"
 #include "filter/filter.h"
@@ -20,6 +22,16 @@ namespace {
 int fail(const std::string& msg) {
   fprintf(stderr, "ecapture-hp: %s\n", msg.c_str());
   return 1;
+}
+
+// "2026-12-06 01:40:00 UTC" for the interface-gone messages.
+std::string format_wall_time(uint64_t ns) {
+  const time_t t = time_t(ns / 1'000'000'000ull);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
 }
 
 // A filter whose compilation takes longer than this is refused (filter/cbpf.h says why).
@@ -244,10 +256,33 @@ void CaptureSession::run() {
   while (!sig_.wait(100)) {
     if (pump_->autostop()) break;
     if (keylog_ && keylog_->failed()) break;
+    if (check_interfaces_gone()) break;
     if (duration_ns && mono_ns() - start >= duration_ns) break;
   }
   // Stopped by a signal: that was the first one (the count only grows); by -a/-c: none.
   signals_at_stop_ = sig_.requested() ? 1 : 0;
+}
+
+bool CaptureSession::check_interfaces_gone() {
+  const auto& ifs = cap_->interfaces();
+  if (gone_.size() != ifs.size()) gone_.resize(ifs.size(), false);
+  size_t n_gone = 0;
+  for (uint32_t id = 0; id < ifs.size(); ++id) {
+    if (!gone_[id]) {
+      char name[IF_NAMESIZE];
+      if (if_indextoname(unsigned(ifs[id].ifindex), name) || errno != ENXIO) continue;
+      // Its TC filters went with it. Say it now, on stderr and in the file (an ISB with a comment).
+      gone_[id] = true;
+      const std::string when = format_wall_time(wall_clock_ns());
+      fprintf(stderr, "ecapture-hp: interface '%s' is gone (deleted at %s); %llu packets were written for it%s\n",
+              ifs[id].name.c_str(), when.c_str(), (unsigned long long)sink_->interface_packets(id),
+              ifs.size() > 1 ? "; the other interfaces are still captured" : "");
+      sink_->interface_gone(id, "interface " + ifs[id].name + " was deleted at " + when + "; its capture ends here");
+    }
+    ++n_gone;
+  }
+  all_gone_ = n_gone == ifs.size();
+  return all_gone_;
 }
 
 int CaptureSession::shutdown() {
@@ -280,6 +315,7 @@ int CaptureSession::shutdown() {
   if (!ok) return fail(close_err);
   if (sink_->failed()) return fail(sink_->error());
   if (keylog_ && keylog_->failed()) return 1;  // said at once, when it happened
+  if (all_gone_) return fail("every captured interface is gone; capture stopped");
   if (!kl_closed) return fail(kl_err);
   return 0;
 }

@@ -40,6 +40,9 @@ class CaptureSession {
  private:
   CaptureSession(const Config& cfg, StopSignals& sig) : cfg_(cfg), sig_(sig) {}
   std::string stats_line();
+  // Notices interfaces deleted since the last call (says so, ISB with a comment); true when
+  // every interface is gone.
+  bool check_interfaces_gone();
   std::string source_name(uint32_t source) const;
   void print_summary(bool write_error);
 
@@ -57,6 +60,8 @@ class CaptureSession {
   std::unique_ptr<KeyReader> keys_;
   std::unique_ptr<StatsReporter> stats_;
   unsigned signals_at_stop_ = 0;
+  std::vector<bool> gone_;  // per interface id: deleted from the system
+  bool all_gone_ = false;
 };
 
 // -m keylog / -m text: keys (and plaintext) from the TLS probe only.

@@ -4,7 +4,7 @@
 # cut files (operator_replay), every stop signal and TC leftovers with two captures and other
 # tools' filters (operator_signals). Root, real peers in network namespaces; binary only.
 if(TARGET ecapture-hp)
-  foreach(t operator_edge operator_replay operator_signals)
+  foreach(t operator_edge operator_replay operator_signals operator_ifgone)
     if(EXISTS ${EHP_TEST_DIR}/e2e/${t}.sh)
       add_test(NAME e2e_${t} COMMAND bash ${EHP_TEST_DIR}/e2e/${t}.sh)
       set_tests_properties(e2e_${t} PROPERTIES LABELS e2e TIMEOUT 240 RUN_SERIAL TRUE
