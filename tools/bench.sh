@@ -165,32 +165,31 @@ PY
 done
 
 # ---------------------------------------------------------------- 3. live capture and TLS
-if ((CAPTURE)); then
+# run_part TITLE SCRIPT TAG ARGS...: tools/SCRIPT.sh BUILD ARGS, its output in DATA/TAG.txt and
+# its "SCRIPT summary" section in the summary; a missing summary fails the run.
+run_part() {
+  local title=$1 script=$2 tag=$3
+  shift 3
   say ""
-  say "== capture to disk (tools/bench-capture.sh)"
+  say "== $title (tools/$script.sh)"
+  bash "$HERE/$script.sh" "$BUILD" "$@" 2>&1 | tee "$DATA/$tag.txt"
+  sed -n "/^$script summary/,\$p" "$DATA/$tag.txt" >>"$SUMMARY"
+  grep -q "^$script summary" "$DATA/$tag.txt" || FAILED=1
+}
+if ((CAPTURE)); then
   if ((QUICK)); then
-    bash "$HERE/bench-capture.sh" "$BUILD" --seconds 1 --sizes 1400 --senders 2 --rounds 1 2>&1 | tee "$DATA/capture.txt"
+    run_part "capture to disk" bench-capture capture --seconds 1 --sizes 1400 --senders 2 --rounds 1
   else
-    bash "$HERE/bench-capture.sh" "$BUILD" --seconds 3 --sizes "64 1400" --senders "1 2" --rounds "$ROUNDS" 2>&1 | tee "$DATA/capture.txt"
+    run_part "capture to disk" bench-capture capture --seconds 3 --sizes "64 1400" --senders "1 2" --rounds "$ROUNDS"
   fi
-  sed -n '/^bench-capture summary/,$p' "$DATA/capture.txt" >>"$SUMMARY"
-  grep -q "^bench-capture summary" "$DATA/capture.txt" || FAILED=1
 fi
 if ((TLS)); then
-  say ""
-  say "== TLS server overhead (tools/bench-tls.sh)"
-  bash "$HERE/bench-tls.sh" "$BUILD" --rounds $(((QUICK)) && echo 1 || echo "$ROUNDS") \
-    --seconds $(((QUICK)) && echo 1 || echo 3) 2>&1 | tee "$DATA/tls.txt"
-  sed -n '/^bench-tls summary/,$p' "$DATA/tls.txt" >>"$SUMMARY"
-  grep -q "^bench-tls summary" "$DATA/tls.txt" || FAILED=1
+  run_part "TLS server overhead" bench-tls tls --rounds $(((QUICK)) && echo 1 || echo "$ROUNDS") \
+    --seconds $(((QUICK)) && echo 1 || echo 3)
 fi
 if ((GATEWAY)); then
-  say ""
-  say "== gateway: forwarded TLS, ecapture-hp vs tcpdump (tools/bench-gateway.sh)"
-  bash "$HERE/bench-gateway.sh" "$BUILD" --rounds $(((QUICK)) && echo 1 || echo "$ROUNDS") \
-    --seconds $(((QUICK)) && echo 2 || echo 5) 2>&1 | tee "$DATA/gateway.txt"
-  sed -n '/^bench-gateway summary/,$p' "$DATA/gateway.txt" >>"$SUMMARY"
-  grep -q "^bench-gateway summary" "$DATA/gateway.txt" || FAILED=1
+  run_part "gateway: forwarded TLS, ecapture-hp vs tcpdump" bench-gateway gateway \
+    --rounds $(((QUICK)) && echo 1 || echo "$ROUNDS") --seconds $(((QUICK)) && echo 2 || echo 5)
 fi
 echo ""
 echo "===== summary ($SUMMARY)"

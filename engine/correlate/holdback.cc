@@ -54,22 +54,6 @@ struct HoldBack::Flow {
   size_t chunks = 0;
 };
 
-size_t HoldBack::RandomHash::operator()(const std::array<uint8_t, 32>& r) const noexcept {
-  // Client randoms come off the wire, so they can be chosen to collide: mix all 32 bytes with
-  // a per-process seed instead of trusting any 8 of them to be random.
-  static const uint64_t seed = [] {
-    std::random_device rd;
-    return (uint64_t{rd()} << 32) | rd();
-  }();
-  uint64_t h = seed;
-  for (size_t i = 0; i < r.size(); i += 8) {
-    uint64_t w;
-    std::memcpy(&w, r.data() + i, sizeof w);
-    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-    h ^= h >> 29;
-  }
-  return static_cast<size_t>(h);
-}
 
 HoldBack::HoldBack(HoldBackConfig cfg, Sink& sink, KeyPolicy* policy) : cfg_(cfg), sink_(sink), policy_(policy) {
   static_assert(sizeof(Chunk) == kChunkBytes);

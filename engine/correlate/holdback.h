@@ -171,9 +171,6 @@ class HoldBack {
   struct Remembered {
     uint64_t until_ns;
   };
-  struct RandomHash {
-    size_t operator()(const std::array<uint8_t, 32>& r) const noexcept;
-  };
 
   // Hold storage: fixed chunks carved from slabs, recycled through a free list. Memory never
   // exceeds max_total_bytes (+ one slab of rounding).
@@ -218,19 +215,19 @@ class HoldBack {
   std::vector<Flow> flows_;  // slots; free ones chained through free_slots_
   std::vector<uint32_t> free_slots_;
   std::unordered_map<ehp::net::FlowKey, uint32_t, ehp::net::FlowKeyHash> by_key_;
-  std::unordered_map<std::array<uint8_t, 32>, uint32_t, RandomHash> by_random_;  // held sessions
+  std::unordered_map<std::array<uint8_t, 32>, uint32_t, ehp::net::ClientRandomHash> by_random_;  // held sessions
   std::deque<Expiry> expiries_;  // in deadline order (packets arrive in time order)
 
   // Client randoms whose DSB is written (or whose session gave up): a later ClientHello with one
   // of them is not held. Flows that just finished holding: a straggling ServerHello on them does
   // not start holding again. Both bounded in time and count (FIFO).
-  std::unordered_map<std::array<uint8_t, 32>, Remembered, RandomHash> known_randoms_;
+  std::unordered_map<std::array<uint8_t, 32>, Remembered, ehp::net::ClientRandomHash> known_randoms_;
   std::deque<std::pair<std::array<uint8_t, 32>, uint64_t>> known_randoms_fifo_;
   std::unordered_map<ehp::net::FlowKey, Remembered, ehp::net::FlowKeyHash> known_flows_;
   std::deque<std::pair<ehp::net::FlowKey, uint64_t>> known_flows_fifo_;
   // Client randoms of ClientHellos passed because the policy said no key can come: a key that
   // comes anyway is counted (keyed_not_held). Bounded like known_randoms_.
-  std::unordered_map<std::array<uint8_t, 32>, Remembered, RandomHash> passed_randoms_;
+  std::unordered_map<std::array<uint8_t, 32>, Remembered, ehp::net::ClientRandomHash> passed_randoms_;
   std::deque<std::pair<std::array<uint8_t, 32>, uint64_t>> passed_randoms_fifo_;
 
   std::vector<uint8_t> scratch_;  // reassembles a record that spans chunks

@@ -252,22 +252,6 @@ struct KeyVerifier::Session {
   size_t buffered = 0;
 };
 
-size_t KeyVerifier::RandomHash::operator()(const std::array<uint8_t, 32>& r) const noexcept {
-  // Randoms come off the wire: mix all of them with a per-process seed.
-  static const uint64_t seed = [] {
-    std::random_device rd;
-    return (uint64_t{rd()} << 32) | rd();
-  }();
-  uint64_t h = seed;
-  for (size_t i = 0; i < r.size(); i += 8) {
-    uint64_t w;
-    memcpy(&w, r.data() + i, sizeof w);
-    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-    h ^= h >> 29;
-  }
-  return size_t(h);
-}
-
 KeyVerifier::KeyVerifier(KeyVerifierConfig cfg, OnResult on_result) : cfg_(cfg), on_result_(std::move(on_result)) {
   cfg_.max_sessions = std::max<size_t>(cfg_.max_sessions, 1);
 }

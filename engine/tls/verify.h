@@ -113,10 +113,7 @@ class KeyVerifier {
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, Session*> by_id_;
   std::unordered_map<ehp::net::FlowKey, uint64_t, ehp::net::FlowKeyHash> by_flow_;
-  struct RandomHash {
-    size_t operator()(const std::array<uint8_t, 32>& r) const noexcept;
-  };
-  std::unordered_map<std::array<uint8_t, 32>, uint64_t, RandomHash> by_random_;
+  std::unordered_map<std::array<uint8_t, 32>, uint64_t, ehp::net::ClientRandomHash> by_random_;
   std::deque<std::pair<uint64_t, uint64_t>> order_;  // (id, started ns), start order
   Stats st_{};
 };

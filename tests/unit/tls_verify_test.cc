@@ -5,6 +5,8 @@
 // A flipped byte in the record or in the secret must fail; suites it cannot check must be
 // unverifiable, never verified or failed.
 #include <gtest/gtest.h>
+
+#include <functional>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -379,6 +381,27 @@ TEST(KeyVerifier, KeysWithoutPacketsAreUnverifiableAtFinish) {
   EXPECT_NE(res.why.find("ClientHello"), std::string::npos) << res.why;
 }
 
+// Feeds a handshake's flights as one TCP session (client port `port`, server 443), each flight
+// one segment; `after` sees each segment's TLS classification once it has been fed.
+void feed_flights(ehp::tls::KeyVerifier& v, const Handshake& h, uint16_t port,
+                  const std::function<void(const ehp::net::TlsHello&)>& after = {}) {
+  uint32_t seq[2] = {1, 1};
+  for (auto& [from_client, bytes] : h.flights) {
+    ehp::net::FrameInfo fi;
+    fi.ip_version = 4;
+    fi.l4_proto = 6;
+    fi.src[0] = from_client ? 1 : 2;
+    fi.dst[0] = from_client ? 2 : 1;
+    fi.sport = from_client ? port : 443;
+    fi.dport = from_client ? 443 : port;
+    fi.tcp_seq = seq[from_client];
+    seq[from_client] += uint32_t(bytes.size());
+    const auto hello = ehp::net::classify_tls(bytes);
+    v.on_segment(fi, bytes, hello, port);
+    if (after) after(hello);
+  }
+}
+
 TEST(KeyVerifier, SessionsWithoutKeysAreNotCountedAndCapsHold) {
   auto h = run_handshake({TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256"});
   ASSERT_TRUE(h);
@@ -389,19 +412,7 @@ TEST(KeyVerifier, SessionsWithoutKeysAreNotCountedAndCapsHold) {
   ehp::tls::KeyVerifier v(cfg, [&](uint32_t, KeyCheck, std::string_view) { ++calls; });
   // 1000 sessions' packets (different client ports), none keyed: bounded, nothing reported.
   for (uint16_t port = 1; port <= 1000; ++port) {
-    uint32_t seq[2] = {1, 1};
-    for (auto& [from_client, bytes] : h->flights) {
-      ehp::net::FrameInfo fi;
-      fi.ip_version = 4;
-      fi.l4_proto = 6;
-      fi.src[0] = from_client ? 1 : 2;
-      fi.dst[0] = from_client ? 2 : 1;
-      fi.sport = from_client ? port : 443;
-      fi.dport = from_client ? 443 : port;
-      fi.tcp_seq = seq[from_client];
-      seq[from_client] += uint32_t(bytes.size());
-      v.on_segment(fi, bytes, ehp::net::classify_tls(bytes), port);
-    }
+    feed_flights(v, *h, port);
     EXPECT_LE(v.stats().sessions_now, 8u);
     EXPECT_LE(v.stats().buffered_bytes, 64u * 1024);
   }
@@ -418,20 +429,8 @@ TEST(KeyVerifier, ForgetStopsFollowingAnUnkeyedSession) {
   int calls = 0;
   ehp::tls::KeyVerifier v({}, [&](uint32_t, KeyCheck, std::string_view) { ++calls; });
   auto feed_all = [&](uint16_t port, bool forget_after_hello) {
-    uint32_t seq[2] = {1, 1};
     bool first = true;
-    for (auto& [from_client, bytes] : h->flights) {
-      ehp::net::FrameInfo fi;
-      fi.ip_version = 4;
-      fi.l4_proto = 6;
-      fi.src[0] = from_client ? 1 : 2;
-      fi.dst[0] = from_client ? 2 : 1;
-      fi.sport = from_client ? port : 443;
-      fi.dport = from_client ? 443 : port;
-      fi.tcp_seq = seq[from_client];
-      seq[from_client] += uint32_t(bytes.size());
-      const auto hello = ehp::net::classify_tls(bytes);
-      v.on_segment(fi, bytes, hello, port);
+    feed_flights(v, *h, port, [&](const ehp::net::TlsHello& hello) {
       if (first && forget_after_hello) {
         ASSERT_EQ(hello.type, ehp::net::TlsHandshake::ClientHello);
         EXPECT_EQ(v.stats().sessions_now, 1u);
@@ -439,7 +438,7 @@ TEST(KeyVerifier, ForgetStopsFollowingAnUnkeyedSession) {
         EXPECT_EQ(v.stats().sessions_now, 0u);
       }
       first = false;
-    }
+    });
   };
   feed_all(1000, true);
   EXPECT_EQ(v.stats().sessions_now, 0u);
