@@ -16,6 +16,12 @@ struct Config {
   std::string keylogfile = "ecapture_masterkey.log";
   bool keylog_with_pcap = false;  // -m pcap and --keylogfile: write the key log file too
   std::vector<std::string> ifaces;
+  bool iface_any = false;  // -i any was given (ifaces holds what it expanded to at start)
+  // An interface deleted during the capture is captured again when one of that name comes back,
+  // and with -i any new interfaces are added; when every interface is gone the capture waits.
+  // --no-reattach: the interface set is fixed at start, and the capture stops (exit 1) when the
+  // last one is gone.
+  bool reattach = true;
   std::string filter;  // pcap filter expression (trailing args or -f)
   std::string libssl;
   std::optional<uint32_t> pid, uid;

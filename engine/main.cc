@@ -152,6 +152,7 @@ int finish_tls_config(TlsFlags& f, CLI::App* tls, ehp::Config& cfg) {
                 n.c_str(), n.c_str());
       if (named.empty()) return fail("-i any: no interface is up");
       cfg.ifaces = std::move(named);
+      cfg.iface_any = true;
     }
     if (cfg.pcapfile.empty()) return fail("-w needs a file name, or - for standard output");
     if (cfg.pcapfile == "-" && rotating) return fail("-b cannot be used with -w - (a stream cannot be rotated)");
@@ -220,6 +221,9 @@ int main(int argc, char** argv) {
   tls->add_option("--keylogfile", cfg.keylogfile,
                   "Key log file for -m keylog (default ecapture_masterkey.log); with -m pcap, written as well as the pcapng");
   tls->add_option("-i,--ifname", cfg.ifaces, "Interface to capture (repeatable)")->allow_extra_args(false);
+  tls->add_flag("--no-reattach{false}", cfg.reattach,
+                "Keep the interfaces of the start only: one deleted is not captured again when it comes back, -i any "
+                "adds no new ones, and the capture stops when the last is gone");
   tls->add_option("--libssl", cfg.libssl, "The libssl to trace (default: every libssl in use, plus the system one)");
   tls->add_option("-p,--pid", cfg.pid, "Only this process")->check(kWholeNumber);
   tls->add_option("-u,--uid", cfg.uid, "Only this user id")->check(kWholeNumber);

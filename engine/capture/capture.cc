@@ -186,6 +186,9 @@ struct Capture::Impl {
 
   ~Impl();
   bool create_rings(std::string* err);
+  bool set_iface_entry(const Interface& i, std::string* err);
+  bool attach_tc(const Interface& i, std::string* err);
+  void forget_tc(int ifindex, bool remove);
   void consumer_main(std::vector<Ring*> mine, int cpu, int efd);
   bool drain(Ring& r, bool final_pass);
   void notify_merger();
@@ -219,7 +222,7 @@ bool read_online_cpus(std::vector<int>* out, std::string* err) {
   return true;
 }
 
-bool resolve_iface(const std::string& name, Interface* out, std::string* err) {
+bool resolve_iface(const std::string& name, Interface* out, std::string* err, bool need_up = true) {
   if (name.empty() || name.size() >= IFNAMSIZ) {
     *err = "invalid interface name '" + name + "'";
     return false;
@@ -243,7 +246,7 @@ bool resolve_iface(const std::string& name, Interface* out, std::string* err) {
     *err = "cannot query interface '" + name + "': " + strerror(errno);
     return false;
   }
-  if (!(flags & IFF_UP)) {
+  if (need_up && !(flags & IFF_UP)) {
     *err = "interface '" + name + "' is down";
     return false;
   }
@@ -251,10 +254,15 @@ bool resolve_iface(const std::string& name, Interface* out, std::string* err) {
   out->ifindex = static_cast<int>(idx);
   out->linktype = interface_linktype(name);
   out->loopback = (flags & IFF_LOOPBACK) != 0;
+  out->up = (flags & IFF_UP) != 0;
   return true;
 }
 
 }  // namespace
+
+bool resolve_interface(const std::string& name, Interface* out, std::string* err) {
+  return resolve_iface(name, out, err, false);
+}
 
 uint16_t interface_linktype(const std::string& name) {
   ifreq hw{};
@@ -499,16 +507,8 @@ std::unique_ptr<Capture> Capture::open(const Options& opts, std::string* err) {
     return nullptr;
   }
   if (!im->create_rings(err)) return nullptr;
-  for (const auto& i : im->ifaces) {
-    uint32_t key = uint32_t(i.ifindex);
-    ehp_capture_iface v{i.linktype == 1 ? 14u : 0u, 1};
-    int ifmap = key < EHP_CAPTURE_IFINDEX_ARRAY ? bpf_map__fd(im->skel->maps.ifaces_idx)
-                                                : bpf_map__fd(im->skel->maps.ifaces);
-    if (bpf_map_update_elem(ifmap, &key, &v, BPF_ANY) != 0) {
-      *err = std::string("ifaces map: ") + strerror(errno);
-      return nullptr;
-    }
-  }
+  for (const auto& i : im->ifaces)
+    if (!im->set_iface_entry(i, err)) return nullptr;
   im->offset_ns = realtime_offset_ns();
   im->offset_refreshed_mono = mono_ns();
   return std::unique_ptr<Capture>(new Capture(std::move(im)));
@@ -553,71 +553,146 @@ bool Capture::attach(std::string* err) {
     }
   }
   for (const auto& i : im.ifaces) {
-    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = i.ifindex, .attach_point = BPF_TC_INGRESS);
-    bool exists = false;
-    std::string qerr;
-    detail::has_clsact(i.ifindex, &exists, &qerr);  // on error, create and tolerate EEXIST
-    int rc = exists ? -EEXIST : bpf_tc_hook_create(&hook);  // creates clsact (both directions)
-    if (rc == 0) {
-      im.clsact_created.push_back(i.ifindex);
-    } else if (rc == -EEXIST) {
-      // Another capture of ours made it (only our filters on it): whichever of us stops last
-      // removes it, as the one that created it would have.
-      std::vector<detail::TcFilter> in, eg;
-      std::string lerr;
-      // (A dump lists each priority's classifier once more with handle 0: not a filter.)
-      auto ours = [](const detail::TcFilter& f) { return f.handle == 0 ? f.kind == "bpf" : is_our_filter(f); };
-      auto real = [](const detail::TcFilter& f) { return f.handle != 0; };
-      if (detail::list_clsact_filters(i.ifindex, true, &in, &lerr) &&
-          detail::list_clsact_filters(i.ifindex, false, &eg, &lerr) &&
-          (std::any_of(in.begin(), in.end(), real) || std::any_of(eg.begin(), eg.end(), real)) &&
-          std::all_of(in.begin(), in.end(), ours) && std::all_of(eg.begin(), eg.end(), ours))
-        im.clsact_created.push_back(i.ifindex);
-    } else {
-      *err = "create clsact on " + i.name + ": " + strerror(-rc);
+    if (!im.attach_tc(i, err)) {
       detach();
       return false;
     }
-    for (bool ingress : {true, false}) {
-      if (ingress && i.loopback) continue;  // its ingress copy would duplicate every packet
-      hook.attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
-      // Run ahead of existing filters: a foreign filter that classifies (u32 classid) or
-      // drops ends the chain, and we would never see the packet (tcpdump does). The kernel's
-      // automatic priority appends after them, so pick one below the lowest in use; if that
-      // is impossible (a different filter kind already holds priority 1), fall back to auto.
-      uint32_t prio = 1;
-      std::vector<detail::TcFilter> existing;
-      std::string lerr;
-      if (detail::list_clsact_filters(i.ifindex, ingress, &existing, &lerr)) {
-        uint32_t lowest = 0;
-        for (const auto& f : existing)
-          if (f.priority && (!lowest || f.priority < lowest)) lowest = f.priority;
-        if (lowest > 1) prio = lowest - 1;
-      }
-      LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = ingress ? Capture::ingress_prog_fd() : Capture::egress_prog_fd(),
-                  .priority = prio);
-      // Our handle mark; the next number when another capture of ours holds it at this priority.
-      const uint32_t base = ingress ? kHandleIngress : kHandleEgress;
-      rc = -EEXIST;
-      for (uint32_t k = 0; k < 64 && rc == -EEXIST; ++k) {
-        o.handle = base | ((uint32_t(getpid()) + k) & 0xffff);
-        o.prog_id = 0;
-        rc = bpf_tc_attach(&hook, &o);
-      }
-      if (rc != 0) {
-        o.priority = 0;
-        o.handle = 0;
-        rc = bpf_tc_attach(&hook, &o);
-      }
-      if (rc != 0) {
-        *err = "attach TC " + std::string(ingress ? "ingress" : "egress") + " on " + i.name + ": " + strerror(-rc);
-        detach();
-        return false;
-      }
-      im.tc.push_back({i.ifindex, ingress, o.handle, o.priority});
-    }
   }
   return true;
+}
+
+bool Capture::Impl::set_iface_entry(const Interface& i, std::string* err) {
+  uint32_t key = uint32_t(i.ifindex);
+  ehp_capture_iface v{i.linktype == 1 ? 14u : 0u, 1};
+  int ifmap = key < EHP_CAPTURE_IFINDEX_ARRAY ? bpf_map__fd(skel->maps.ifaces_idx) : bpf_map__fd(skel->maps.ifaces);
+  if (bpf_map_update_elem(ifmap, &key, &v, BPF_ANY) != 0) {
+    *err = std::string("ifaces map: ") + strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+// The TC filters (and the clsact hook if needed) on one interface. On failure the caller removes
+// what was attached (detach(), or forget_tc + the hook for add_interface).
+bool Capture::Impl::attach_tc(const Interface& i, std::string* err) {
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = i.ifindex, .attach_point = BPF_TC_INGRESS);
+  bool exists = false;
+  std::string qerr;
+  detail::has_clsact(i.ifindex, &exists, &qerr);  // on error, create and tolerate EEXIST
+  int rc = exists ? -EEXIST : bpf_tc_hook_create(&hook);  // creates clsact (both directions)
+  if (rc == 0) {
+    clsact_created.push_back(i.ifindex);
+  } else if (rc == -EEXIST) {
+    // Another capture of ours made it (only our filters on it): whichever of us stops last
+    // removes it, as the one that created it would have.
+    std::vector<detail::TcFilter> in, eg;
+    std::string lerr;
+    // (A dump lists each priority's classifier once more with handle 0: not a filter.)
+    auto ours = [](const detail::TcFilter& f) { return f.handle == 0 ? f.kind == "bpf" : is_our_filter(f); };
+    auto real = [](const detail::TcFilter& f) { return f.handle != 0; };
+    if (detail::list_clsact_filters(i.ifindex, true, &in, &lerr) &&
+        detail::list_clsact_filters(i.ifindex, false, &eg, &lerr) &&
+        (std::any_of(in.begin(), in.end(), real) || std::any_of(eg.begin(), eg.end(), real)) &&
+        std::all_of(in.begin(), in.end(), ours) && std::all_of(eg.begin(), eg.end(), ours))
+      clsact_created.push_back(i.ifindex);
+  } else {
+    *err = "create clsact on " + i.name + ": " + strerror(-rc);
+    return false;
+  }
+  for (bool ingress : {true, false}) {
+    if (ingress && i.loopback) continue;  // its ingress copy would duplicate every packet
+    hook.attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
+    // Run ahead of existing filters: a foreign filter that classifies (u32 classid) or
+    // drops ends the chain, and we would never see the packet (tcpdump does). The kernel's
+    // automatic priority appends after them, so pick one below the lowest in use; if that
+    // is impossible (a different filter kind already holds priority 1), fall back to auto.
+    uint32_t prio = 1;
+    std::vector<detail::TcFilter> existing;
+    std::string lerr;
+    if (detail::list_clsact_filters(i.ifindex, ingress, &existing, &lerr)) {
+      uint32_t lowest = 0;
+      for (const auto& f : existing)
+        if (f.priority && (!lowest || f.priority < lowest)) lowest = f.priority;
+      if (lowest > 1) prio = lowest - 1;
+    }
+    bpf_program* p = ingress ? skel->progs.ehp_cap_ingress : skel->progs.ehp_cap_egress;
+    LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = bpf_program__fd(p), .priority = prio);
+    // Our handle mark; the next number when another capture of ours holds it at this priority.
+    const uint32_t base = ingress ? kHandleIngress : kHandleEgress;
+    rc = -EEXIST;
+    for (uint32_t k = 0; k < 64 && rc == -EEXIST; ++k) {
+      o.handle = base | ((uint32_t(getpid()) + k) & 0xffff);
+      o.prog_id = 0;
+      rc = bpf_tc_attach(&hook, &o);
+    }
+    if (rc != 0) {
+      o.priority = 0;
+      o.handle = 0;
+      rc = bpf_tc_attach(&hook, &o);
+    }
+    if (rc != 0) {
+      *err = "attach TC " + std::string(ingress ? "ingress" : "egress") + " on " + i.name + ": " + strerror(-rc);
+      return false;
+    }
+    tc.push_back({i.ifindex, ingress, o.handle, o.priority});
+  }
+  return true;
+}
+
+bool Capture::add_interface(const Interface& i, std::string* err) {
+  auto& im = *impl_;
+  if (!im.attached) {
+    *err = "the capture is not attached";
+    return false;
+  }
+  if (!im.set_iface_entry(i, err)) return false;
+  if (im.attach_tc(i, err)) {
+    im.ifaces.push_back(i);
+    return true;
+  }
+  im.forget_tc(i.ifindex, true);
+  return false;
+}
+
+void Capture::forget_interface(int ifindex) { impl_->forget_tc(ifindex, false); }
+
+// Drops the bookkeeping of one interface's filters; `remove`: detach them first (and the clsact
+// if we made it and it is empty now). Without `remove` (the device is gone, its filters with it)
+// nothing is sent: its ifindex may already name another device.
+void Capture::Impl::forget_tc(int ifindex, bool remove) {
+  for (auto it = tc.begin(); it != tc.end();) {
+    if (it->ifindex != ifindex) {
+      ++it;
+      continue;
+    }
+    if (remove) {
+      LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = it->ifindex, .attach_point = it->ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+      LIBBPF_OPTS(bpf_tc_opts, o, .handle = it->handle, .priority = it->priority);
+      bpf_tc_detach(&hook, &o);
+    }
+    it = tc.erase(it);
+  }
+  auto c = std::find(clsact_created.begin(), clsact_created.end(), ifindex);
+  if (c != clsact_created.end()) {
+    std::vector<detail::TcFilter> in, eg;
+    std::string e;
+    if (remove && detail::list_clsact_filters(ifindex, true, &in, &e) &&
+        detail::list_clsact_filters(ifindex, false, &eg, &e) && in.empty() && eg.empty()) {
+      LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+                  .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+      bpf_tc_hook_destroy(&hook);
+    }
+    clsact_created.erase(c);
+  }
+  // Its map entry: the hash has few slots (ifindexes past the array), and a reused ifindex must
+  // not inherit it.
+  uint32_t key = uint32_t(ifindex);
+  if (key < EHP_CAPTURE_IFINDEX_ARRAY) {
+    ehp_capture_iface v{};
+    bpf_map_update_elem(bpf_map__fd(skel->maps.ifaces_idx), &key, &v, BPF_ANY);
+  } else {
+    bpf_map_delete_elem(bpf_map__fd(skel->maps.ifaces), &key);
+  }
 }
 
 void Capture::detach() {

@@ -58,6 +58,7 @@ struct Interface {
   // the socket, so a connection's first packet (a client's SYN, a new UDP socket's first
   // datagram) is attributed to its sender as on any other device (ehp_attr_from_sock).
   bool loopback = false;
+  bool up = true;  // IFF_UP when resolved
 };
 
 struct PacketRef {
@@ -101,6 +102,15 @@ class Capture {
   // `n == 0 && drained()`, not on its own stop flag (records may still be draining).
   bool drained();
   static constexpr size_t kMaxOutstanding = 1u << 17;
+
+  // Issue 16 / -i any hotplug: captures one more interface (resolve_interface) on an attached
+  // capture: its ifaces map entry, then its TC filters. Appends it to interfaces() (owning thread
+  // only: no other thread may hold a reference into interfaces() while this runs). On failure,
+  // *err and nothing is left on it.
+  bool add_interface(const Interface& i, std::string* err);
+  // The device with this ifindex is gone (its filters went with it): forget its filters and its
+  // map entry, so that detach() never touches a later device that reuses the ifindex.
+  void forget_interface(int ifindex);
 
   void detach();  // removes the TC filters (and the clsact hook if we created it and it is empty) and links
   void stop();    // after detach: waits for running programs, drains rings, joins threads
@@ -148,10 +158,14 @@ int remove_stale_filters(const std::vector<std::string>& ifaces, std::string* re
 // and Wireshark's extcap --extcap-dlts.
 uint16_t interface_linktype(const std::string& name);
 
+// Resolves an interface by name as open() does, but a device that is down is accepted
+// (Interface::up says so): used for interfaces that appear while a capture runs.
+bool resolve_interface(const std::string& name, Interface* out, std::string* err);
+
 // `-i any` (as tcpdump's): every interface that is up now and hands TC an Ethernet header (lo
 // included), in /proc/net/dev order. Interfaces of another link type (tun, wireguard, ipip: raw
 // IP) would make a section that libpcap refuses; each is named in *skipped instead. Interfaces
-// that come up later are not added.
+// that come up later are added by the session (CaptureSession::check_interfaces).
 std::vector<std::string> any_interfaces(std::vector<std::string>* skipped);
 
 // SIGKILL leaves a capture no chance to remove its TC filters (nor the clsact it created).

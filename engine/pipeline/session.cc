@@ -34,6 +34,17 @@ std::string format_wall_time(uint64_t ns) {
   return buf;
 }
 
+std::string iface_description(const capture::Interface& i) {
+  return std::string("ecapture-hp TC ") + (i.loopback ? "egress" : "ingress+egress") + " on " + i.name;
+}
+
+// Interface ids one capture may use (each interface that comes back takes a new one, and every
+// rotated file repeats every IDB): beyond it, further interfaces are not captured (said once).
+constexpr size_t kMaxInterfaceIds = 1024;
+// Interfaces added per 100 ms check, and how often -i any looks for new devices.
+constexpr size_t kMaxAddsPerCheck = 8;
+constexpr uint64_t kAnyScanIntervalNs = 500'000'000ull;
+
 // A filter whose compilation takes longer than this is refused (filter/cbpf.h says why).
 constexpr unsigned kFilterCompileMs = 3000;
 constexpr uint64_t kStatsIntervalNs = 2'000'000'000ull;
@@ -129,9 +140,22 @@ std::unique_ptr<CaptureSession> CaptureSession::open(const Config& cfg, StopSign
   }
 
   std::vector<SinkIface> sifaces;
-  for (auto& i : s->cap_->interfaces())
-    sifaces.push_back({i.name, std::string("ecapture-hp TC ") + (i.loopback ? "egress" : "ingress+egress") + " on " + i.name,
-                       i.linktype});
+  for (auto& i : s->cap_->interfaces()) {
+    sifaces.push_back({i.name, iface_description(i), i.linktype});
+    s->ifs_.push_back({i.name, i.ifindex, i.linktype, false});
+    s->ifindex_seen_.insert(i.ifindex);
+  }
+  if (cfg.iface_any && cfg.reattach) {
+    // The devices -i any found at start: the raw-IP ones it left out stay out (said once, by
+    // main); the ones that were down join when they come up.
+    if (struct if_nameindex* ni = ::if_nameindex()) {
+      for (auto* p = ni; p->if_index; p++) {
+        s->ifindex_at_start_.insert(int(p->if_index));
+        if (capture::interface_linktype(p->if_name) != 1) s->ifindex_seen_.insert(int(p->if_index));
+      }
+      if_freenameindex(ni);
+    }
+  }
   SinkOptions so;
   so.path = cfg.pcapfile;
   so.filter = cfg.filter;
@@ -247,6 +271,10 @@ std::string CaptureSession::stats_line() {
            (unsigned long long)hs.holdback.released_overflow, (unsigned long long)ss.write_failures);
   std::string line = buf;
   for (const auto& c : hs.key_checks) line += "; " + key_check_text(source_name(c.source), c);
+  {
+    std::lock_guard g(waiting_mu_);
+    if (!waiting_.empty()) line += "; " + waiting_;
+  }
   return line;
 }
 
@@ -256,33 +284,150 @@ void CaptureSession::run() {
   while (!sig_.wait(100)) {
     if (pump_->autostop()) break;
     if (keylog_ && keylog_->failed()) break;
-    if (check_interfaces_gone()) break;
+    if (check_interfaces()) break;
     if (duration_ns && mono_ns() - start >= duration_ns) break;
   }
   // Stopped by a signal: that was the first one (the count only grows); by -a/-c: none.
   signals_at_stop_ = sig_.requested() ? 1 : 0;
 }
 
-bool CaptureSession::check_interfaces_gone() {
-  const auto& ifs = cap_->interfaces();
-  if (gone_.size() != ifs.size()) gone_.resize(ifs.size(), false);
-  size_t n_gone = 0;
-  for (uint32_t id = 0; id < ifs.size(); ++id) {
-    if (!gone_[id]) {
-      char name[IF_NAMESIZE];
-      if (if_indextoname(unsigned(ifs[id].ifindex), name) || errno != ENXIO) continue;
-      // Its TC filters went with it. Say it now, on stderr and in the file (an ISB with a comment).
-      gone_[id] = true;
-      const std::string when = format_wall_time(wall_clock_ns());
-      fprintf(stderr, "ecapture-hp: interface '%s' is gone (deleted at %s); %llu packets were written for it%s\n",
-              ifs[id].name.c_str(), when.c_str(), (unsigned long long)sink_->interface_packets(id),
-              ifs.size() > 1 ? "; the other interfaces are still captured" : "");
-      sink_->interface_gone(id, "interface " + ifs[id].name + " was deleted at " + when + "; its capture ends here");
-    }
-    ++n_gone;
+bool CaptureSession::check_interfaces() {
+  // 1. Interfaces deleted since the last check.
+  size_t live = 0;
+  for (const auto& e : ifs_) live += !e.gone;
+  for (uint32_t id = 0; id < ifs_.size(); ++id) {
+    auto& e = ifs_[id];
+    if (e.gone) continue;
+    char name[IF_NAMESIZE];
+    if (if_indextoname(unsigned(e.ifindex), name) || errno != ENXIO) continue;
+    // Its TC filters went with it. Say it now, on stderr and in the file (an ISB with a comment).
+    e.gone = true;
+    --live;
+    cap_->forget_interface(e.ifindex);
+    const std::string when = format_wall_time(wall_clock_ns());
+    fprintf(stderr, "ecapture-hp: interface '%s' is gone (deleted at %s); %llu packets were written for it%s%s\n",
+            e.name.c_str(), when.c_str(), (unsigned long long)sink_->interface_packets(id),
+            live ? "; the other interfaces are still captured" : "",
+            cfg_.reattach ? "; it is captured again if it comes back" : "");
+    sink_->interface_gone(id, "interface " + e.name + " was deleted at " + when + "; its capture ends here");
   }
-  all_gone_ = n_gone == ifs.size();
-  return all_gone_;
+  // 2. Attach again: an interface of a deleted one's name exists again (a new ifindex).
+  if (cfg_.reattach) {
+    std::set<std::string> names;
+    for (const auto& e : ifs_)
+      if (e.gone) names.insert(e.name);
+    for (const auto& e : ifs_)
+      if (!e.gone) names.erase(e.name);
+    size_t added = 0;
+    for (const auto& n : names) {
+      const unsigned ix = if_nametoindex(n.c_str());
+      if (ix == 0 || ifindex_seen_.count(int(ix)) || added >= kMaxAddsPerCheck) continue;
+      add_interface(n, Added::Back);
+      ++added;
+    }
+    // 3. -i any: devices that appeared since the start (or were down then and are up now).
+    const uint64_t now = mono_ns();
+    if (cfg_.iface_any && now >= next_scan_ns_) {
+      next_scan_ns_ = now + kAnyScanIntervalNs;
+      if (struct if_nameindex* ni = ::if_nameindex()) {
+        for (auto* p = ni; p->if_index && added < kMaxAddsPerCheck; p++) {
+          const int ix = int(p->if_index);
+          if (ifindex_seen_.count(ix)) continue;
+          capture::Interface i;
+          std::string err;
+          if (!capture::resolve_interface(p->if_name, &i, &err)) continue;  // gone meanwhile
+          if (i.linktype != 1) {
+            ifindex_seen_.insert(ix);
+            fprintf(stderr, "ecapture-hp: -i any: leaving out new interface %s (raw IP link type; give it its own run: -i %s)\n",
+                    p->if_name, p->if_name);
+            continue;
+          }
+          if (!i.up && ifindex_at_start_.count(ix)) continue;  // left out at start as down: joins when up
+          add_interface(p->if_name, Added::New);
+          ++added;
+        }
+        if_freenameindex(ni);
+      }
+    }
+  }
+  // 4. Every interface gone: stop (--no-reattach), or wait for one to come (back).
+  live = 0;
+  for (const auto& e : ifs_) live += !e.gone;
+  if (live) {
+    if (waiting_said_) {
+      std::lock_guard g(waiting_mu_);
+      waiting_.clear();
+    }
+    waiting_said_ = false;
+    return false;
+  }
+  if (!cfg_.reattach) {
+    all_gone_ = true;
+    return true;
+  }
+  if (!waiting_said_) {
+    std::string note;
+    if (cfg_.iface_any) {
+      note = "every interface is gone: waiting for new ones (-i any)";
+    } else {
+      std::set<std::string> names;
+      for (const auto& e : ifs_) names.insert(e.name);
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "'" : ", '") + n + "'";
+      note = "every captured interface is gone: waiting for " + list + " to come back";
+    }
+    fprintf(stderr, "ecapture-hp: %s (--no-reattach stops instead)\n", note.c_str());
+    std::lock_guard g(waiting_mu_);
+    waiting_ = note;
+    waiting_said_ = true;
+  }
+  return false;
+}
+
+// Ordering (packets of a new interface id never reach the writer before its IDB): (1) the IDB
+// goes into the sink's stream now, under the sink's lock; (2) the pump learns ifindex -> id;
+// (3) then the ifaces map entry and the TC filters. No packet of this device exists before (3),
+// so the pump maps each one after (2) (it checks after taking a batch), and the correlator can
+// hand it to the sink, however long it is held back and from whichever thread, only after (1).
+// A rotation in between repeats every IDB known by then, this one included.
+void CaptureSession::add_interface(const std::string& name, Added why) {
+  capture::Interface i;
+  std::string err;
+  if (!capture::resolve_interface(name, &i, &err)) return;  // gone again meanwhile: next check
+  if (ifindex_seen_.count(i.ifindex)) return;
+  ifindex_seen_.insert(i.ifindex);
+  const IfEntry* old = nullptr;
+  for (const auto& e : ifs_)
+    if (e.name == name) old = &e;
+  if (old && old->linktype != i.linktype) {
+    fprintf(stderr, "ecapture-hp: interface '%s' is back (ifindex %d) with another link type (%s): not captured "
+            "(a capture has one link type; give it its own run)\n",
+            name.c_str(), i.ifindex, i.linktype == 1 ? "Ethernet" : "raw IP");
+    return;
+  }
+  if (ifs_.size() >= kMaxInterfaceIds) {
+    if (!limit_said_)
+      fprintf(stderr, "ecapture-hp: not capturing interface '%s' (and any later one): this capture already has "
+              "%zu interface ids; restart it to capture new interfaces\n", name.c_str(), kMaxInterfaceIds);
+    limit_said_ = true;
+    return;
+  }
+  const uint32_t id = sink_->add_interface({i.name, iface_description(i), i.linktype});  // (1)
+  pump_->add_interface(i.ifindex, id, i.linktype);                                        // (2)
+  ifs_.push_back({i.name, i.ifindex, i.linktype, false});
+  if (!cap_->add_interface(i, &err)) {                                                    // (3)
+    ifs_.back().gone = true;
+    fprintf(stderr, "ecapture-hp: interface '%s' %s (ifindex %d) but cannot be captured: %s\n", name.c_str(),
+            why == Added::Back ? "is back" : "appeared", i.ifindex, err.c_str());
+    sink_->interface_gone(id, "capturing interface " + i.name + " failed: " + err);
+    return;
+  }
+  if (why == Added::Back || old)
+    fprintf(stderr, "ecapture-hp: interface '%s' is back (ifindex %d): capturing it again as interface #%u\n",
+            name.c_str(), i.ifindex, id);
+  else
+    fprintf(stderr, "ecapture-hp: -i any: new interface '%s' (ifindex %d): capturing it as interface #%u\n",
+            name.c_str(), i.ifindex, id);
 }
 
 int CaptureSession::shutdown() {
@@ -301,7 +446,7 @@ int CaptureSession::shutdown() {
     stats_->join();  // after the pump: a stalled output holds it in corr.stats() till then
     corr_->drain();
     auto cs = cap_->stats();
-    for (uint32_t id = 0; id < cap_->interfaces().size(); ++id)
+    for (uint32_t id = 0; id < ifs_.size(); ++id)
       sink_->set_interface_drops(id, id == 0 ? cs.reserve_fail : 0, 0);
     ok = sink_->close(&close_err);
   }
@@ -326,8 +471,12 @@ void CaptureSession::print_summary(bool write_error) {
   auto ss = sink_->stats();
   // One line per interface, as dumpcap prints it: that interface's packets; the BPF ring is
   // shared by all interfaces, so its drops are reported once, on the first (like the ISBs).
-  for (uint32_t id = 0; id < cap_->interfaces().size(); ++id)
-    fprintf(stderr, "Packets received/dropped on interface '%s': %llu/%llu\n", cap_->interfaces()[id].name.c_str(),
+  // An interface captured again (a new id) is told apart by its id.
+  for (uint32_t id = 0; id < ifs_.size(); ++id)
+    fprintf(stderr, "Packets received/dropped on interface '%s'%s: %llu/%llu\n", ifs_[id].name.c_str(),
+            std::count_if(ifs_.begin(), ifs_.end(), [&](const IfEntry& e) { return e.name == ifs_[id].name; }) > 1
+                ? (" (#" + std::to_string(id) + ")").c_str()
+                : "",
             (unsigned long long)sink_->interface_packets(id), (unsigned long long)(id == 0 ? cs.reserve_fail : 0));
   // The other places a packet or a session's decryptability can be lost, when any happened.
   if (cs.load_fail || cs.no_ring || cs.truncated || ss.sessions_not_carried)

@@ -4,6 +4,8 @@
 // loses nothing and prints the summary. See docs/architecture.md for the picture.
 #pragma once
 #include <memory>
+#include <mutex>
+#include <set>
 #include <optional>
 #include <string>
 
@@ -40,9 +42,13 @@ class CaptureSession {
  private:
   CaptureSession(const Config& cfg, StopSignals& sig) : cfg_(cfg), sig_(sig) {}
   std::string stats_line();
-  // Notices interfaces deleted since the last call (says so, ISB with a comment); true when
-  // every interface is gone.
-  bool check_interfaces_gone();
+  // Every 100 ms on the session's thread: notices interfaces deleted since the last call (says
+  // so, ISB with a comment); with reattach, captures again an interface whose name comes back,
+  // and with -i any new ones (add_interface). True when the capture must stop: every interface
+  // is gone and none may come back (--no-reattach).
+  bool check_interfaces();
+  enum class Added { Back, New };
+  void add_interface(const std::string& name, Added why);
   std::string source_name(uint32_t source) const;
   void print_summary(bool write_error);
 
@@ -60,8 +66,22 @@ class CaptureSession {
   std::unique_ptr<KeyReader> keys_;
   std::unique_ptr<StatsReporter> stats_;
   unsigned signals_at_stop_ = 0;
-  std::vector<bool> gone_;  // per interface id: deleted from the system
-  bool all_gone_ = false;
+  // The captured interfaces by id (the IDBs' order), gone ones included. Session thread only.
+  struct IfEntry {
+    std::string name;
+    int ifindex = 0;
+    uint16_t linktype = 1;
+    bool gone = false;  // deleted from the system (or attaching it failed)
+  };
+  std::vector<IfEntry> ifs_;
+  std::set<int> ifindex_seen_;      // captured, tried, or left out this run: not looked at again
+  std::set<int> ifindex_at_start_;  // -i any: devices present at start (down ones join when up)
+  uint64_t next_scan_ns_ = 0;       // -i any: next look for new devices
+  bool limit_said_ = false;         // kMaxInterfaceIds reached (said once)
+  bool waiting_said_ = false;       // every interface gone, waiting (said once per episode)
+  mutable std::mutex waiting_mu_;
+  std::string waiting_;  // under waiting_mu_: the stats line's note while every interface is gone
+  bool all_gone_ = false;  // the capture stopped because every interface is gone
 };
 
 // -m keylog / -m text: keys (and plaintext) from the TLS probe only.

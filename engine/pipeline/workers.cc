@@ -21,7 +21,28 @@ Pump::Pump(capture::Capture& cap, correlate::Correlator& corr, PcapngSink& sink,
     const int ix = ifaces[id].ifindex;
     if (ix >= int(ifindex_to_id_.size())) ifindex_to_id_.resize(size_t(ix) + 1, -1);
     ifindex_to_id_[size_t(ix)] = int(id);
+    linktypes_.push_back(ifaces[id].linktype);
   }
+}
+
+void Pump::add_interface(int ifindex, uint32_t id, uint16_t linktype) {
+  {
+    std::lock_guard g(added_mu_);
+    added_.push_back({ifindex, id, linktype});
+  }
+  added_gen_.fetch_add(1, std::memory_order_release);
+}
+
+void Pump::apply_added() {
+  std::lock_guard g(added_mu_);
+  for (const auto& a : added_) {
+    if (a.ifindex < 0 || a.ifindex > (1 << 30)) continue;
+    if (size_t(a.ifindex) >= ifindex_to_id_.size()) ifindex_to_id_.resize(size_t(a.ifindex) + 1, -1);
+    ifindex_to_id_[size_t(a.ifindex)] = int(a.id);
+    if (a.id >= linktypes_.size()) linktypes_.resize(a.id + 1, 1);
+    linktypes_[a.id] = a.linktype;
+  }
+  added_.clear();
 }
 
 Pump::~Pump() {
@@ -43,10 +64,15 @@ void Pump::run() {
   std::vector<capture::PacketRef> refs(kBatch);
   std::vector<correlate::PacketMeta> metas(kBatch);
   std::vector<std::span<const uint8_t>> frames(kBatch);
-  const auto& ifaces = cap_.interfaces();
   uint64_t next_tick = 0;
   for (;;) {
     const size_t n = cap_.next_batch(refs.data(), kBatch, 100);
+    // Checked after the batch arrived: an interface's mapping is published before its filters
+    // are attached, so any packet of it in this batch was produced after the publication.
+    if (const uint32_t g = added_gen_.load(std::memory_order_acquire); g != added_seen_) {
+      apply_added();
+      added_seen_ = g;
+    }
     const uint64_t now = mono_ns();
     if (n == 0 && stop_.load() && cap_.drained()) break;
     size_t take = n;
@@ -61,7 +87,7 @@ void Pump::run() {
       m.ts_ns = r.ts_ns;
       const int id = r.ifindex < ifindex_to_id_.size() ? ifindex_to_id_[r.ifindex] : -1;
       m.interface_id = id < 0 ? 0 : uint32_t(id);
-      m.linktype = ifaces[m.interface_id].linktype;
+      m.linktype = m.interface_id < linktypes_.size() ? linktypes_[m.interface_id] : 1;
       m.direction = r.direction;
       m.wire_len = r.wire_len;
       m.cap_len = r.cap_len;

@@ -39,15 +39,26 @@ class Pump {
   bool autostop() const { return autostop_.load(); }  // -c / -a filesize reached or output failed
   uint64_t packets() const { return packets_.load(std::memory_order_relaxed); }
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  // From the session's thread, while running: packets of `ifindex` are interface `id` from now
+  // on. Call it BEFORE the interface's TC filters are attached (CaptureSession::add_interface
+  // says why that keeps every packet of `id` behind its IDB).
+  void add_interface(int ifindex, uint32_t id, uint16_t linktype);
 
  private:
   void run();
+  void apply_added();  // the pump's thread: takes over what add_interface() published
   capture::Capture& cap_;
   correlate::Correlator& corr_;
   PcapngSink& sink_;
   Limits limits_;
   bool drop_caps_;
-  std::vector<int> ifindex_to_id_;
+  std::vector<int> ifindex_to_id_;    // pump thread only (after start)
+  std::vector<uint16_t> linktypes_;  // by interface id; pump thread only (after start)
+  struct Added { int ifindex; uint32_t id; uint16_t linktype; };
+  std::mutex added_mu_;
+  std::vector<Added> added_;                // under added_mu_
+  std::atomic<uint32_t> added_gen_{0};      // bumped (release) after each add_interface
+  uint32_t added_seen_ = 0;                 // pump thread: the generation applied
   std::atomic<bool> stop_{false}, autostop_{false};
   std::atomic<uint64_t> packets_{0}, bytes_{0};
   std::thread thread_;

@@ -451,6 +451,23 @@ void PcapngSink::interface_gone(uint32_t id, const std::string& comment) {
   if (pcapng::encode_isb(buf, isb)) put_block(buf.data(), buf.size());
 }
 
+uint32_t PcapngSink::add_interface(const SinkIface& iface) {
+  std::lock_guard g(mu_);
+  const uint32_t id = uint32_t(ifaces_.size());
+  ifaces_.push_back(iface);
+  ifc_.emplace_back();
+  if_total_packets_.push_back(0);
+  if (gone_comment_.size() < ifaces_.size()) gone_comment_.resize(ifaces_.size());
+  // pcapng allows an IDB anywhere in a section; the interface ids count them in file order.
+  if (writer_) {
+    pcapng::IdbInfo idb{.linktype = iface.linktype, .snaplen = opt_.snaplen, .name = iface.name,
+                        .description = iface.description, .filter = opt_.filter, .tsresol = 9};
+    std::vector<uint8_t> buf(pcapng::idb_size(idb));
+    if (pcapng::encode_idb(buf, idb)) put_block(buf.data(), buf.size());
+  }
+  return id;
+}
+
 void PcapngSink::tick(uint64_t now_ns) {
   std::lock_guard g(mu_);
   if (!writer_) return;

@@ -98,6 +98,9 @@ class PcapngSink final : public correlate::Sink {
   // The interface left the system (ip link del): writes its ISB now, with `comment` saying so;
   // the ISBs that close this and later files carry the same comment.
   void interface_gone(uint32_t interface_id, const std::string& comment);
+  // One more interface (issue 16: one came back; -i any: a new one): its IDB goes into the
+  // current file now, and into every file opened later. Returns its interface id.
+  uint32_t add_interface(const SinkIface& iface);
   // Rotation by time is checked here (called from the serial stage's tick).
   void tick(uint64_t now_ns);
   // Writes the ISBs, drains and closes the current file. Returns false with *err on I/O failure.
