@@ -74,7 +74,7 @@ mk_x3
 back() { grep -q "interface '$X3' is back (ifindex [0-9]*): capturing it again as interface #1" "$WORK/back.log"; }
 WAIT_S=3 wait_for back
 check "re-created: captured again, said on stderr ($(grep "is back" "$WORK/back.log"))" back
-tcpdump -i "$X3" -w "$WORK/back-td.pcap" -U icmp 2>"$WORK/back-td.log" &
+tcpdump --immediate-mode -i "$X3" -w "$WORK/back-td.pcap" -U icmp 2>"$WORK/back-td.log" &
 TDPID=$!; BG_PIDS+=("$TDPID")
 wait_for grep -q "listening on" "$WORK/back-td.log" || cat "$WORK/back-td.log"
 ping -c 5 -i 0.2 -q 10.213.196.2 >/dev/null
