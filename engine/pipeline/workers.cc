@@ -18,11 +18,28 @@ Pump::Pump(capture::Capture& cap, correlate::Correlator& corr, PcapngSink& sink,
     : cap_(cap), corr_(corr), sink_(sink), limits_(limits), drop_caps_(drop_caps) {
   const auto& ifaces = cap_.interfaces();
   for (uint32_t id = 0; id < ifaces.size(); ++id) {
-    const int ix = ifaces[id].ifindex;
-    if (ix >= int(ifindex_to_id_.size())) ifindex_to_id_.resize(size_t(ix) + 1, -1);
-    ifindex_to_id_[size_t(ix)] = int(id);
+    map_ifindex(ifaces[id].ifindex, id);
     linktypes_.push_back(ifaces[id].linktype);
   }
+}
+
+// ifindexes grow with every device created (container churn): a dense table up to
+// kDenseIfindex, a map beyond, so the table never takes more than 4 MiB.
+void Pump::map_ifindex(int ifindex, uint32_t id) {
+  if (ifindex < 0) return;
+  if (ifindex >= kDenseIfindex) {
+    sparse_ifindex_to_id_[ifindex] = int(id);
+    return;
+  }
+  if (size_t(ifindex) >= ifindex_to_id_.size()) ifindex_to_id_.resize(size_t(ifindex) + 1, -1);
+  ifindex_to_id_[size_t(ifindex)] = int(id);
+}
+
+int Pump::id_of(uint32_t ifindex) const {
+  if (ifindex < ifindex_to_id_.size()) return ifindex_to_id_[ifindex];
+  if (ifindex < uint32_t(kDenseIfindex)) return -1;
+  auto it = sparse_ifindex_to_id_.find(int(ifindex));
+  return it == sparse_ifindex_to_id_.end() ? -1 : it->second;
 }
 
 void Pump::add_interface(int ifindex, uint32_t id, uint16_t linktype) {
@@ -36,9 +53,7 @@ void Pump::add_interface(int ifindex, uint32_t id, uint16_t linktype) {
 void Pump::apply_added() {
   std::lock_guard g(added_mu_);
   for (const auto& a : added_) {
-    if (a.ifindex < 0 || a.ifindex > (1 << 30)) continue;
-    if (size_t(a.ifindex) >= ifindex_to_id_.size()) ifindex_to_id_.resize(size_t(a.ifindex) + 1, -1);
-    ifindex_to_id_[size_t(a.ifindex)] = int(a.id);
+    map_ifindex(a.ifindex, a.id);
     if (a.id >= linktypes_.size()) linktypes_.resize(a.id + 1, 1);
     linktypes_[a.id] = a.linktype;
   }
@@ -85,7 +100,7 @@ void Pump::run() {
       const auto& r = refs[i];
       auto& m = metas[i];
       m.ts_ns = r.ts_ns;
-      const int id = r.ifindex < ifindex_to_id_.size() ? ifindex_to_id_[r.ifindex] : -1;
+      const int id = id_of(r.ifindex);
       m.interface_id = id < 0 ? 0 : uint32_t(id);
       m.linktype = m.interface_id < linktypes_.size() ? linktypes_[m.interface_id] : 1;
       m.direction = r.direction;

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "capture/capture.h"
@@ -52,7 +53,11 @@ class Pump {
   PcapngSink& sink_;
   Limits limits_;
   bool drop_caps_;
+  void map_ifindex(int ifindex, uint32_t id);
+  int id_of(uint32_t ifindex) const;  // -1: not a captured device
+  static constexpr int kDenseIfindex = 1 << 20;
   std::vector<int> ifindex_to_id_;    // pump thread only (after start)
+  std::unordered_map<int, int> sparse_ifindex_to_id_;  // ifindexes >= kDenseIfindex
   std::vector<uint16_t> linktypes_;  // by interface id; pump thread only (after start)
   struct Added { int ifindex; uint32_t id; uint16_t linktype; };
   std::mutex added_mu_;
