@@ -40,6 +40,9 @@ const volatile __u32 targ_pid = 0;  /* tgid to trace; 0 = all */
 const volatile __u32 targ_uid = 0;  /* uid to trace when filter_uid */
 const volatile bool filter_uid = false;
 const volatile bool capture_plaintext = false;
+/* false for secret-logger stacks (OpenSSL linked in, BoringSSL): their secrets come from the
+ * logger, `off` is all zero, and SSL_read/SSL_write are hooked for -m text only. */
+const volatile bool secrets_from_struct = true;
 /* The client random of the connection ssl_log_secret gets: at conn + cr_off, or, when cr_ptr_off
  * is set (1.1.1's s->s3 pointer), at *(conn + cr_ptr_off) + cr_off. */
 const volatile __u32 cr_ptr_off = 0;
@@ -402,7 +405,8 @@ static __always_inline void read_entry(void *ssl, void *buf, void *readbytes, __
 {
 	if (!traced())
 		return;
-	emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true, lib);
+	if (secrets_from_struct)
+		emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true, lib);
 	if (capture_plaintext) {
 		__u64 id = bpf_get_current_pid_tgid();
 		struct read_args a = { .ssl = (__u64)ssl, .buf = (__u64)buf, .readbytes = (__u64)readbytes };
@@ -436,7 +440,8 @@ static __always_inline void write_entry(void *ssl, const void *buf, __u64 num, _
 {
 	if (!traced())
 		return;
-	emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true, lib);
+	if (secrets_from_struct)
+		emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true, lib);
 	/* Copied at entry: what the app asked to send. A failed/partial write is still shown,
 	 * which is what a plaintext view needs (the alternative costs a uretprobe per write). */
 	if (capture_plaintext)

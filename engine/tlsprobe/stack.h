@@ -12,6 +12,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,18 @@ class Stack {
   // nullopt: not this stack's binary (the next stack is asked); else how to trace it, or why not.
   virtual std::optional<Plan> inspect(const Candidate& c) const = 0;
 };
+
+// An exported function to hook: appended to *hooks at its file offset (from the file read).
+struct ExportedHook {
+  Prog prog;
+  const char* sym;
+  bool ret, needed;
+};
+// nullptr when every needed symbol was found, else the first needed one that is not exported
+// (optional ones that are missing are left out).
+const char* add_exported_hooks(const ElfFile& elf, std::span<const ExportedHook> want, std::vector<Hook>* hooks);
+// -m text: SSL_read/SSL_write (+ _ex where exported), entry and return of the reads.
+extern const ExportedHook kPlaintextHooks[6];
 
 std::unique_ptr<Stack> make_logger_stack();   // stack_logger.cc
 std::unique_ptr<Stack> make_openssl_stack();  // stack_openssl.cc: takes every binary it is asked about

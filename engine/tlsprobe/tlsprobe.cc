@@ -303,6 +303,7 @@ bool TlsProbe::Impl::load(Group& g, std::string* err) {
   ro->wakeup_bytes = ring_bytes / 8;
   ro->cr_ptr_off = g.layout.cr_ptr_off;
   ro->cr_off = g.layout.cr_off;
+  ro->secrets_from_struct = !g.layout.logger;
   // A group loads only the programs its hooks use.
   bpf_program* prog;
   bpf_object__for_each_program(prog, g.skel->obj) {
