@@ -134,6 +134,16 @@ struct {
 	__type(value, struct read_args);
 } ehp_tls_read_args SEC(".maps");
 
+/* pid_tgid -> SSL_write/SSL_write_ex args between entry and return (-m text): what was written
+ * is known only at return (a write the library could not take yet, e.g. during the handshake,
+ * returns <= 0 and is called again with the same bytes). readbytes: SSL_write_ex's size_t*. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct read_args);
+} ehp_tls_write_args SEC(".maps");
+
 /* Scratch for one data record: header + up to EHP_TLS_MAX_DATA_BYTES, too big for the stack
  * (and for ringbuf_reserve of a fixed worst case, which would waste the ring). */
 struct data_scratch {
@@ -414,16 +424,17 @@ static __always_inline void read_entry(void *ssl, void *buf, void *readbytes, __
 	}
 }
 
-static __always_inline void read_return(long ret, bool is_ex)
+/* SSL_read/SSL_write(_ex) returned: the bytes it really moved, from the args kept at entry. */
+static __always_inline void io_return(void *args_map, long ret, bool is_ex, bool is_write)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct read_args *a = bpf_map_lookup_elem(&ehp_tls_read_args, &id);
+	struct read_args *a = bpf_map_lookup_elem(args_map, &id);
 	__u64 len = 0;
 
 	if (!a)
 		return;
 	struct read_args args = *a;
-	bpf_map_delete_elem(&ehp_tls_read_args, &id);
+	bpf_map_delete_elem(args_map, &id);
 	if (is_ex) {
 		if (ret != 1 || !args.readbytes ||
 		    bpf_probe_read_user(&len, sizeof(len), (void *)args.readbytes))
@@ -433,19 +444,22 @@ static __always_inline void read_return(long ret, bool is_ex)
 			return;
 		len = ret;
 	}
-	emit_data((void *)args.ssl, (void *)args.buf, len, false);
+	emit_data((void *)args.ssl, (void *)args.buf, len, is_write);
 }
 
-static __always_inline void write_entry(void *ssl, const void *buf, __u64 num, __u16 lib)
+static __always_inline void write_entry(void *ssl, const void *buf, void *written, __u16 lib)
 {
 	if (!traced())
 		return;
 	if (secrets_from_struct)
 		emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true, lib);
-	/* Copied at entry: what the app asked to send. A failed/partial write is still shown,
-	 * which is what a plaintext view needs (the alternative costs a uretprobe per write). */
-	if (capture_plaintext)
-		emit_data(ssl, buf, num, true);
+	/* Copied at return (ehp_ssl_write_ret): what the library took. At entry, a write retried
+	 * while the handshake runs (Node.js does) showed the same bytes several times. */
+	if (capture_plaintext) {
+		__u64 id = bpf_get_current_pid_tgid();
+		struct read_args a = { .ssl = (__u64)ssl, .buf = (__u64)buf, .readbytes = (__u64)written };
+		bpf_map_update_elem(&ehp_tls_write_args, &id, &a, BPF_ANY);
+	}
 }
 
 /* int SSL_read(SSL *ssl, void *buf, int num); */
@@ -459,7 +473,7 @@ int BPF_KPROBE(ehp_ssl_read, void *ssl, void *buf, int num)
 SEC("uretprobe")
 int BPF_KRETPROBE(ehp_ssl_read_ret, int ret)
 {
-	read_return(ret, false);
+	io_return(&ehp_tls_read_args, ret, false, false);
 	return 0;
 }
 
@@ -474,7 +488,7 @@ int BPF_KPROBE(ehp_ssl_read_ex, void *ssl, void *buf, __u64 num, void *readbytes
 SEC("uretprobe")
 int BPF_KRETPROBE(ehp_ssl_read_ex_ret, int ret)
 {
-	read_return(ret, true);
+	io_return(&ehp_tls_read_args, ret, true, false);
 	return 0;
 }
 
@@ -482,15 +496,29 @@ int BPF_KRETPROBE(ehp_ssl_read_ex_ret, int ret)
 SEC("uprobe")
 int BPF_KPROBE(ehp_ssl_write, void *ssl, const void *buf, int num)
 {
-	write_entry(ssl, buf, num > 0 ? (__u64)num : 0, (__u16)bpf_get_attach_cookie(ctx));
+	write_entry(ssl, buf, 0, (__u16)bpf_get_attach_cookie(ctx));
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ehp_ssl_write_ret, int ret)
+{
+	io_return(&ehp_tls_write_args, ret, false, true);
 	return 0;
 }
 
 /* int SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *written); */
 SEC("uprobe")
-int BPF_KPROBE(ehp_ssl_write_ex, void *ssl, const void *buf, __u64 num)
+int BPF_KPROBE(ehp_ssl_write_ex, void *ssl, const void *buf, __u64 num, void *written)
 {
-	write_entry(ssl, buf, num, (__u16)bpf_get_attach_cookie(ctx));
+	write_entry(ssl, buf, written, (__u16)bpf_get_attach_cookie(ctx));
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ehp_ssl_write_ex_ret, int ret)
+{
+	io_return(&ehp_tls_write_args, ret, true, true);
 	return 0;
 }
 

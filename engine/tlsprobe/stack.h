@@ -22,7 +22,9 @@
 namespace ehp::tlsprobe {
 
 // The programs of bpf/openssl.bpf.c a hook can use.
-enum class Prog { Handshake, HandshakeRet, GetError, Read, ReadRet, ReadEx, ReadExRet, Write, WriteEx, LogSecret };
+enum class Prog {
+  Handshake, HandshakeRet, GetError, Read, ReadRet, ReadEx, ReadExRet, Write, WriteRet, WriteEx, WriteExRet, LogSecret
+};
 
 struct Hook {
   Prog prog;
@@ -78,7 +80,7 @@ struct ExportedHook {
 // (optional ones that are missing are left out).
 const char* add_exported_hooks(const ElfFile& elf, std::span<const ExportedHook> want, std::vector<Hook>* hooks);
 // -m text: SSL_read/SSL_write (+ _ex where exported), entry and return of the reads.
-extern const ExportedHook kPlaintextHooks[6];
+extern const ExportedHook kPlaintextHooks[8];
 
 std::unique_ptr<Stack> make_logger_stack();   // stack_logger.cc
 std::unique_ptr<Stack> make_openssl_stack();  // stack_openssl.cc: takes every binary it is asked about

@@ -9,12 +9,14 @@
 
 namespace ehp::tlsprobe {
 
-const ExportedHook kPlaintextHooks[6] = {{Prog::Read, "SSL_read", false, true},
+const ExportedHook kPlaintextHooks[8] = {{Prog::Read, "SSL_read", false, true},
                                          {Prog::ReadRet, "SSL_read", true, true},
                                          {Prog::Write, "SSL_write", false, true},
+                                         {Prog::WriteRet, "SSL_write", true, true},
                                          {Prog::ReadEx, "SSL_read_ex", false, false},
                                          {Prog::ReadExRet, "SSL_read_ex", true, false},
-                                         {Prog::WriteEx, "SSL_write_ex", false, false}};
+                                         {Prog::WriteEx, "SSL_write_ex", false, false},
+                                         {Prog::WriteExRet, "SSL_write_ex", true, false}};
 
 const char* add_exported_hooks(const ElfFile& elf, std::span<const ExportedHook> want, std::vector<Hook>* hooks) {
   for (const auto& w : want) {

@@ -60,7 +60,9 @@ bpf_program* program(struct openssl* skel, Prog p) {
     case Prog::ReadEx: return g.ehp_ssl_read_ex;
     case Prog::ReadExRet: return g.ehp_ssl_read_ex_ret;
     case Prog::Write: return g.ehp_ssl_write;
+    case Prog::WriteRet: return g.ehp_ssl_write_ret;
     case Prog::WriteEx: return g.ehp_ssl_write_ex;
+    case Prog::WriteExRet: return g.ehp_ssl_write_ex_ret;
     case Prog::LogSecret: return g.ehp_ssl_log_secret;
   }
   return nullptr;
