@@ -173,6 +173,7 @@ bool ElfFile::open(const UntrustedFile& f, const std::string& shown, std::string
   }
 
   if (eh.e_shnum == 0) return true;  // no section headers: no symbols
+  has_sections_ = true;
   if (eh.e_shentsize != sizeof(Elf64_Shdr) || !in_file(eh.e_shoff, uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr))) {
     *err = shown + ": bad section headers";
     return false;

@@ -97,6 +97,7 @@ class ElfFile {
     uint64_t addr, offset, size;
   };
   std::optional<Section> section(std::string_view name) const;
+  bool has_sections() const { return has_sections_; }  // the file has section headers
   // A loaded segment (PT_LOAD) as it is in the file.
   struct Segment {
     uint64_t vaddr, filesz, offset;
@@ -124,6 +125,7 @@ class ElfFile {
   std::optional<uint64_t> eh_frame_hdr_;
   std::map<std::string, Section, std::less<>> sections_;
   bool bssl_ = false;
+  bool has_sections_ = false;
 };
 
 }  // namespace ehp::tlsprobe

@@ -148,16 +148,20 @@ std::optional<GoBuild> go_build(const ElfFile& elf) {
   if (auto s = elf.section(".go.buildinfo")) {
     char b[32 + 10 + 128];
     const size_t n = size_t(std::min<uint64_t>(sizeof b, s->size));
-    if (n >= kBuildInfoMagicLen && elf.read_exact(s->offset, b, n) && memcmp(b, kBuildInfoMagic, kBuildInfoMagicLen) == 0)
+    if (n >= 16 && elf.read_exact(s->offset, b, n) && memcmp(b, kBuildInfoMagic, kBuildInfoMagicLen) == 0 && b[14] == 8)
       return parse_build_info(std::string_view(b, n));
   }
-  // No section headers to name it: the magic in a loaded segment (it is 16-byte aligned in the
-  // data segment; the inline version follows it within 170 bytes).
+  // A file with section headers names it (the Go linker and external linkers keep the name); only
+  // a file without any (sstrip) has its loaded segments searched for the magic, followed by
+  // pointer size 8 and flags using bits 0-1 only (a program that merely contains the text, like
+  // this one, is no Go binary). The inline version follows the magic within 170 bytes.
+  if (elf.has_sections()) return std::nullopt;
   std::optional<GoBuild> out;
   elf.scan_data(192, [&](std::string_view chunk) {
     for (size_t at = chunk.find(kBuildInfoMagic, 0, kBuildInfoMagicLen); at != std::string_view::npos;
          at = chunk.find(kBuildInfoMagic, at + 1, kBuildInfoMagicLen)) {
       if (chunk.size() - at < 32) continue;  // seen again, whole, in the next overlapping chunk
+      if (chunk[at + 14] != 8 || (uint8_t(chunk[at + 15]) & ~3u) != 0) continue;
       out = parse_build_info(chunk.substr(at, 32 + 10 + 128));
       return true;
     }

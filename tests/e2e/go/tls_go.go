@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Go crypto/tls client for tests/e2e/tls_go.sh: GET URL/req0..2 over three fresh connections,
-// TLS 1.3, TLS 1.2 (MaxVersion), TLS 1.3. Standard library only (built offline).
-// With KEYLOG set, Go's own key log (Config.KeyLogWriter) is written there, to compare with.
+// Go crypto/tls program for tests/e2e/tls_go.sh, standard library only (built offline):
+//   tls_go URL                 GET URL/req0..2 over three fresh connections: TLS 1.3, TLS 1.2
+//                              (MaxVersion), TLS 1.3. With KEYLOG set, Go's own key log
+//                              (Config.KeyLogWriter) is written there, to compare with.
+//   tls_go idle                sleeps (a running process of the binary, for discovery)
+//   tls_go serve ADDR CERT KEY an HTTPS server
 package main
 
 import (
@@ -13,6 +16,14 @@ import (
 )
 
 func main() {
+	switch os.Args[1] {
+	case "idle":
+		select {}
+	case "serve":
+		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "hello %s\n", r.URL.Path) })
+		fmt.Fprintln(os.Stderr, http.ListenAndServeTLS(os.Args[2], os.Args[3], os.Args[4], nil))
+		os.Exit(1)
+	}
 	var keylog io.Writer
 	if p := os.Getenv("KEYLOG"); p != "" {
 		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0600)
