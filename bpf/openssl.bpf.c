@@ -192,7 +192,7 @@ static __always_inline bool same32(const __u8 *a, const __u8 *b)
 /* Reads the session's secrets from `ssl` and sends them once per (SSL*, client_random).
  * check_init: the caller does not know the handshake is over (I/O fallback), so look at
  * ssl->statem.in_init first. */
-static __always_inline void emit_secrets(void *ssl, __u16 source, bool check_init)
+static __always_inline void emit_secrets(void *ssl, __u16 source, bool check_init, __u16 lib)
 {
 	struct sent_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .ssl = (__u64)ssl };
 	__u8 cr[32];
@@ -243,7 +243,7 @@ static __always_inline void emit_secrets(void *ssl, __u16 source, bool check_ini
 	e->ssl = (__u64)ssl;
 	e->version = version;
 	e->source = source;
-	e->pad = 0;
+	e->lib = lib;
 	__builtin_memcpy(e->client_random, cr, sizeof(cr));
 	if (bpf_probe_read_user(&cipher, sizeof(cipher), session + off.ssl_session_st_cipher_offset) == 0 && cipher)
 		bpf_probe_read_user(&cipher_id, sizeof(cipher_id), cipher + off.ssl_cipher_st_id_offset);
@@ -394,15 +394,15 @@ int BPF_KRETPROBE(ehp_handshake_ret, int ret)
 	void *s = (void *)*ssl;
 	bpf_map_delete_elem(&ehp_tls_hs_args, &id);
 	if (ret == 1) /* handshake complete; nothing sent with the new keys yet */
-		emit_secrets(s, EHP_TLS_SRC_HANDSHAKE_RET, false);
+		emit_secrets(s, EHP_TLS_SRC_HANDSHAKE_RET, false, (__u16)bpf_get_attach_cookie(ctx));
 	return 0;
 }
 
-static __always_inline void read_entry(void *ssl, void *buf, void *readbytes)
+static __always_inline void read_entry(void *ssl, void *buf, void *readbytes, __u16 lib)
 {
 	if (!traced())
 		return;
-	emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true);
+	emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true, lib);
 	if (capture_plaintext) {
 		__u64 id = bpf_get_current_pid_tgid();
 		struct read_args a = { .ssl = (__u64)ssl, .buf = (__u64)buf, .readbytes = (__u64)readbytes };
@@ -432,11 +432,11 @@ static __always_inline void read_return(long ret, bool is_ex)
 	emit_data((void *)args.ssl, (void *)args.buf, len, false);
 }
 
-static __always_inline void write_entry(void *ssl, const void *buf, __u64 num)
+static __always_inline void write_entry(void *ssl, const void *buf, __u64 num, __u16 lib)
 {
 	if (!traced())
 		return;
-	emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true);
+	emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true, lib);
 	/* Copied at entry: what the app asked to send. A failed/partial write is still shown,
 	 * which is what a plaintext view needs (the alternative costs a uretprobe per write). */
 	if (capture_plaintext)
@@ -447,7 +447,7 @@ static __always_inline void write_entry(void *ssl, const void *buf, __u64 num)
 SEC("uprobe")
 int BPF_KPROBE(ehp_ssl_read, void *ssl, void *buf, int num)
 {
-	read_entry(ssl, buf, 0);
+	read_entry(ssl, buf, 0, (__u16)bpf_get_attach_cookie(ctx));
 	return 0;
 }
 
@@ -462,7 +462,7 @@ int BPF_KRETPROBE(ehp_ssl_read_ret, int ret)
 SEC("uprobe")
 int BPF_KPROBE(ehp_ssl_read_ex, void *ssl, void *buf, __u64 num, void *readbytes)
 {
-	read_entry(ssl, buf, readbytes);
+	read_entry(ssl, buf, readbytes, (__u16)bpf_get_attach_cookie(ctx));
 	return 0;
 }
 
@@ -477,7 +477,7 @@ int BPF_KRETPROBE(ehp_ssl_read_ex_ret, int ret)
 SEC("uprobe")
 int BPF_KPROBE(ehp_ssl_write, void *ssl, const void *buf, int num)
 {
-	write_entry(ssl, buf, num > 0 ? (__u64)num : 0);
+	write_entry(ssl, buf, num > 0 ? (__u64)num : 0, (__u16)bpf_get_attach_cookie(ctx));
 	return 0;
 }
 
@@ -485,7 +485,7 @@ int BPF_KPROBE(ehp_ssl_write, void *ssl, const void *buf, int num)
 SEC("uprobe")
 int BPF_KPROBE(ehp_ssl_write_ex, void *ssl, const void *buf, __u64 num)
 {
-	write_entry(ssl, buf, num);
+	write_entry(ssl, buf, num, (__u16)bpf_get_attach_cookie(ctx));
 	return 0;
 }
 
@@ -494,7 +494,7 @@ SEC("uprobe")
 int BPF_KPROBE(ehp_ssl_get_error, void *ssl)
 {
 	if (traced())
-		emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true);
+		emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true, (__u16)bpf_get_attach_cookie(ctx));
 	return 0;
 }
 
@@ -510,7 +510,7 @@ int BPF_KPROBE(ehp_ssl_log_secret, void *conn, const char *label, const __u8 *se
 		return 0;
 	}
 	fill_hdr(&e->hdr, EHP_TLS_EV_KEYLOG);
-	e->pad = 0;
+	e->lib = (__u16)bpf_get_attach_cookie(ctx);
 	e->pad2 = 0;
 	long n = bpf_probe_read_user_str(e->label, sizeof(e->label), label);
 	__u32 sl = len > EHP_TLS_SECRET_BYTES ? EHP_TLS_SECRET_BYTES : (__u32)len;

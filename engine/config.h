@@ -36,6 +36,10 @@ struct Config {
   // Extcap --fifo: an existing FIFO of another user is the caller's and may be written
   // (otherwise a file of another user is refused: output/create.h).
   bool output_is_callers_fifo = false;
+  // Tests only (env EHP_TEST_CORRUPT_TLS13_SECRET_OFFSET): every TLS 1.3 handshake secret the
+  // probe reads is taken this many bytes too far on, as a wrong struct offset would read it, so
+  // that the key check's failure path can be shown end to end. 0 = off.
+  uint32_t test_corrupt_tls13_secret_offset = 0;
 };
 
 struct ReplayConfig {

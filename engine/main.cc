@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "capture/capture.h"
 #include "config.h"
 #include "engine.h"
 #include "extcap.h"
@@ -119,13 +121,36 @@ int finish_tls_config(TlsFlags& f, CLI::App* tls, ehp::Config& cfg) {
   const bool rotating = cfg.ring_filesize_kb || cfg.ring_duration_s || cfg.ring_files;
   if (cfg.mode == ehp::Mode::Pcap) {
     if (cfg.ifaces.empty()) return fail("-m pcap needs at least one interface (-i IF)");
+    if (std::find(cfg.ifaces.begin(), cfg.ifaces.end(), "any") != cfg.ifaces.end()) {
+      // tcpdump's -i any: every interface that is up (one IDB each), with the others named.
+      std::vector<std::string> skipped;
+      std::vector<std::string> named;
+      for (auto& n : cfg.ifaces)
+        if (n != "any") named.push_back(n);
+      for (auto& n : ehp::capture::any_interfaces(&skipped))
+        if (std::find(named.begin(), named.end(), n) == named.end()) named.push_back(n);
+      for (auto& n : skipped)
+        fprintf(stderr, "ecapture-hp: -i any: leaving out %s (raw IP link type; give it its own run: -i %s)\n",
+                n.c_str(), n.c_str());
+      if (named.empty()) return fail("-i any: no interface is up");
+      cfg.ifaces = std::move(named);
+    }
     if (cfg.pcapfile.empty()) return fail("-w needs a file name, or - for standard output");
     if (cfg.pcapfile == "-" && rotating) return fail("-b cannot be used with -w - (a stream cannot be rotated)");
     if (cfg.pcapfile == "-" && isatty(STDOUT_FILENO))
       return fail("-w -: standard output is a terminal; pipe it (| tshark -i -) or redirect it to a file");
     if (cfg.ring_files && !cfg.ring_filesize_kb && !cfg.ring_duration_s)
       return fail("-b files:N needs -b filesize:KB or -b duration:SEC to decide when to switch files");
-  } else {
+  }
+  if (const char* t = getenv("EHP_TEST_CORRUPT_TLS13_SECRET_OFFSET"); t && *t) {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long v = strtoul(t, &end, 10);
+    if (*end || errno || !isdigit(uint8_t(t[0])) || v < 1 || v > 32)
+      return fail(std::string("EHP_TEST_CORRUPT_TLS13_SECRET_OFFSET=") + t + ": must be a number from 1 to 32");
+    cfg.test_corrupt_tls13_secret_offset = uint32_t(v);
+  }
+  if (cfg.mode != ehp::Mode::Pcap) {
     const char* m = cfg.mode == ehp::Mode::Keylog ? "keylog" : "text";
     if (!cfg.ifaces.empty()) return fail(std::string("-i is only used with -m pcap, not -m ") + m);
     if (rotating) return fail(std::string("-b only applies to -m pcap, not -m ") + m);

@@ -113,52 +113,12 @@ BG+=($!)
 for _ in $(seq 100); do grep -q ready "$RUN/receiver.log" && break; sleep 0.1; done
 
 rx_packets() { ip netns exec "$NSB" cat /sys/class/net/"$VB"/statistics/rx_packets; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null; }
-
-# sampler PID FILE: every 0.1 s, "ticks max_rss_kib" of PID until it exits.
-sampler() {
-  local pid=$1 file=$2 max=0 ticks=0 rss t
-  while [[ -e /proc/$pid/stat ]]; do
-    t=$(cpu_ticks "$pid") && [[ -n $t ]] && ticks=$t
-    rss=$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status" 2>/dev/null)
-    [[ -n $rss ]] && ((rss > max)) && max=$rss
-    echo "$ticks $max" >"$file.tmp" && mv -f "$file.tmp" "$file"
-    sleep 0.1
-  done
-}
 
 # ready LOG REGEX: waits up to 20 s for the tool's start line.
 wait_ready() {
   local i
   for i in $(seq 200); do grep -qE "$2" "$1" && return 0; sleep 0.1; done
   return 1
-}
-
-# prog_stats PID: "run_time_ns run_cnt" summed over the TC programs (ehp_cap_*) that PID holds.
-# Found through the process's fds (fdinfo prog_id), then `bpftool prog show id`: listing every
-# program races with other users loading and unloading theirs.
-prog_stats() {
-  python3 - "$1" <<'PY'
-import glob, json, subprocess, sys
-t = c = 0
-ids = set()
-for f in glob.glob("/proc/%s/fdinfo/*" % sys.argv[1]):
-    try:
-        for line in open(f):
-            if line.startswith("prog_id:"):
-                ids.add(int(line.split()[1]))
-    except OSError:
-        pass
-for i in sorted(ids):
-    r = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(i)], capture_output=True, text=True)
-    try:
-        p = json.loads(r.stdout)
-    except ValueError:
-        continue
-    if p.get("name", "").startswith("ehp_cap_"):
-        t += p.get("run_time_ns", 0); c += p.get("run_cnt", 0)
-print(t, c)
-PY
 }
 
 HZ=$(getconf CLK_TCK)

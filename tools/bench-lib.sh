@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Shared set-up of the benchmark scripts (tools/bench-capture.sh, tools/bench-tls.sh,
-# tools/gen/make-replay-input.sh): sourced, not run. Each script sets its own NSA/NSB/VA/VB/
-# IPA/IPB (distinct per script, so they never collide) and its BG array of background pids.
+# tools/bench-gateway.sh, tools/gen/make-replay-input.sh): sourced, not run. Each script sets
+# its own netns/veth names and addresses (distinct per script, so they never collide) and its BG
+# array of background pids.
 
 # need_tools NAME TOOL...: one line and exit 2 for the first TOOL not on PATH.
 need_tools() {
@@ -50,4 +51,46 @@ stop_bg_and_netns() {
 self_signed_cert() {
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
     -subj /CN=ehp-bench -keyout "$1/key.pem" -out "$1/cert.pem" 2>/dev/null
+}
+
+# cpu_ticks PID: utime+stime of PID in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null; }
+
+# sampler PID FILE: every 0.1 s, "ticks max_rss_kib" of PID until it exits.
+sampler() {
+  local pid=$1 file=$2 max=0 ticks=0 rss t
+  while [[ -e /proc/$pid/stat ]]; do
+    t=$(cpu_ticks "$pid") && [[ -n $t ]] && ticks=$t
+    rss=$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status" 2>/dev/null)
+    [[ -n $rss ]] && ((rss > max)) && max=$rss
+    echo "$ticks $max" >"$file.tmp" && mv -f "$file.tmp" "$file"
+    sleep 0.1
+  done
+}
+
+# prog_stats PID: "run_time_ns run_cnt" summed over the TC programs (ehp_cap_*) that PID holds.
+# Found through the process's fds (fdinfo prog_id), then `bpftool prog show id`: listing every
+# program races with other users loading and unloading theirs.
+prog_stats() {
+  python3 - "$1" <<'PY'
+import glob, json, subprocess, sys
+t = c = 0
+ids = set()
+for f in glob.glob("/proc/%s/fdinfo/*" % sys.argv[1]):
+    try:
+        for line in open(f):
+            if line.startswith("prog_id:"):
+                ids.add(int(line.split()[1]))
+    except OSError:
+        pass
+for i in sorted(ids):
+    r = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(i)], capture_output=True, text=True)
+    try:
+        p = json.loads(r.stdout)
+    except ValueError:
+        continue
+    if p.get("name", "").startswith("ehp_cap_"):
+        t += p.get("run_time_ns", 0); c += p.get("run_cnt", 0)
+print(t, c)
+PY
 }

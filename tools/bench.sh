@@ -3,7 +3,7 @@
 # `make bench`: every benchmark, briefly, and one summary. Ratios are taken against a peer
 # measured in the same run (this machine is shared; absolute figures drift).
 #
-#   tools/bench.sh BUILD_DIR [--quick] [--rounds N] [--no-capture] [--no-tls] [--repeat N]
+#   tools/bench.sh BUILD_DIR [--quick] [--rounds N] [--no-capture] [--no-tls] [--no-gateway] [--repeat N]
 #
 # 1. Google Benchmark stages (bench/*.cc): encoders, queue handoff, correlator/flow graph,
 #    HKDF/ClientHello parser, writer (io_uring O_DIRECT vs buffered vs write(2)).
@@ -14,10 +14,11 @@
 #      fsync at the end like replay; and without it (page cache only) for reference.
 #    IN is real TLS + UDP traffic captured by tools/gen/make-replay-input.sh.
 #    Targets: replay >= 90% of fio, >= 4x pcapgo.
-# 3. tools/bench-capture.sh (1400 B, 2 senders) and tools/bench-tls.sh, short.
+# 3. tools/bench-capture.sh (1400 B, 2 senders), tools/bench-tls.sh and tools/bench-gateway.sh
+#    (forwarded TLS through a router netns, ecapture-hp vs tcpdump), short.
 # Files go under BUILD_DIR (keep it on a real disk, not tmpfs). Needs root for 2.-3.
 set -uo pipefail
-BUILD=${1:?usage: bench.sh BUILD_DIR [--quick] [--rounds N] [--no-capture] [--no-tls] [--repeat N]}
+BUILD=${1:?usage: bench.sh BUILD_DIR [--quick] [--rounds N] [--no-capture] [--no-tls] [--no-gateway] [--repeat N]}
 shift
 BUILD=$(cd "$BUILD" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +26,7 @@ ROUNDS=3
 QUICK=0
 CAPTURE=1
 TLS=1
+GATEWAY=1
 REPEAT=""
 while (($#)); do
   case $1 in
@@ -32,6 +34,7 @@ while (($#)); do
     --rounds) ROUNDS=$2; shift 2 ;;
     --no-capture) CAPTURE=0; shift ;;
     --no-tls) TLS=0; shift ;;
+    --no-gateway) GATEWAY=0; shift ;;
     --repeat) REPEAT=$2; shift 2 ;;
     *) echo "bench: unknown option $1" >&2; exit 2 ;;
   esac
@@ -65,7 +68,7 @@ done
 
 # ---------------------------------------------------------------- 2. replay vs fio vs pcapgo
 if [[ $(id -u) != 0 ]]; then
-  say "== replay/capture/tls: need root (skipped)"
+  say "== replay/capture/tls/gateway: need root (skipped)"
   exit $FAILED
 fi
 say ""
@@ -162,24 +165,31 @@ PY
 done
 
 # ---------------------------------------------------------------- 3. live capture and TLS
-if ((CAPTURE)); then
+# run_part TITLE SCRIPT TAG ARGS...: tools/SCRIPT.sh BUILD ARGS, its output in DATA/TAG.txt and
+# its "SCRIPT summary" section in the summary; a missing summary fails the run.
+run_part() {
+  local title=$1 script=$2 tag=$3
+  shift 3
   say ""
-  say "== capture to disk (tools/bench-capture.sh)"
+  say "== $title (tools/$script.sh)"
+  bash "$HERE/$script.sh" "$BUILD" "$@" 2>&1 | tee "$DATA/$tag.txt"
+  sed -n "/^$script summary/,\$p" "$DATA/$tag.txt" >>"$SUMMARY"
+  grep -q "^$script summary" "$DATA/$tag.txt" || FAILED=1
+}
+if ((CAPTURE)); then
   if ((QUICK)); then
-    bash "$HERE/bench-capture.sh" "$BUILD" --seconds 1 --sizes 1400 --senders 2 --rounds 1 2>&1 | tee "$DATA/capture.txt"
+    run_part "capture to disk" bench-capture capture --seconds 1 --sizes 1400 --senders 2 --rounds 1
   else
-    bash "$HERE/bench-capture.sh" "$BUILD" --seconds 3 --sizes "64 1400" --senders "1 2" --rounds "$ROUNDS" 2>&1 | tee "$DATA/capture.txt"
+    run_part "capture to disk" bench-capture capture --seconds 3 --sizes "64 1400" --senders "1 2" --rounds "$ROUNDS"
   fi
-  sed -n '/^bench-capture summary/,$p' "$DATA/capture.txt" >>"$SUMMARY"
-  grep -q "^bench-capture summary" "$DATA/capture.txt" || FAILED=1
 fi
 if ((TLS)); then
-  say ""
-  say "== TLS server overhead (tools/bench-tls.sh)"
-  bash "$HERE/bench-tls.sh" "$BUILD" --rounds $(((QUICK)) && echo 1 || echo "$ROUNDS") \
-    --seconds $(((QUICK)) && echo 1 || echo 3) 2>&1 | tee "$DATA/tls.txt"
-  sed -n '/^bench-tls summary/,$p' "$DATA/tls.txt" >>"$SUMMARY"
-  grep -q "^bench-tls summary" "$DATA/tls.txt" || FAILED=1
+  run_part "TLS server overhead" bench-tls tls --rounds $(((QUICK)) && echo 1 || echo "$ROUNDS") \
+    --seconds $(((QUICK)) && echo 1 || echo 3)
+fi
+if ((GATEWAY)); then
+  run_part "gateway: forwarded TLS, ecapture-hp vs tcpdump" bench-gateway gateway \
+    --rounds $(((QUICK)) && echo 1 || echo "$ROUNDS") --seconds $(((QUICK)) && echo 2 || echo 5)
 fi
 echo ""
 echo "===== summary ($SUMMARY)"

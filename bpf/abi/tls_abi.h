@@ -5,7 +5,7 @@
  *
  *   secrets (kind 1), fixed size:
  *   +----------------------+--------+-----------+-------------+----------+--------+
- *   | ehp_tls_hdr (40 B)   | ssl 8B | version 2 | cipher_id 2 | source 2 | pad 2  |
+ *   | ehp_tls_hdr (40 B)   | ssl 8B | version 2 | cipher_id 2 | source 2 | lib 2  |
  *   +----------------------+--------+-----------+-------------+----------+--------+
  *   | client_random[32] | master_key[48] | handshake_secret[64] | handshake_traffic_hash[64] |
  *   | client_app_traffic_secret[64] | server_app_traffic_secret[64] | exporter_master_secret[64] |
@@ -97,7 +97,7 @@ struct ehp_tls_secrets_event {
 	ehp_tls_u16 version;
 	ehp_tls_u16 cipher_id; /* low 16 bits of SSL_CIPHER id (0x0300130X -> 0x130X) */
 	ehp_tls_u16 source;    /* enum ehp_tls_secrets_source */
-	ehp_tls_u16 pad;
+	ehp_tls_u16 lib;       /* the hook's BPF cookie: which traced binary (TlsProbe::sources()) */
 	ehp_tls_u8 client_random[32];
 	ehp_tls_u8 master_key[48];
 	ehp_tls_u8 handshake_secret[EHP_TLS_SECRET_BYTES];
@@ -129,7 +129,7 @@ struct ehp_tls_keylog_event {
 	struct ehp_tls_hdr hdr;
 	ehp_tls_u8 label_len; /* bytes of label, without the NUL */
 	ehp_tls_u8 secret_len;
-	ehp_tls_u16 pad;
+	ehp_tls_u16 lib; /* the hook's BPF cookie: which traced binary (TlsProbe::sources()) */
 	ehp_tls_u32 pad2;
 	char label[EHP_TLS_LABEL_BYTES];
 	ehp_tls_u8 client_random[32];

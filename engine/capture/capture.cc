@@ -268,6 +268,24 @@ uint16_t interface_linktype(const std::string& name) {
   return (type == ARPHRD_ETHER || type == ARPHRD_LOOPBACK) ? 1 : 101;
 }
 
+std::vector<std::string> any_interfaces(std::vector<std::string>* skipped) {
+  std::vector<std::string> out;
+  struct if_nameindex* ni = ::if_nameindex();
+  if (!ni) return out;
+  for (auto* p = ni; p->if_index; p++) {
+    Interface i;
+    std::string err;
+    if (!resolve_iface(p->if_name, &i, &err)) continue;  // down, or gone meanwhile
+    if (i.linktype != 1) {
+      if (skipped) skipped->push_back(p->if_name);
+      continue;
+    }
+    out.push_back(p->if_name);
+  }
+  if_freenameindex(ni);
+  return out;
+}
+
 void remove_leftovers(const std::vector<Interface>& ifaces, std::vector<std::string>* lines) {
   for (const auto& i : ifaces) {
     std::string report, err;

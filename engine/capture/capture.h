@@ -148,6 +148,12 @@ int remove_stale_filters(const std::vector<std::string>& ifaces, std::string* re
 // and Wireshark's extcap --extcap-dlts.
 uint16_t interface_linktype(const std::string& name);
 
+// `-i any` (as tcpdump's): every interface that is up now and hands TC an Ethernet header (lo
+// included), in /proc/net/dev order. Interfaces of another link type (tun, wireguard, ipip: raw
+// IP) would make a section that libpcap refuses; each is named in *skipped instead. Interfaces
+// that come up later are not added.
+std::vector<std::string> any_interfaces(std::vector<std::string>* skipped);
+
 // SIGKILL leaves a capture no chance to remove its TC filters (nor the clsact it created).
 // Before attaching: removes ours on these interfaces that no live process holds
 // (remove_stale_filters), and the clsact too when that left it without filters (the killed run

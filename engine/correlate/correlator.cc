@@ -6,6 +6,8 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <string>
 #include <mutex>
 #include <tuple>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "tls/keys.h"
+#include "tls/verify.h"
 
 namespace ehp::correlate {
 namespace {
@@ -106,7 +109,7 @@ struct Correlator::Graph {
                       // let the uprobe ring overflow.
                       try {
                         std::lock_guard pk(pend_mu);
-                        pending.emplace_back(ev.secrets.client_random, std::move(lines));
+                        pending.push_back({ev.secrets.client_random, std::move(lines), ev.secrets.source});
                       } catch (...) {
                         secrets_null.fetch_add(1, std::memory_order_relaxed);
                       }
@@ -123,9 +126,11 @@ struct Correlator::Graph {
                 break;
               case HoldMsg::Kind::Tick:
                 hb.tick(m.now_ns);
+                if (kv) kv->tick(hb.now_ns());
                 break;
               case HoldMsg::Kind::Flush:
                 hb.flush_all();
+                if (kv) kv->finish();  // keyed sessions still undecided: unverifiable
                 break;
             }
             sink_ref.batch_end();
@@ -142,8 +147,38 @@ struct Correlator::Graph {
       std::lock_guard pk(pend_mu);
       batch.swap(pending);
     }
-    for (const auto& [cr, lines] : batch) hb.on_keys(cr, lines);
+    for (const auto& k : batch) {
+      hb.on_keys(k.client_random, k.lines);
+      if (kv) kv->on_keys(k.client_random, k.lines, k.source, hb.now_ns());
+    }
   }
+
+  // Under mu (the verifier calls it from inside the hold-back stage).
+  void key_result(uint32_t source, ehp::tls::KeyCheck r, std::string_view why) {
+    KeyCheckCounts& c = key_counts[source];
+    c.source = source;
+    switch (r) {
+      case ehp::tls::KeyCheck::Verified: ++c.verified; break;
+      case ehp::tls::KeyCheck::Unverifiable: ++c.unverifiable; break;
+      case ehp::tls::KeyCheck::Failed:
+        ++c.failed;
+        if (on_key_failed && failed_reported.insert(source).second) on_key_failed(source, why);
+        break;
+    }
+  }
+
+  // Feeds the hold-back's decoded segments to the key check.
+  struct Observer final : SegmentObserver {
+    explicit Observer(Graph& g) : g(g) {}
+    void on_segment(const PacketMeta& meta, const ehp::net::FrameInfo& fi, std::span<const uint8_t> payload,
+                    const ehp::net::TlsHello& hello) override {
+      g.kv->on_segment(fi, payload, hello, meta.ts_ns);
+    }
+    void on_not_keyable(const ehp::net::FrameInfo&, const ehp::net::TlsHello& hello) override {
+      g.kv->forget(hello.random);
+    }
+    Graph& g;
+  };
 
   // Runs inside the arena (Correlator::Exec): the caller executes whatever the message starts.
   void put_and_wait(HoldMsg m) {
@@ -155,10 +190,21 @@ struct Correlator::Graph {
   Sink& sink_ref;
   mutable std::mutex mu;  // the hold-back stage (HoldBack + sink): hold body, wait_idle(), stats()
   // Keylog lines derived by the keys thread, waiting for the pump's next hold body.
-  using Parked = std::vector<std::pair<std::array<uint8_t, 32>, std::string>>;
+  struct ParkedKeys {
+    std::array<uint8_t, 32> client_random;
+    std::string lines;
+    uint32_t source;
+  };
+  using Parked = std::vector<ParkedKeys>;
   std::mutex pend_mu;
   Parked pending;
   HoldBack hb;
+  // The key check (enable_key_check), under mu like the hold-back.
+  std::unique_ptr<ehp::tls::KeyVerifier> kv;
+  std::unique_ptr<Observer> kv_observer;
+  std::map<uint32_t, KeyCheckCounts> key_counts;
+  std::set<uint32_t> failed_reported;
+  Correlator::KeyCheckFailed on_key_failed;
   ehp::tls::ClientRandomDedup dedup;
   std::atomic<uint64_t> secrets_in{0}, secrets_duplicate{0}, secrets_null{0}, keys_derived{0};
   std::atomic<uint64_t> packet_batches{0}, packets_in{0};
@@ -235,6 +281,7 @@ CorrelatorStats Correlator::stats() const {
   {
     std::lock_guard lk(g_->mu);
     s.holdback = g_->hb.stats();
+    for (const auto& [src, c] : g_->key_counts) s.key_checks.push_back(c);
   }
   s.secrets_in = g_->secrets_in.load(std::memory_order_relaxed);
   s.duplicates = g_->secrets_duplicate.load(std::memory_order_relaxed);
@@ -243,6 +290,17 @@ CorrelatorStats Correlator::stats() const {
   s.packet_batches = g_->packet_batches.load(std::memory_order_relaxed);
   s.packets_in = g_->packets_in.load(std::memory_order_relaxed);
   return s;
+}
+
+void Correlator::enable_key_check(KeyCheckFailed on_first_failure) {
+  std::lock_guard lk(g_->mu);
+  Graph* g = g_.get();
+  g->on_key_failed = std::move(on_first_failure);
+  g->kv = std::make_unique<ehp::tls::KeyVerifier>(
+      ehp::tls::KeyVerifierConfig{},
+      [g](uint32_t source, ehp::tls::KeyCheck r, std::string_view why) { g->key_result(source, r, why); });
+  g->kv_observer = std::make_unique<Graph::Observer>(*g);
+  g->hb.set_observer(g->kv_observer.get());
 }
 
 }  // namespace ehp::correlate

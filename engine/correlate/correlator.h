@@ -27,9 +27,12 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string_view>
+#include <vector>
 
 #include "correlate/holdback.h"
 #include "tls/secrets.h"
@@ -43,6 +46,12 @@ struct SecretsEvent {
   char comm[16] = {};
 };
 
+// The key check's results for one traced binary (Secrets::source; 0 = unknown).
+struct KeyCheckCounts {
+  uint32_t source = 0;
+  uint64_t verified = 0, failed = 0, unverifiable = 0;
+};
+
 struct CorrelatorStats {
   HoldBackStats holdback;
   uint64_t secrets_in = 0;           // push_secrets() calls
@@ -51,6 +60,7 @@ struct CorrelatorStats {
   uint64_t keys_derived = 0;         // keylog line sets handed to the hold-back stage
   uint64_t packet_batches = 0;
   uint64_t packets_in = 0;
+  std::vector<KeyCheckCounts> key_checks;  // by source, ascending; empty without enable_key_check()
 };
 
 class Correlator {
@@ -78,6 +88,13 @@ class Correlator {
   // Call it after the last push; later pushes are processed normally.
   void drain();
   CorrelatorStats stats() const;
+
+  // Turns on the key check (tls/verify.h): every keyed session's keys are proven on its captured
+  // records and counted per source. `on_first_failure` runs once per source, on the first session
+  // whose keys fail, on the hold-back stage's thread (under its lock: keep it short). Call it
+  // before the first push.
+  using KeyCheckFailed = std::function<void(uint32_t source, std::string_view why)>;
+  void enable_key_check(KeyCheckFailed on_first_failure);
 
  private:
   struct Exec;  // the task arena every graph call runs in (declared first: destroyed last)

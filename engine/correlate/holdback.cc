@@ -54,22 +54,6 @@ struct HoldBack::Flow {
   size_t chunks = 0;
 };
 
-size_t HoldBack::RandomHash::operator()(const std::array<uint8_t, 32>& r) const noexcept {
-  // Client randoms come off the wire, so they can be chosen to collide: mix all 32 bytes with
-  // a per-process seed instead of trusting any 8 of them to be random.
-  static const uint64_t seed = [] {
-    std::random_device rd;
-    return (uint64_t{rd()} << 32) | rd();
-  }();
-  uint64_t h = seed;
-  for (size_t i = 0; i < r.size(); i += 8) {
-    uint64_t w;
-    std::memcpy(&w, r.data() + i, sizeof w);
-    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-    h ^= h >> 29;
-  }
-  return static_cast<size_t>(h);
-}
 
 HoldBack::HoldBack(HoldBackConfig cfg, Sink& sink, KeyPolicy* policy) : cfg_(cfg), sink_(sink), policy_(policy) {
   static_assert(sizeof(Chunk) == kChunkBytes);
@@ -420,6 +404,7 @@ void HoldBack::on_packet(const PacketMeta& meta, std::span<const uint8_t> frame)
                             std::min<size_t>(fi.l4_payload_len, frame.size() - fi.l4_payload_offset));
   ehp::net::TlsHello hello;
   if (!payload.empty()) hello = ehp::net::classify_tls(payload);
+  if (observer_) observer_->on_segment(meta, fi, payload, hello);
   // Most packets (no flow held, not a hello) need no key: skip building it.
   const bool hello_pkt = hello.type == ehp::net::TlsHandshake::ClientHello ||
                          hello.type == ehp::net::TlsHandshake::ServerHello;
@@ -490,6 +475,7 @@ void HoldBack::on_packet(const PacketMeta& meta, std::span<const uint8_t> frame)
     ++st_.not_keyable;
     if (random_known) remember_passed(hello.random, now_ns_);
     remember_flow(key, now_ns_);
+    if (observer_ && random_known) observer_->on_not_keyable(fi, hello);
   }
   if (!hold) {
     ++st_.packets_passed;

@@ -83,6 +83,19 @@ class FixedKeyPolicy final : public KeyPolicy {
   bool yes_;
 };
 
+// Sees every TCP segment the hold-back decodes, before the hold-back acts on it (the key check,
+// tls/verify.h, follows sessions this way without decoding frames a second time). Called on
+// the hold-back stage's thread.
+class SegmentObserver {
+ public:
+  virtual ~SegmentObserver() = default;
+  virtual void on_segment(const PacketMeta& meta, const ehp::net::FrameInfo& fi, std::span<const uint8_t> payload,
+                          const ehp::net::TlsHello& hello) = 0;
+  // A ClientHello the key policy answered "no key can come" for: its session need not be
+  // followed (the key check forgets it; on a gateway that is most TLS).
+  virtual void on_not_keyable(const ehp::net::FrameInfo& fi, const ehp::net::TlsHello& hello) {}
+};
+
 struct HoldBackConfig {
   uint64_t hold_ns = 3'000'000'000;      // --hold-ms: how long a flow waits for its secrets
   size_t max_flow_bytes = 8u << 20;      // hold storage one flow may use
@@ -138,6 +151,10 @@ class HoldBack {
   // At shutdown: releases everything still held (counted as timeout releases).
   void flush_all();
   HoldBackStats stats() const;
+  // `o` (may be null) sees every TCP segment from now on; it must outlive the HoldBack.
+  void set_observer(SegmentObserver* o) { observer_ = o; }
+  // The stage's clock: the latest packet or tick time (0 before the first).
+  uint64_t now_ns() const { return now_ns_; }
 
   // Bytes of one hold-storage chunk (caps are enforced in whole chunks).
   static constexpr size_t kChunkBytes = 16 * 1024;
@@ -153,9 +170,6 @@ class HoldBack {
   };
   struct Remembered {
     uint64_t until_ns;
-  };
-  struct RandomHash {
-    size_t operator()(const std::array<uint8_t, 32>& r) const noexcept;
   };
 
   // Hold storage: fixed chunks carved from slabs, recycled through a free list. Memory never
@@ -188,6 +202,7 @@ class HoldBack {
   HoldBackConfig cfg_;
   Sink& sink_;
   KeyPolicy* policy_;
+  SegmentObserver* observer_ = nullptr;
   uint64_t max_emitted_ts_ = 0;
   HoldBackStats st_{};
   uint64_t now_ns_ = 0;  // latest packet/tick time seen
@@ -200,19 +215,19 @@ class HoldBack {
   std::vector<Flow> flows_;  // slots; free ones chained through free_slots_
   std::vector<uint32_t> free_slots_;
   std::unordered_map<ehp::net::FlowKey, uint32_t, ehp::net::FlowKeyHash> by_key_;
-  std::unordered_map<std::array<uint8_t, 32>, uint32_t, RandomHash> by_random_;  // held sessions
+  std::unordered_map<std::array<uint8_t, 32>, uint32_t, ehp::net::ClientRandomHash> by_random_;  // held sessions
   std::deque<Expiry> expiries_;  // in deadline order (packets arrive in time order)
 
   // Client randoms whose DSB is written (or whose session gave up): a later ClientHello with one
   // of them is not held. Flows that just finished holding: a straggling ServerHello on them does
   // not start holding again. Both bounded in time and count (FIFO).
-  std::unordered_map<std::array<uint8_t, 32>, Remembered, RandomHash> known_randoms_;
+  std::unordered_map<std::array<uint8_t, 32>, Remembered, ehp::net::ClientRandomHash> known_randoms_;
   std::deque<std::pair<std::array<uint8_t, 32>, uint64_t>> known_randoms_fifo_;
   std::unordered_map<ehp::net::FlowKey, Remembered, ehp::net::FlowKeyHash> known_flows_;
   std::deque<std::pair<ehp::net::FlowKey, uint64_t>> known_flows_fifo_;
   // Client randoms of ClientHellos passed because the policy said no key can come: a key that
   // comes anyway is counted (keyed_not_held). Bounded like known_randoms_.
-  std::unordered_map<std::array<uint8_t, 32>, Remembered, RandomHash> passed_randoms_;
+  std::unordered_map<std::array<uint8_t, 32>, Remembered, ehp::net::ClientRandomHash> passed_randoms_;
   std::deque<std::pair<std::array<uint8_t, 32>, uint64_t>> passed_randoms_fifo_;
 
   std::vector<uint8_t> scratch_;  // reassembles a record that spans chunks

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <random>
 
 namespace ehp::net {
 
@@ -256,6 +257,23 @@ bool is_hello_retry_request(const TlsHello& h) {
       0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
       0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c};
   return h.type == TlsHandshake::ServerHello && h.random == kHrrRandom;
+}
+
+size_t ClientRandomHash::operator()(const std::array<uint8_t, 32>& r) const noexcept {
+  // Client randoms come off the wire, so they can be chosen to collide: mix all 32 bytes with
+  // a per-process seed instead of trusting any 8 of them to be random.
+  static const uint64_t seed = [] {
+    std::random_device rd;
+    return (uint64_t{rd()} << 32) | rd();
+  }();
+  uint64_t h = seed;
+  for (size_t i = 0; i < r.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, r.data() + i, sizeof w);
+    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+  }
+  return static_cast<size_t>(h);
 }
 
 }  // namespace ehp::net

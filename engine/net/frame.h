@@ -38,6 +38,12 @@ struct FlowKey {
   bool operator==(const FlowKey&) const = default;
 };
 FlowKey flow_key(const FrameInfo& f);
+// A ClientHello random as a hash key. Randoms come off the wire and can be chosen to collide:
+// all 32 bytes are mixed with a per-process seed instead of trusting any 8 of them.
+struct ClientRandomHash {
+  size_t operator()(const std::array<uint8_t, 32>& r) const noexcept;
+};
+
 struct FlowKeyHash {
   size_t operator()(const FlowKey& k) const noexcept;
 };

@@ -62,6 +62,12 @@ std::unique_ptr<tlsprobe::TlsProbe> open_probe(const Config& cfg, bool plaintext
   to.pid = cfg.pid;
   to.uid = cfg.uid;
   to.plaintext = plaintext;
+  to.corrupt_tls13_secret_offset = cfg.test_corrupt_tls13_secret_offset;
+  if (to.corrupt_tls13_secret_offset)  // never silently on: said even with -q
+    fprintf(stderr,
+            "ecapture-hp: TEST HOOK: EHP_TEST_CORRUPT_TLS13_SECRET_OFFSET=%u: every TLS 1.3 handshake secret is "
+            "taken %u bytes off, its keys are wrong on purpose\n",
+            to.corrupt_tls13_secret_offset, to.corrupt_tls13_secret_offset);
   std::vector<std::string> skipped;
   auto probe = tlsprobe::TlsProbe::open(to, err, &skipped);
   for (auto& s : skipped) fprintf(stderr, "ecapture-hp: %s\n", s.c_str());
@@ -137,6 +143,17 @@ std::unique_ptr<CaptureSession> CaptureSession::open(const Config& cfg, StopSign
   po.attr_map_fd = s->cap_->attribution_map_fd();
   s->policy_ = std::make_unique<TracedProcessPolicy>(po);
   s->corr_ = std::make_unique<correlate::Correlator>(hc, *s->sink_, 1 << 16, 0, s->policy_.get());
+  if (s->probe_) {
+    // Every key is proven on its session's packets (tls/verify.h); a binary whose keys fail is
+    // named at once, whatever -q says: its sessions will not decrypt.
+    s->sources_ = s->probe_->sources();
+    s->corr_->enable_key_check([p = s.get()](uint32_t source, std::string_view why) {
+      fprintf(stderr,
+              "ecapture-hp: KEY CHECK FAILED for %s: %.*s (the keys it gave do not fit its captured session: "
+              "its offsets or hooks are wrong on this host, its sessions will not decrypt)\n",
+              p->source_name(source).c_str(), int(why.size()), why.data());
+    });
+  }
 
   std::vector<std::string> lines;
   capture::remove_leftovers(s->cap_->interfaces(), &lines);
@@ -178,6 +195,20 @@ std::unique_ptr<CaptureSession> CaptureSession::open(const Config& cfg, StopSign
 
 CaptureSession::~CaptureSession() = default;
 
+std::string CaptureSession::source_name(uint32_t source) const {
+  if (source >= 1 && source <= sources_.size()) return sources_[source - 1];
+  return "an unknown TLS library";
+}
+
+namespace {
+std::string key_check_text(const std::string& name, const correlate::KeyCheckCounts& c) {
+  char buf[96];
+  snprintf(buf, sizeof buf, ": %llu verified, %llu failed, %llu unverifiable", (unsigned long long)c.verified,
+           (unsigned long long)c.failed, (unsigned long long)c.unverifiable);
+  return "key check " + name + buf;
+}
+}  // namespace
+
 std::string CaptureSession::stats_line() {
   auto cs = cap_->stats();
   auto hs = corr_->stats();
@@ -189,7 +220,9 @@ std::string CaptureSession::stats_line() {
            (unsigned long long)keys_->secrets(), (unsigned long long)hs.holdback.flows_held_now,
            (unsigned long long)ss.packets, (unsigned long long)cs.reserve_fail, (unsigned long long)cs.queue_full,
            (unsigned long long)hs.holdback.released_overflow, (unsigned long long)ss.write_failures);
-  return buf;
+  std::string line = buf;
+  for (const auto& c : hs.key_checks) line += "; " + key_check_text(source_name(c.source), c);
+  return line;
 }
 
 void CaptureSession::run() {
@@ -270,6 +303,9 @@ void CaptureSession::print_summary(bool write_error) {
             "ClientHello: they will not decrypt)\n",
             (unsigned long long)hs.holdback.keyed_not_held);
   if (probe_) report_logged_losses(*probe_);
+  // The key check, per traced binary that gave keys (docs/architecture.md: what is proven).
+  for (const auto& c : hs.key_checks)
+    fprintf(stderr, "ecapture-hp: %s\n", key_check_text(source_name(c.source), c).c_str());
 }
 
 // ---- -m keylog / -m text -----------------------------------------------------------------------

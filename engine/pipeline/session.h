@@ -39,6 +39,7 @@ class CaptureSession {
  private:
   CaptureSession(const Config& cfg, StopSignals& sig) : cfg_(cfg), sig_(sig) {}
   std::string stats_line();
+  std::string source_name(uint32_t source) const;
   void print_summary(bool write_error);
 
   const Config& cfg_;
@@ -46,6 +47,7 @@ class CaptureSession {
   bool drop_caps_ = false;
   std::unique_ptr<capture::Capture> cap_;
   std::unique_ptr<tlsprobe::TlsProbe> probe_;
+  std::vector<std::string> sources_;  // probe_->sources(): the key check's names
   std::unique_ptr<PcapngSink> sink_;
   std::unique_ptr<TracedProcessPolicy> policy_;  // before corr_: it must outlive it
   std::unique_ptr<correlate::Correlator> corr_;

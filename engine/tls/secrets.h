@@ -28,6 +28,9 @@ struct Secrets {
   // Key log lines the library produced itself (ssl_log_secret): used as they are, nothing is
   // derived. Empty for secrets read from an SSL object.
   std::string logged;
+  // Which traced binary delivered them (TlsProbe::sources(): id N is sources()[N-1]); 0 unknown.
+  // The key check counts its results per source.
+  uint32_t source = 0;
 };
 
 }  // namespace ehp::tls

@@ -42,6 +42,7 @@ struct Group {
     std::vector<Hook> hooks;
     UntrustedFile file;     // attached through file.fd_path()
     bool attached = false;  // every hook attached
+    uint32_t source = 0;    // id in sources(), the hooks' BPF cookie
   };
   std::vector<Lib> libs;
   struct openssl* skel = nullptr;
@@ -72,6 +73,7 @@ struct TlsProbe::Impl {
   Options opt;
   std::vector<Group> groups;
   std::vector<std::string> skipped;
+  std::vector<std::string> sources_;  // by source id - 1
   ring_buffer* rb = nullptr;
   int tgids_fd = -1;  // ehp_tls_tgids, shared by every group (a dup of the first one's fd)
   uint64_t realtime_minus_mono_ns = 0;
@@ -79,7 +81,11 @@ struct TlsProbe::Impl {
   std::atomic<uint64_t> secrets_events{0}, data_events{0}, logged_secrets{0}, logged_incomplete{0};
   tls::KeylogAssembler assembler;  // secrets logged one by one -> sessions (polling thread)
   // Who logged each waiting session's secrets (for the key log's pid/comm); bounded.
-  std::unordered_map<std::array<uint8_t, 32>, ProcInfo, ArrayHash> logged_by;
+  struct LoggedBy {
+    ProcInfo proc;
+    uint32_t source = 0;
+  };
+  std::unordered_map<std::array<uint8_t, 32>, LoggedBy, ArrayHash> logged_by;
   uint64_t next_expire_ns = 0;
   // Set for the duration of poll().
   const std::function<void(const ehp::tls::Secrets&, const ProcInfo&)>* on_secrets = nullptr;
@@ -127,6 +133,16 @@ struct TlsProbe::Impl {
       memcpy(s.client_app_traffic_secret.data(), e.client_app_traffic_secret, 64);
       memcpy(s.server_app_traffic_secret.data(), e.server_app_traffic_secret, 64);
       memcpy(s.exporter_master_secret.data(), e.exporter_master_secret, 64);
+      s.source = e.lib;
+      if (opt.corrupt_tls13_secret_offset && s.version == tls::kTls13) {
+        // Test hook: what a read at offset + N would have given; the bytes past the 64 read
+        // are taken from the hash, a stand-in for whatever follows in the struct.
+        const size_t n = std::min<size_t>(opt.corrupt_tls13_secret_offset, 32);
+        std::array<uint8_t, 128> both;
+        memcpy(both.data(), s.handshake_secret.data(), 64);
+        memcpy(both.data() + 64, s.handshake_traffic_hash.data(), 64);
+        memcpy(s.handshake_secret.data(), both.data() + n, 64);
+      }
       secrets_events.fetch_add(1, std::memory_order_relaxed);
       if (on_secrets && *on_secrets) (*on_secrets)(s, p);
     } else if (h.kind == EHP_TLS_EV_KEYLOG && size >= sizeof(ehp_tls_keylog_event)) {
@@ -211,7 +227,10 @@ void TlsProbe::Impl::confirm(std::vector<LibSsl>& libs) {
       g = &groups.back();
       g->layout = plan->layout;
     }
-    g->libs.push_back({lib.path, plan->desc, std::move(plan->hooks), std::move(lib.file)});
+    // 16 bits of cookie reach userspace (ehp_tls_secrets_event.lib); past that: unknown (0).
+    const uint32_t source = sources_.size() < 0xFFFF ? uint32_t(sources_.size() + 1) : 0;
+    if (source) sources_.push_back(lib.path);
+    g->libs.push_back({lib.path, plan->desc, std::move(plan->hooks), std::move(lib.file), false, source});
   }
 }
 
@@ -225,14 +244,23 @@ void TlsProbe::Impl::on_logged(const void* data, size_t size, const ProcInfo& p)
   memcpy(cr.data(), e.client_random, 32);
   const size_t label_len = std::min<size_t>(e.label_len, sizeof e.label);
   const size_t secret_len = std::min<size_t>(e.secret_len, sizeof e.secret);
+  const std::string_view label(e.label, label_len);
+  if (opt.corrupt_tls13_secret_offset && label.find("HANDSHAKE_TRAFFIC_SECRET") != std::string_view::npos) {
+    // Test hook: the secret as a read N bytes further on would give it (zeros past the 64 read).
+    const size_t n = std::min<size_t>(opt.corrupt_tls13_secret_offset, sizeof e.secret);
+    memmove(e.secret, e.secret + n, sizeof e.secret - n);
+    memset(e.secret + sizeof e.secret - n, 0, n);
+  }
   auto s = assembler.add(std::string_view(e.label, label_len), cr, std::span<const uint8_t>(e.secret, secret_len),
                          e.hdr.ts_ns);
   if (!s) {
-    if (logged_by.size() >= 8192) logged_by.clear();  // only pid/comm of the key log line is lost
-    logged_by[cr] = p;
+    // Only pid/comm of the key log line and the key check's attribution are lost.
+    if (logged_by.size() >= 8192) logged_by.clear();
+    logged_by[cr] = {p, e.lib};
     return;
   }
   logged_by.erase(cr);
+  s->source = e.lib;
   secrets_events.fetch_add(1, std::memory_order_relaxed);
   if (on_secrets && *on_secrets) (*on_secrets)(*s, p);
 }
@@ -244,7 +272,8 @@ void TlsProbe::Impl::flush_logged() {
   for (auto& s : done) {
     ProcInfo p;
     if (auto it = logged_by.find(s.client_random); it != logged_by.end()) {
-      p = it->second;
+      p = it->second.proc;
+      s.source = it->second.source;
       logged_by.erase(it);
     }
     secrets_events.fetch_add(1, std::memory_order_relaxed);
@@ -333,7 +362,8 @@ bool TlsProbe::Impl::load(Group& g, std::string* err) {
 // The uprobes of one library, by file offset, through the fd that was read.
 bool TlsProbe::Impl::attach(Group& g, Group::Lib& lib, std::string* err) {
   for (auto& h : lib.hooks) {
-    LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = h.ret);
+    // The cookie names the binary in every record its hooks send (the key check's attribution).
+    LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = lib.source, .retprobe = h.ret);
     // pid -1: every process mapping this inode, now or later. With -p, the kernel's uprobe
     // filter (by mm) puts the breakpoint into that process only, so other processes using
     // the library take no trap at all (the BPF-side pid check stays as a second line).
@@ -386,6 +416,8 @@ std::vector<std::string> TlsProbe::libraries() const {
 }
 
 std::vector<std::string> TlsProbe::skipped() const { return impl_->skipped; }
+
+std::vector<std::string> TlsProbe::sources() const { return impl_->sources_; }
 
 bool TlsProbe::process_seen(uint32_t pid, uint64_t within_ns) const {
   uint64_t at = 0;

@@ -29,6 +29,9 @@ struct Options {
   // SSL_read/SSL_write/SSL_get_error fallback (what a library without located handshake
   // functions gets).
   bool force_io_fallback = false;
+  // Tests only (Config::test_corrupt_tls13_secret_offset): TLS 1.3 handshake secrets are taken
+  // this many bytes further on than read, as a wrong offset would read them. 0 = off.
+  uint32_t corrupt_tls13_secret_offset = 0;
 };
 
 // The process that ran the handshake or the SSL call (base/process.h; gid is not read).
@@ -65,6 +68,10 @@ class TlsProbe {
 
   // "path (OpenSSL 3.0.19, offsets confirmed by ...)" for each attached library.
   std::vector<std::string> libraries() const;
+  // The traced binaries by source id: a Secrets with source N came from sources()[N-1] (each
+  // hook carries its binary's id as BPF cookie). Paths as found (possibly in another mount
+  // namespace).
+  std::vector<std::string> sources() const;
   // One line per discovered library that was NOT attached, and why.
   std::vector<std::string> skipped() const;
   // The files whose hooks are attached (st_dev, st_ino of the inode read and traced): a process

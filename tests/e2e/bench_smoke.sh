@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
 # CI smoke runs of the benchmark tools (not timed tests: they only prove the tools still work
-# and measure something real). Usage: bench_smoke.sh BUILD_DIR capture|tls|replay
+# and measure something real). Usage: bench_smoke.sh BUILD_DIR capture|tls|replay|gateway
 set -uo pipefail
 BUILD=$(cd "${1:?}" && pwd)
 MODE=${2:?}
@@ -35,7 +35,7 @@ case $MODE in
     check "the tcpdump peer wrote packets" grep -qE "tcpdump wrote [1-9][0-9]* packets" "$OUT/log"
     ;;
   replay)
-    bash "$ROOT/tools/bench.sh" "$BUILD" --quick --rounds 1 --no-capture --no-tls | tee "$OUT/log"
+    bash "$ROOT/tools/bench.sh" "$BUILD" --quick --rounds 1 --no-capture --no-tls --no-gateway | tee "$OUT/log"
     check "replay vs fio ratio printed" grep -qE "replay / fio +[0-9]" "$OUT/log"
     if command -v go >/dev/null; then
       check "replay vs pcapgo ratio printed" grep -qE "replay / pcapgo +[0-9]" "$OUT/log"
@@ -47,6 +47,22 @@ case $MODE in
       check "replay and pcapgo wrote the same packets (small)" same_packets "$BUILD/bench-data/replay-small.tsv"
     fi
     check "stage benchmarks ran" grep -q "BM_MoodycamelHandoff" "$OUT/log"
+    ;;
+  gateway)
+    bash "$ROOT/tools/bench-gateway.sh" "$BUILD" --seconds 2 --rounds 1 --out "$OUT" | tee "$OUT/log"
+    check "summary printed" grep -q "^bench-gateway summary" "$OUT/log"
+    # tsv COND: some row of results.tsv (columns by header name, c["tool"]...) meets COND.
+    tsv() { awk -F'\t' "NR == 1 {for (i = 1; i <= NF; i++) c[\$i] = i; next} $1 {ok = 1} END {exit !ok}" "$OUT/results.tsv"; }
+    check "the run with no capture completed downloads" tsv '$c["tool"] == "none" && $c["reqs_done"] > 0'
+    no_row() { ! tsv "$1"; }
+    check "no run without a completed download" no_row '$c["reqs_done"] == 0'
+    check "ecapture-hp saved >= 99% of delivered" tsv '$c["tool"] == "ecapture-hp" && $c["delivered"] > 1000 &&
+      $c["saved"] >= 0.99 * $c["delivered"] && $c["saved"] <= $c["delivered"]'
+    # The 4 forwarded h2load connections: no key can come, none held, the file in time order.
+    check "forwarded TLS not held (held 0, not held 4)" tsv '$c["tool"] == "ecapture-hp" && $c["held"] == 0 && $c["not_held"] == 4'
+    check "ecapture-hp's file in strict time order" tsv '$c["tool"] == "ecapture-hp" && $c["strict_order"] == "yes" &&
+      $c["out_of_order"] == 0 && $c["ehp_out_of_order"] == 0'
+    check "the tcpdump row measured" tsv '$c["tool"] == "tcpdump" && $c["saved"] > 1000'
     ;;
   *) echo "unknown mode $MODE"; exit 2 ;;
 esac

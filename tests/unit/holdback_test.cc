@@ -535,6 +535,32 @@ TEST_F(HoldBackTest, NothingKeyableMeansStrictTimeOrder) {
   EXPECT_EQ(st.packets_held, 0u);
 }
 
+// The segment observer (the key check) is told which ClientHellos no key can come for, once each.
+TEST_F(HoldBackTest, ObserverHearsOfUnkeyableHellos) {
+  struct Obs final : SegmentObserver {
+    int segments = 0, unkeyable = 0;
+    void on_segment(const PacketMeta&, const ehp::net::FrameInfo&, std::span<const uint8_t>,
+                    const ehp::net::TlsHello&) override { ++segments; }
+    void on_not_keyable(const ehp::net::FrameInfo&, const ehp::net::TlsHello& h) override {
+      unkeyable += h.type == ehp::net::TlsHandshake::ClientHello;
+    }
+  } obs;
+  FixedKeyPolicy no(false), yes(true);
+  for (auto* pol : {&no, &yes}) {
+    HoldBack hb({}, sink, pol);
+    hb.set_observer(&obs);
+    obs.segments = obs.unkeyable = 0;
+    uint64_t ts = 1;
+    for (uint16_t port = 41000; port < 41010; ++port) {
+      Conn c = conn(port);
+      feed(hb, ts++, c.ch(make_random(uint8_t(port))));
+      feed(hb, ts++, c.sh(make_random(uint8_t(port + 100))));
+    }
+    EXPECT_EQ(obs.segments, 20);
+    EXPECT_EQ(obs.unkeyable, pol == &no ? 10 : 0);
+  }
+}
+
 // Issue 15: hold storage is recycled hot. Once a churn of held flows has run, running it again
 // (same shape, new sessions) faults in no new pages: chunks come back from the free list, the
 // tables keep their buckets. Counted with getrusage (minor faults), not timed.
