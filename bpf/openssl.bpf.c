@@ -563,7 +563,7 @@ int ehp_go_write_key_log(struct pt_regs *ctx)
 		return 0;
 	}
 	fill_hdr(&e->hdr, EHP_TLS_EV_KEYLOG);
-	e->pad = 0;
+	e->lib = (__u16)bpf_get_attach_cookie(ctx);
 	e->pad2 = 0;
 	/* Checked above; again here, on the values the reads use, for the verifier. */
 	__u32 ll = label_len < EHP_TLS_LABEL_BYTES ? (__u32)label_len : 0;

@@ -80,6 +80,8 @@ stop_ehp
 check "gotls --elfpath: only that binary is traced" \
   bash -c "[[ \$(grep -c '^ecapture-hp: tracing ' '$WORK/e.log') -eq 1 ]] && grep -q 'tracing $BIN (Go crypto/tls' '$WORK/e.log'"
 check_three_sessions "gotls --elfpath" "$WORK/elfpath.pcapng"
+check "gotls --elfpath: the key check proves all 3 sessions' keys on the packets" \
+  grep -q "key check $BIN: 3 verified, 0 failed" "$WORK/e.log"
 
 # Server side: a Go HTTPS server, clients on GnuTLS (not traced), TLS 1.3 and TLS 1.2.
 SPORT=19472
@@ -98,6 +100,7 @@ resp=$(tshark -r "$WORK/server.pcapng" -Y 'http.response.code == 200' 2>/dev/nul
 sh13=$(tshark -r "$WORK/server.pcapng" -Y 'tls.handshake.type == 2 && tls.handshake.extensions.supported_version == 0x0304' 2>/dev/null | wc -l)
 check "Go server: both requests and responses decrypt from the file alone ($reqs, $resp; $sh13 TLS 1.3)" \
   test "$reqs" -eq 2 -a "$resp" -eq 2 -a "$sh13" -eq 1
+check "Go server: the key check proves both sessions' keys" grep -q "key check .*go-pie: 2 verified, 0 failed" "$WORK/s.log"
 
 # A Go program without crypto/tls: refused by name when named, silent when found.
 "$EHP" gotls -m keylog --keylogfile "$WORK/x.keys" --elfpath "$WORK/go-plain" -q 2>"$WORK/plain.log"
