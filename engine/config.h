@@ -14,6 +14,7 @@ struct Config {
   Mode mode = Mode::Pcap;
   std::string pcapfile = "ecapture_openssl.pcapng";  // "-" = stdout
   std::string keylogfile = "ecapture_masterkey.log";
+  bool keylog_with_pcap = false;  // -m pcap and --keylogfile: write the key log file too
   std::vector<std::string> ifaces;
   std::string filter;  // pcap filter expression (trailing args or -f)
   std::string libssl;

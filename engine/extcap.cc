@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // Wireshark extcap protocol, so that Wireshark/tshark list "ecapture-hp: IF" interfaces and start
 // a live, decrypted capture: tshark -i ecapture-hp_eth0 -Y http
+#include <net/if.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "capture/capture.h"
 #include "engine.h"
 #include "extcap.h"
+#include "filter/cbpf.h"
 
 namespace ehp {
 
@@ -130,6 +132,11 @@ int run_extcap(int argc, char** argv) {
     return 2;
   }
   std::string ifname = iface.substr(strlen(kPrefix));
+  // As --capture would: an interface that does not exist (any more) is refused.
+  if (ifname.empty() || ifname.size() >= IF_NAMESIZE || if_nametoindex(ifname.c_str()) == 0) {
+    fprintf(stderr, "ecapture-hp: extcap: unknown interface '%s'\n", ifname.c_str());
+    return 2;
+  }
   if (dlts) {
     if (capture::interface_linktype(ifname) == 101) printf("dlt {number=101}{name=RAW}{display=Raw IP}\n");
     else printf("dlt {number=1}{name=EN10MB}{display=Ethernet}\n");
@@ -164,6 +171,15 @@ int run_extcap(int argc, char** argv) {
       cfg.hold_ms = v;
     }
     return run_quiet_capture(cfg);
+  }
+  if (!filter.empty()) {
+    // Wireshark asks whether the capture filter it shows is valid (to colour the filter box):
+    // exit 0 when it compiles for this interface's link type, else the compiler's message on
+    // standard output (which Wireshark shows) and exit 1.
+    std::string err;
+    if (filter::compile_cbpf_bounded(filter, capture::interface_linktype(ifname), 262144, 3000, &err)) return 0;
+    printf("%s\n", err.c_str());
+    return 1;
   }
   fprintf(stderr, "ecapture-hp: extcap: nothing to do (use --extcap-interfaces, --extcap-dlts, --extcap-config or --capture)\n");
   return 2;

@@ -67,6 +67,16 @@ bool parse_kv(const char* flag, const std::string& s, std::initializer_list<KvLi
   return true;
 }
 
+// Counts, sizes and ids: digits only. A sign is refused (CLI11 alone takes "-1" as the largest
+// value and "-18446744073709551615" as 1).
+const CLI::Validator kWholeNumber(
+    [](std::string& v) -> std::string {
+      if (v.empty() || v.size() > 20 || !std::all_of(v.begin(), v.end(), [](unsigned char c) { return isdigit(c); }))
+        return "'" + v + "' is not a whole number (digits only, no sign)";
+      return "";
+    },
+    "N");
+
 // The tls subcommand's flags that need checking or converting before they go into Config.
 struct TlsFlags {
   std::string mode = "pcap", cpus;
@@ -87,7 +97,7 @@ int finish_tls_config(TlsFlags& f, CLI::App* tls, ehp::Config& cfg) {
   cfg.filter = f.filter_opt;
   for (auto& a : f.filter_args) cfg.filter += (cfg.filter.empty() ? "" : " ") + a;
   std::string err;
-  if (!f.cpus.empty() && !ehp::parse_cpu_list(f.cpus, &cfg.cpus, &err)) return fail("--cpus " + err);
+  if (!f.cpus.empty() && !ehp::parse_cpu_list(f.cpus, &cfg.cpus, &err)) return fail(err);  // err names --cpus
   if (*tls->get_option("--mapsize")) {
     // The BPF ring buffer size: a power of two of at least one page (and fits a u32).
     if (f.mapsize_kb < 4 || f.mapsize_kb > (1u << 21) || (f.mapsize_kb & (f.mapsize_kb - 1)))
@@ -119,7 +129,15 @@ int finish_tls_config(TlsFlags& f, CLI::App* tls, ehp::Config& cfg) {
     else cfg.ring_files = uint32_t(v);
   }
   const bool rotating = cfg.ring_filesize_kb || cfg.ring_duration_s || cfg.ring_files;
+  if (tls->count("-Z") && cfg.drop_user.empty()) return fail("-Z needs a user name (it was empty)");
+  const bool keylog_given = tls->count("--keylogfile") > 0, pcapfile_given = tls->count("-w") > 0;
+  if (keylog_given && cfg.keylogfile.empty()) return fail("--keylogfile needs a file name (it was empty)");
   if (cfg.mode == ehp::Mode::Pcap) {
+    if (keylog_given) {
+      if (cfg.keylogfile == cfg.pcapfile) return fail("--keylogfile and -w name the same file");
+      if (cfg.keylogfile == "-") return fail("--keylogfile - is not supported; give a file name");
+      cfg.keylog_with_pcap = true;  // both: the pcapng with its DSBs, and the key log file
+    }
     if (cfg.ifaces.empty()) return fail("-m pcap needs at least one interface (-i IF)");
     if (std::find(cfg.ifaces.begin(), cfg.ifaces.end(), "any") != cfg.ifaces.end()) {
       // tcpdump's -i any: every interface that is up (one IDB each), with the others named.
@@ -152,6 +170,11 @@ int finish_tls_config(TlsFlags& f, CLI::App* tls, ehp::Config& cfg) {
   }
   if (cfg.mode != ehp::Mode::Pcap) {
     const char* m = cfg.mode == ehp::Mode::Keylog ? "keylog" : "text";
+    if (pcapfile_given)
+      return fail(cfg.mode == ehp::Mode::Keylog ? "-w only applies to -m pcap; -m keylog writes the keys to --keylogfile"
+                                                : "-w only applies to -m pcap; -m text prints to standard output");
+    if (keylog_given && cfg.mode == ehp::Mode::Text)
+      return fail("--keylogfile only applies to -m keylog and -m pcap; -m text prints the keys to standard output");
     if (!cfg.ifaces.empty()) return fail(std::string("-i is only used with -m pcap, not -m ") + m);
     if (rotating) return fail(std::string("-b only applies to -m pcap, not -m ") + m);
     if (cfg.stop_packets || cfg.stop_filesize_kb)
@@ -194,7 +217,8 @@ int main(int argc, char** argv) {
   tls->add_option("-m,--model", f.mode, "pcap (= pcapng, default): packets + TLS keys in one pcapng; keylog; text")
       ->check(CLI::IsMember({"pcap", "pcapng", "keylog", "key", "text"}));
   tls->add_option("-w,--pcapfile", cfg.pcapfile, "Output pcapng (default ecapture_openssl.pcapng), - for standard output");
-  tls->add_option("--keylogfile", cfg.keylogfile, "Key log file for -m keylog (default ecapture_masterkey.log)");
+  tls->add_option("--keylogfile", cfg.keylogfile,
+                  "Key log file for -m keylog (default ecapture_masterkey.log); with -m pcap, written as well as the pcapng");
   tls->add_option("-i,--ifname", cfg.ifaces, "Interface to capture (repeatable)")->allow_extra_args(false);
   // `gotls --elfpath BIN` as in eCapture: the same command, tracing exactly that (Go) binary.
   tls->alias("gotls");
@@ -202,16 +226,18 @@ int main(int argc, char** argv) {
       tls->add_option("--libssl", cfg.libssl, "The libssl to trace (default: every libssl in use, plus the system one)");
   tls->add_option("--elfpath", cfg.libssl, "The binary to trace, e.g. a Go program (as --libssl; eCapture's gotls flag)")
       ->excludes(libssl_opt);
-  tls->add_option("-p,--pid", cfg.pid, "Only this process");
-  tls->add_option("-u,--uid", cfg.uid, "Only this user id");
-  tls->add_option("--mapsize", f.mapsize_kb, "Ring buffer size per CPU in KiB, a power of two (default 32768)");
+  tls->add_option("-p,--pid", cfg.pid, "Only this process")->check(kWholeNumber);
+  tls->add_option("-u,--uid", cfg.uid, "Only this user id")->check(kWholeNumber);
+  tls->add_option("--mapsize", f.mapsize_kb, "Ring buffer size per CPU in KiB, a power of two (default 32768)")
+      ->check(kWholeNumber);
   tls->add_option("-f", f.filter_opt, "Capture filter, pcap syntax (or give it as trailing arguments)");
   tls->add_option("-s,--snaplen", cfg.snaplen, "Snapshot length in bytes (default 262144)")->check(CLI::Range(64u, 262144u));
-  tls->add_option("-c", cfg.stop_packets, "Stop after writing N packets");
+  tls->add_option("-c", cfg.stop_packets, "Stop after writing N packets")->check(kWholeNumber);
   tls->add_option("-a", f.autostop, "Stop condition: duration:SEC, filesize:KB (1 KB = 1000 B), packets:N; repeatable")->allow_extra_args(false);
   tls->add_option("-b", f.ringbuf, "Rotate files: filesize:KB, duration:SEC, files:N (keep a ring of N); repeatable")->allow_extra_args(false);
   tls->add_option("--cpus", f.cpus, "CPUs whose rings are read, e.g. 0-3,6 (default: all)");
-  tls->add_option("--hold-ms", cfg.hold_ms, "Max time a TLS flow is held back waiting for its keys (default 3000)");
+  tls->add_option("--hold-ms", cfg.hold_ms, "Max time a TLS flow is held back waiting for its keys (default 3000)")
+      ->check(kWholeNumber);
   tls->add_flag("-q", cfg.quiet, "No periodic statistics line (the exit summary stays)");
   tls->add_option("-Z", cfg.drop_user, "Drop privileges to this user after attaching");
   tls->add_flag("--no-direct-io", f.no_direct_io, "Buffered writes instead of O_DIRECT");
@@ -228,7 +254,7 @@ int main(int argc, char** argv) {
   auto* replay = app.add_subcommand("replay", "Push a pcap/pcapng file through the capture pipeline");
   replay->add_option("input", rcfg.input, "Input pcap or pcapng")->required();
   replay->add_option("-w", rcfg.output, "Output pcapng")->required();
-  replay->add_option("--repeat", rcfg.repeat, "Times to push the input")->check(CLI::Range(1u, 1000000u));
+  replay->add_option("--repeat", rcfg.repeat, "Times to push the input")->check(kWholeNumber)->check(CLI::Range(1u, 1000000u));
   replay->add_flag("--no-direct-io{false}", rcfg.direct_io, "Use buffered writes");
 
   // The design card's command line has no subcommand: `ecapture-hp --cpus 0-7 -i bond0` is the

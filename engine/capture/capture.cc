@@ -133,7 +133,9 @@ struct Capture::Impl {
   // Attach state.
   std::vector<bpf_link*> links;
   std::vector<TcAttachment> tc;
-  std::vector<int> clsact_created;  // ifindexes whose clsact we created
+  // ifindexes whose clsact we remove at detach when no filter is left on it: the ones we
+  // created, and the ones another ecapture-hp created (it held only our filters when we came)
+  std::vector<int> clsact_created;
   bool attached = false;
 
   // Threads.
@@ -267,6 +269,19 @@ uint16_t interface_linktype(const std::string& name) {
   const uint16_t type = ok ? hw.ifr_hwaddr.sa_family : ARPHRD_ETHER;
   return (type == ARPHRD_ETHER || type == ARPHRD_LOOPBACK) ? 1 : 101;
 }
+
+namespace {
+bool is_our_prog_name(const std::string& bpf_name);
+
+// Our TC filters carry a handle of their own: 0xe4c0NNNN on ingress, 0xe4d0NNNN on egress (NNNN
+// from the pid, then the next free one), so that a filter of ours is told apart from another
+// tool's by its handle as well as by its program's name.
+constexpr uint32_t kHandleIngress = 0xe4c00000, kHandleEgress = 0xe4d00000;
+bool is_our_filter(const detail::TcFilter& f) {
+  const uint32_t mark = f.handle & 0xffff0000u;
+  return f.kind == "bpf" && (mark == kHandleIngress || mark == kHandleEgress || is_our_prog_name(f.bpf_name));
+}
+}  // namespace
 
 std::vector<std::string> any_interfaces(std::vector<std::string>* skipped) {
   std::vector<std::string> out;
@@ -545,7 +560,20 @@ bool Capture::attach(std::string* err) {
     int rc = exists ? -EEXIST : bpf_tc_hook_create(&hook);  // creates clsact (both directions)
     if (rc == 0) {
       im.clsact_created.push_back(i.ifindex);
-    } else if (rc != -EEXIST) {
+    } else if (rc == -EEXIST) {
+      // Another capture of ours made it (only our filters on it): whichever of us stops last
+      // removes it, as the one that created it would have.
+      std::vector<detail::TcFilter> in, eg;
+      std::string lerr;
+      // (A dump lists each priority's classifier once more with handle 0: not a filter.)
+      auto ours = [](const detail::TcFilter& f) { return f.handle == 0 ? f.kind == "bpf" : is_our_filter(f); };
+      auto real = [](const detail::TcFilter& f) { return f.handle != 0; };
+      if (detail::list_clsact_filters(i.ifindex, true, &in, &lerr) &&
+          detail::list_clsact_filters(i.ifindex, false, &eg, &lerr) &&
+          (std::any_of(in.begin(), in.end(), real) || std::any_of(eg.begin(), eg.end(), real)) &&
+          std::all_of(in.begin(), in.end(), ours) && std::all_of(eg.begin(), eg.end(), ours))
+        im.clsact_created.push_back(i.ifindex);
+    } else {
       *err = "create clsact on " + i.name + ": " + strerror(-rc);
       detach();
       return false;
@@ -568,7 +596,14 @@ bool Capture::attach(std::string* err) {
       }
       LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = ingress ? Capture::ingress_prog_fd() : Capture::egress_prog_fd(),
                   .priority = prio);
-      rc = bpf_tc_attach(&hook, &o);
+      // Our handle mark; the next number when another capture of ours holds it at this priority.
+      const uint32_t base = ingress ? kHandleIngress : kHandleEgress;
+      rc = -EEXIST;
+      for (uint32_t k = 0; k < 64 && rc == -EEXIST; ++k) {
+        o.handle = base | ((uint32_t(getpid()) + k) & 0xffff);
+        o.prog_id = 0;
+        rc = bpf_tc_attach(&hook, &o);
+      }
       if (rc != 0) {
         o.priority = 0;
         o.handle = 0;

@@ -268,13 +268,13 @@ size_t encode_filler(std::span<uint8_t> out, size_t n) {
   return n;
 }
 
-size_t isb_size(const IsbInfo&) {
-  return kHeaderBytes + kIsbFixedBytes + kIsbOptsBytes + kTrailerBytes;
+size_t isb_size(const IsbInfo& info) {
+  return kHeaderBytes + kIsbFixedBytes + kIsbOptsBytes + str_opt_size(info.comment) + kTrailerBytes;
 }
 
 size_t encode_isb(std::span<uint8_t> out, const IsbInfo& info) {
   const size_t total = isb_size(info);
-  if (!fits(out, total)) return 0;
+  if (!fits(out, total) || too_long(info.comment)) return 0;
   uint8_t* p = put_block_header(out.data(), kBlockIsb, total);
   put_u32(p, info.interface_id);
   p = put_ts(p + 4, info.ts_ns);
@@ -284,6 +284,7 @@ size_t encode_isb(std::span<uint8_t> out, const IsbInfo& info) {
   p = put_u64_opt(p, kIsbIfDrop, info.ifdrop);
   p = put_u64_opt(p, kIsbOsDrop, info.osdrop);
   p = put_u64_opt(p, kIsbUsrDeliv, info.usrdeliv);
+  p = put_str_opt(p, kOptComment, info.comment);
   p = put_end_of_opt(p);
   put_u32(p, static_cast<uint32_t>(total));
   return total;

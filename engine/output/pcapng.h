@@ -119,6 +119,7 @@ struct IsbInfo {
   uint64_t ts_ns = 0;
   uint64_t starttime_ns = 0, endtime_ns = 0;  // in the IDB's resolution (ns), not µs like dumpcap
   uint64_t ifrecv = 0, ifdrop = 0, osdrop = 0, usrdeliv = 0;
+  std::string_view comment;  // opt_comment, e.g. why the interface's statistics end here
 };
 
 // Sizes, in bytes, of the complete block (header and trailer included). A string longer than

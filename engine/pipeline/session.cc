@@ -2,15 +2,18 @@
 #include "pipeline/session.h"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "base/clock.h"
 #include "filter/filter.h"
 #include "output/create.h"
+#include "pipeline/keylog_file.h"
 #include "tls/keys.h"
 
 namespace ehp::pipeline {
@@ -19,6 +22,16 @@ namespace {
 int fail(const std::string& msg) {
   fprintf(stderr, "ecapture-hp: %s\n", msg.c_str());
   return 1;
+}
+
+// "2026-12-06 01:40:00 UTC" for the interface-gone messages.
+std::string format_wall_time(uint64_t ns) {
+  const time_t t = time_t(ns / 1'000'000'000ull);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
 }
 
 // A filter whose compilation takes longer than this is refused (filter/cbpf.h says why).
@@ -131,6 +144,11 @@ std::unique_ptr<CaptureSession> CaptureSession::open(const Config& cfg, StopSign
   so.stop_after_bytes = cfg.stop_filesize_kb * 1000;
   s->sink_ = PcapngSink::open(so, sifaces, err);
   if (!s->sink_) return nullptr;
+  // --keylogfile with -m pcap: the keys also go to a key log file (for tools that take one).
+  if (cfg.keylog_with_pcap) {
+    s->keylog_ = KeylogFile::open(cfg.keylogfile, err);
+    if (!s->keylog_) return nullptr;
+  }
 
   correlate::HoldBackConfig hc;
   hc.hold_ns = cfg.hold_ms * 1'000'000ull;
@@ -169,6 +187,8 @@ std::unique_ptr<CaptureSession> CaptureSession::open(const Config& cfg, StopSign
     // After attach, as tcpdump does. Keep CAP_NET_ADMIN in this thread: detach() at exit
     // removes the TC filters (and our clsact) over netlink. ~Capture detaches on failure.
     for (const auto& f : s->sink_->files()) chown_output(f, *drop);
+    if (s->keylog_ && fchown(s->keylog_->fd(), drop->uid, drop->gid) != 0)
+      fprintf(stderr, "ecapture-hp: warning: chown %s: %s\n", cfg.keylogfile.c_str(), strerror(errno));
     if (!drop_privileges(*drop, true, err)) return nullptr;
     s->drop_caps_ = true;
   }
@@ -180,8 +200,13 @@ std::unique_ptr<CaptureSession> CaptureSession::open(const Config& cfg, StopSign
   }
 
   auto* corr = s->corr_.get();
+  auto* keylog = s->keylog_.get();
   s->keys_ = std::make_unique<KeyReader>(
-      s->probe_.get(), [corr](const tls::Secrets& k, const tlsprobe::ProcInfo&) { corr->push_secrets(k); },
+      s->probe_.get(),
+      [corr, keylog](const tls::Secrets& k, const tlsprobe::ProcInfo&) {
+        corr->push_secrets(k);
+        if (keylog) keylog->add(k);
+      },
       KeyReader::OnData{}, s->drop_caps_);
   s->pump_ = std::make_unique<Pump>(*s->cap_, *s->corr_, *s->sink_,
                                     Pump::Limits{cfg.stop_packets, cfg.stop_filesize_kb * 1000}, s->drop_caps_);
@@ -230,10 +255,34 @@ void CaptureSession::run() {
   const uint64_t duration_ns = cfg_.stop_duration_s * 1'000'000'000ull;
   while (!sig_.wait(100)) {
     if (pump_->autostop()) break;
+    if (keylog_ && keylog_->failed()) break;
+    if (check_interfaces_gone()) break;
     if (duration_ns && mono_ns() - start >= duration_ns) break;
   }
   // Stopped by a signal: that was the first one (the count only grows); by -a/-c: none.
   signals_at_stop_ = sig_.requested() ? 1 : 0;
+}
+
+bool CaptureSession::check_interfaces_gone() {
+  const auto& ifs = cap_->interfaces();
+  if (gone_.size() != ifs.size()) gone_.resize(ifs.size(), false);
+  size_t n_gone = 0;
+  for (uint32_t id = 0; id < ifs.size(); ++id) {
+    if (!gone_[id]) {
+      char name[IF_NAMESIZE];
+      if (if_indextoname(unsigned(ifs[id].ifindex), name) || errno != ENXIO) continue;
+      // Its TC filters went with it. Say it now, on stderr and in the file (an ISB with a comment).
+      gone_[id] = true;
+      const std::string when = format_wall_time(wall_clock_ns());
+      fprintf(stderr, "ecapture-hp: interface '%s' is gone (deleted at %s); %llu packets were written for it%s\n",
+              ifs[id].name.c_str(), when.c_str(), (unsigned long long)sink_->interface_packets(id),
+              ifs.size() > 1 ? "; the other interfaces are still captured" : "");
+      sink_->interface_gone(id, "interface " + ifs[id].name + " was deleted at " + when + "; its capture ends here");
+    }
+    ++n_gone;
+  }
+  all_gone_ = n_gone == ifs.size();
+  return all_gone_;
 }
 
 int CaptureSession::shutdown() {
@@ -257,9 +306,17 @@ int CaptureSession::shutdown() {
     ok = sink_->close(&close_err);
   }
   const bool write_error = !ok || sink_->failed();
+  std::string kl_err;
+  const bool kl_closed = !keylog_ || keylog_->close(&kl_err);
   print_summary(write_error);
+  if (keylog_)
+    fprintf(stderr, "ecapture-hp: %llu sessions' keys %s %s\n", (unsigned long long)keylog_->sessions(),
+            keylog_->failed() ? "written before the write error to" : "written to", cfg_.keylogfile.c_str());
   if (!ok) return fail(close_err);
   if (sink_->failed()) return fail(sink_->error());
+  if (keylog_ && keylog_->failed()) return 1;  // said at once, when it happened
+  if (all_gone_) return fail("every captured interface is gone; capture stopped");
+  if (!kl_closed) return fail(kl_err);
   return 0;
 }
 
@@ -334,10 +391,10 @@ int run_keylog_or_text(const Config& cfg, StopSignals& sig, const DropUser* drop
   std::string err;
   auto probe = open_probe(cfg, cfg.mode == Mode::Text, &err);
   if (!probe) return err.empty() ? 1 : fail(err);
-  int fd = -1;
+  std::unique_ptr<KeylogFile> keylog;
   if (cfg.mode == Mode::Keylog) {
-    fd = output::create_output(cfg.keylogfile, false, false, &err).fd;
-    if (fd < 0) return fail(err);
+    keylog = KeylogFile::open(cfg.keylogfile, &err);
+    if (!keylog) return fail(err);
   }
   {
     auto g = sig.attach_lock();
@@ -345,7 +402,7 @@ int run_keylog_or_text(const Config& cfg, StopSignals& sig, const DropUser* drop
   }
   if (drop) {
     // Uprobe links and the ring are plain fds: nothing at teardown needs a capability.
-    if (fd >= 0 && fchown(fd, drop->uid, drop->gid) != 0)
+    if (keylog && fchown(keylog->fd(), drop->uid, drop->gid) != 0)
       fprintf(stderr, "ecapture-hp: warning: chown %s: %s\n", cfg.keylogfile.c_str(), strerror(errno));
     if (!drop_privileges(*drop, false, &err)) return fail(err);
   }
@@ -355,18 +412,22 @@ int run_keylog_or_text(const Config& cfg, StopSignals& sig, const DropUser* drop
   // Runs on the key reader's thread only.
   tls::ClientRandomDedup dedup(1 << 16);
   std::atomic<uint64_t> keys{0}, null_keys{0}, dups{0};
-  std::atomic<bool> write_failed{false};
   auto on_secrets = [&](const tls::Secrets& s, const tlsprobe::ProcInfo& p) {
+    if (keylog) {
+      switch (keylog->add(s)) {
+        case KeylogFile::Result::Written: keys++; break;
+        case KeylogFile::Result::Null: null_keys++; break;
+        case KeylogFile::Result::Duplicate: dups++; break;
+        case KeylogFile::Result::Failed: break;
+      }
+      return;
+    }
     const std::string lines = tls::keylog_lines(s);
     if (lines.empty()) return void(null_keys++);
     if (!dedup.insert(s.client_random)) return void(dups++);
     keys++;
-    if (fd >= 0) {
-      if (::write(fd, lines.data(), lines.size()) != ssize_t(lines.size())) write_failed = true;
-    } else {
-      printf("[keys] pid=%u comm=%.16s\n%s", p.info.pid, p.info.comm, lines.c_str());
-      fflush(stdout);
-    }
+    printf("[keys] pid=%u comm=%.16s\n%s", p.info.pid, p.info.comm, lines.c_str());
+    fflush(stdout);
   };
   KeyReader reader(probe.get(), on_secrets, cfg.mode == Mode::Text ? KeyReader::OnData(print_plaintext) : nullptr,
                    false);
@@ -382,20 +443,21 @@ int run_keylog_or_text(const Config& cfg, StopSignals& sig, const DropUser* drop
   reader.start();
   if (!cfg.quiet && cfg.mode == Mode::Keylog) stats.start();
   const uint64_t deadline = cfg.stop_duration_s ? mono_ns() + cfg.stop_duration_s * 1'000'000'000ull : 0;
-  while (!sig.wait(100) && !(deadline && mono_ns() >= deadline)) {
+  while (!sig.wait(100) && !(deadline && mono_ns() >= deadline) && !(keylog && keylog->failed())) {
   }
   stats.request_stop();
   reader.stop();
   stats.join();
-  if (fd >= 0) {
-    fsync(fd);
-    close(fd);
-  }
-  fprintf(stderr, "ecapture-hp: %llu sessions' keys written, %llu null keys rejected, %llu duplicates, %llu ring drops\n",
-          (unsigned long long)keys.load(), (unsigned long long)null_keys.load(), (unsigned long long)dups.load(),
+  std::string close_err;
+  const bool closed = !keylog || keylog->close(&close_err);
+  const bool failed = keylog && keylog->failed();
+  fprintf(stderr, "ecapture-hp: %llu sessions' keys %s, %llu null keys rejected, %llu duplicates, %llu ring drops\n",
+          (unsigned long long)keys.load(), failed ? "written before the write error" : "written",
+          (unsigned long long)null_keys.load(), (unsigned long long)dups.load(),
           (unsigned long long)probe->stats().ring_drops);
   report_logged_losses(*probe);
-  if (write_failed) return fail("writing " + cfg.keylogfile + " failed");
+  if (failed) return 1;  // said at once, when it happened
+  if (!closed) return fail(close_err);
   return 0;
 }
 

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "correlate/correlator.h"
 #include "pipeline/key_policy.h"
+#include "pipeline/keylog_file.h"
 #include "pipeline/privileges.h"
 #include "pipeline/stop_signals.h"
 #include "pipeline/workers.h"
@@ -39,6 +40,9 @@ class CaptureSession {
  private:
   CaptureSession(const Config& cfg, StopSignals& sig) : cfg_(cfg), sig_(sig) {}
   std::string stats_line();
+  // Notices interfaces deleted since the last call (says so, ISB with a comment); true when
+  // every interface is gone.
+  bool check_interfaces_gone();
   std::string source_name(uint32_t source) const;
   void print_summary(bool write_error);
 
@@ -52,9 +56,12 @@ class CaptureSession {
   std::unique_ptr<TracedProcessPolicy> policy_;  // before corr_: it must outlive it
   std::unique_ptr<correlate::Correlator> corr_;
   std::unique_ptr<Pump> pump_;
+  std::unique_ptr<KeylogFile> keylog_;  // --keylogfile with -m pcap
   std::unique_ptr<KeyReader> keys_;
   std::unique_ptr<StatsReporter> stats_;
   unsigned signals_at_stop_ = 0;
+  std::vector<bool> gone_;  // per interface id: deleted from the system
+  bool all_gone_ = false;
 };
 
 // -m keylog / -m text: keys (and plaintext) from the TLS probe only.

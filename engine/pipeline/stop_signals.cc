@@ -12,9 +12,16 @@ namespace ehp::pipeline {
 
 StopSignals::StopSignals() {
   sigemptyset(&set_);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) sigaddset(&set_, s);
+  // Every signal whose default action ends the process and that a user may send (SIGKILL and
+  // SIGSTOP aside; SIGSEGV/SIGBUS/SIGILL/SIGFPE/SIGTRAP/SIGSYS report a fault of the process and
+  // keep their default). SIGPIPE and SIGXFSZ are blocked, not ignored: a write to a closed pipe
+  // or past the file size limit then fails with EPIPE/EFBIG (the writer reports it), while one
+  // sent with kill takes the clean stop like the others.
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU,
+                SIGXFSZ, SIGPWR, SIGSTKFLT, SIGIO})
+    sigaddset(&set_, s);
+  for (int s = SIGRTMIN; s <= SIGRTMAX; ++s) sigaddset(&set_, s);
   pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-  signal(SIGPIPE, SIG_IGN);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -36,7 +43,9 @@ void StopSignals::run() {
       // signal takes the clean path instead.
       std::lock_guard<std::mutex> g(mu_);
       if (!started_.load()) {
-        fprintf(stderr, "ecapture-hp: stopped by SIG%s during start-up; nothing was captured\n", sigabbrev_np(sig));
+        const char* name = sigabbrev_np(sig);
+        if (name) fprintf(stderr, "ecapture-hp: stopped by SIG%s during start-up; nothing was captured\n", name);
+        else fprintf(stderr, "ecapture-hp: stopped by signal %d during start-up; nothing was captured\n", sig);
         _exit(128 + sig);
       }
     }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // One receiver for every signal a user sends to stop a capture, from the first instant on.
 //
-// SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are blocked in every thread and taken
+// Every signal that would end the process (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+// SIGPIPE, SIGALRM, ..., the real-time ones; not SIGKILL) is blocked in every thread and taken
 // by one thread (sigtimedwait), created before any slow start-up step, so a stop is never
 // ignored:
 //   - during start-up (filter compile, BPF load, waiting for a FIFO's reader), the process

@@ -197,7 +197,8 @@ bool PcapngSink::finish_file(std::string* err) {
   for (uint32_t i = 0; i < ifaces_.size(); ++i) {
     pcapng::IsbInfo isb{.interface_id = i, .ts_ns = now, .starttime_ns = file_start_ns_,
                         .endtime_ns = now, .ifrecv = ifc_[i].recv, .ifdrop = ifc_[i].ifdrop,
-                        .osdrop = ifc_[i].osdrop, .usrdeliv = ifc_[i].delivered};
+                        .osdrop = ifc_[i].osdrop, .usrdeliv = ifc_[i].delivered,
+                        .comment = i < gone_comment_.size() ? std::string_view(gone_comment_[i]) : std::string_view()};
     buf.resize(pcapng::isb_size(isb));
     if (!pcapng::encode_isb(buf, isb) || !put_block(buf.data(), buf.size())) ok = false;
   }
@@ -434,6 +435,20 @@ void PcapngSink::set_interface_drops(uint32_t id, uint64_t ifdrop, uint64_t osdr
     ifc_[id].ifdrop = ifdrop;
     ifc_[id].osdrop = osdrop;
   }
+}
+
+void PcapngSink::interface_gone(uint32_t id, const std::string& comment) {
+  std::lock_guard g(mu_);
+  if (id >= ifc_.size()) return;
+  if (gone_comment_.size() < ifc_.size()) gone_comment_.resize(ifc_.size());
+  gone_comment_[id] = comment.substr(0, 1024);
+  if (!writer_) return;
+  const uint64_t now = last_ts_ns_ ? std::max(last_ts_ns_, wall_clock_ns()) : wall_clock_ns();
+  pcapng::IsbInfo isb{.interface_id = id, .ts_ns = now, .starttime_ns = file_start_ns_, .endtime_ns = now,
+                      .ifrecv = ifc_[id].recv, .ifdrop = ifc_[id].ifdrop, .osdrop = ifc_[id].osdrop,
+                      .usrdeliv = ifc_[id].delivered, .comment = gone_comment_[id]};
+  std::vector<uint8_t> buf(pcapng::isb_size(isb));
+  if (pcapng::encode_isb(buf, isb)) put_block(buf.data(), buf.size());
 }
 
 void PcapngSink::tick(uint64_t now_ns) {

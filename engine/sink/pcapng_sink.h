@@ -95,6 +95,9 @@ class PcapngSink final : public correlate::Sink {
 
   // Per-interface counters for the closing ISBs.
   void set_interface_drops(uint32_t interface_id, uint64_t ifdrop, uint64_t osdrop);
+  // The interface left the system (ip link del): writes its ISB now, with `comment` saying so;
+  // the ISBs that close this and later files carry the same comment.
+  void interface_gone(uint32_t interface_id, const std::string& comment);
   // Rotation by time is checked here (called from the serial stage's tick).
   void tick(uint64_t now_ns);
   // Writes the ISBs, drains and closes the current file. Returns false with *err on I/O failure.
@@ -128,6 +131,7 @@ class PcapngSink final : public correlate::Sink {
   std::unique_ptr<output::Writer> writer_;
   struct IfCounters { uint64_t recv = 0, delivered = 0, ifdrop = 0, osdrop = 0; };
   std::vector<IfCounters> ifc_;
+  std::vector<std::string> gone_comment_;  // per interface: "" while it exists
   std::vector<uint64_t> if_total_packets_;
   mutable std::mutex mu_;
   // batch_begin()/batch_end(): mu_ held across a correlator batch by this thread, whose

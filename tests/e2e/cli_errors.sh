@@ -44,6 +44,29 @@ if command -v setpriv >/dev/null; then
 fi
 # No BTF: hide /sys/kernel/btf in a private mount namespace.
 expect_error "no BTF" "no BTF" unshare -m sh -c "mount -t tmpfs none /sys/kernel/btf && exec '$EHP' tls -m pcap -i '$HV' -w '$WORK/a.pcapng'"
+# Issue 16: signs on counts, empty -Z, flags that mean nothing in the chosen mode, and messages
+# that name the flag once.
+for a in "-c -1" "-c -18446744073709551615" "--hold-ms -5" "--mapsize -4096" "-p -1" "-u -1" "-c +5"; do
+  # shellcheck disable=SC2086
+  # (timeout: a binary that takes the value would capture until stopped)
+  expect_error "a sign on a count is refused: $a" "${a%% *}.*(sign|negative)" timeout -s INT 5 "$EHP" tls -m pcap -i "$HV" -w "$WORK/a.pcapng" $a
+done
+echo x >"$WORK/in.pcap"
+expect_error "a sign on replay --repeat is refused" "--repeat.*(sign|negative)" "$EHP" replay "$WORK/in.pcap" -w "$WORK/r.pcapng" --repeat -1
+expect_error "-Z with an empty user name is refused" "-Z" timeout -s INT 5 "$EHP" tls -m pcap -i "$HV" -w "$WORK/a.pcapng" -Z ""
+expect_error "-m keylog -w X: -w means nothing there" "-w only applies to -m pcap" timeout -s INT 5 "$EHP" tls -m keylog -w "$WORK/a.pcapng"
+expect_error "-m text -w X: -w means nothing there" "-w only applies to -m pcap" timeout -s INT 5 "$EHP" tls -m text -w "$WORK/a.pcapng"
+expect_error "-m text --keylogfile X: means nothing there" "--keylogfile only applies" timeout -s INT 5 "$EHP" tls -m text --keylogfile "$WORK/k.log"
+expect_error "--cpus names itself once" "^ecapture-hp: --cpus: CPU 999" "$EHP" tls -m pcap -i "$HV" -w "$WORK/a.pcapng" --cpus 999
+twice() {  # no error line repeats the flag's name ("--cpus --cpus: ...")
+  local err; err=$("$@" 2>&1 >/dev/null)
+  echo "  [$err]"
+  ! grep -qE -- '(^|[^-])(-[-a-zA-Z]+)[ :]+\2([ :]|$)' <<<"$err"
+}
+check "--cpus garbage: the flag named once" twice "$EHP" tls -m pcap -i "$HV" -w "$WORK/a.pcapng" --cpus x
+check "-s out of range: the flag named once" twice "$EHP" tls -m pcap -i "$HV" -w "$WORK/a.pcapng" -s 10
+check "--mapsize not a power of two: the flag named once" twice "$EHP" tls -m pcap -i "$HV" -w "$WORK/a.pcapng" --mapsize 5
+check "-c garbage: the flag named once" twice "$EHP" tls -m pcap -i "$HV" -w "$WORK/a.pcapng" -c x
 check "no output file from failed runs" test ! -e "$WORK/a.pcapng"
 check "no tc filter left on $HV ingress" test -z "$(tc filter show dev "$HV" ingress)"
 check "no clsact left on $HV" bash -c "! tc qdisc show dev '$HV' | grep -q clsact"

@@ -23,6 +23,19 @@ check "--extcap-dlts gives Ethernet for $HV" bash -c "'$EHP' --extcap-dlts --ext
 check "--extcap-config offers a capture filter-free, valid arg list" bash -c "'$EHP' --extcap-config --extcap-interface '$IFX' | grep -q '^arg {number=0}{call=--hold-ms}'"
 check "--hold-ms garbage in an extcap capture is refused" bash -c "! '$EHP' --capture --fifo /dev/null --extcap-interface '$IFX' --hold-ms x 2>/dev/null"
 check "unknown extcap interface: non-zero exit" bash -c "! '$EHP' --extcap-dlts --extcap-interface nosuch 2>/dev/null"
+# Issue 16: an interface that does not exist is refused by every call, not only --capture;
+# Wireshark's filter check (--extcap-capture-filter without --capture) answers exit 0 for a
+# valid filter and the compiler's message with a non-zero exit for an invalid one.
+check "--extcap-dlts of a nonexistent interface: non-zero exit" \
+  bash -c "! '$EHP' --extcap-dlts --extcap-interface ecapture-hp_nonexistent >/dev/null 2>&1"
+check "--extcap-config of a nonexistent interface: non-zero exit" \
+  bash -c "! '$EHP' --extcap-config --extcap-interface ecapture-hp_nonexistent >/dev/null 2>&1"
+valid_out=$("$EHP" --extcap-interface "$IFX" --extcap-capture-filter "tcp port 8443" 2>&1); valid_rc=$?
+check "filter check: a valid filter gives exit 0 and no message (rc=$valid_rc, [$valid_out])" \
+  test "$valid_rc" -eq 0 -a -z "$valid_out"
+bad_out=$("$EHP" --extcap-interface "$IFX" --extcap-capture-filter "tcp prt 8443" 2>/dev/null); bad_rc=$?
+check "filter check: an invalid filter gives a non-zero exit and the compiler's message on stdout (rc=$bad_rc, [$bad_out])" \
+  bash -c "[[ $bad_rc -ne 0 && '$bad_out' == *'syntax error'* ]]"
 check "tshark -D lists $IFX" bash -c "tshark -D 2>/dev/null | grep -qF '$IFX'"
 
 # 2. A live capture driven by tshark through the FIFO, with a capture filter.

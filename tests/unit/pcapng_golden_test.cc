@@ -242,6 +242,26 @@ TEST(PcapngGolden, IsbAllCounters) {
       isb_size(i), [&](std::span<uint8_t> o) { return encode_isb(o, i); });
 }
 
+TEST(PcapngGolden, IsbWithComment) {
+  // An interface that went away: its ISB says so in opt_comment (after the counters).
+  IsbInfo i{.interface_id = 2, .ts_ns = 1, .starttime_ns = 0, .endtime_ns = 1, .comment = "gone"};
+  expect_block(
+      "05000000 6c000000"                    // ISB, 108 bytes
+      "02000000 00000000 01000000"           // interface 2, ts
+      "0200 0800 00000000 00000000"          // isb_starttime
+      "0300 0800 00000000 01000000"          // isb_endtime
+      "0400 0800 0000000000000000"           // isb_ifrecv
+      "0500 0800 0000000000000000"           // isb_ifdrop
+      "0700 0800 0000000000000000"           // isb_osdrop
+      "0800 0800 0000000000000000"           // isb_usrdeliv
+      "0100 0400 676f6e65"                   // opt_comment "gone"
+      "0000 0000 6c000000",
+      isb_size(i), [&](std::span<uint8_t> o) { return encode_isb(o, i); });
+  std::vector<uint8_t> buf(100000);
+  const std::string big(70000, 'x');
+  EXPECT_EQ(encode_isb(buf, IsbInfo{.comment = big}), 0u);
+}
+
 TEST(PcapngEncode, EpbRefusesDataOfTheWrongLength) {
   EpbInfo i{.caplen = 4, .origlen = 4};
   std::vector<uint8_t> buf(256);
