@@ -565,3 +565,56 @@ int BPF_KPROBE(ehp_ssl_log_secret, void *conn, const char *label, const __u8 *se
 	bpf_ringbuf_submit(e, wake_flags(sizeof(*e), true));
 	return 0;
 }
+
+/* Go crypto/tls (Go 1.18+, amd64): an entry uprobe on
+ *   func (c *Config) writeKeyLog(label string, clientRandom, secret []byte) error
+ * which every handshake calls for each secret whether or not KeyLogWriter is set. Go's register
+ * ABI (ABIInternal, Go 1.17+) passes c in rax, label (ptr, len) in rbx, rcx, clientRandom
+ * (ptr, len, cap) in rdi, rsi, r8 and secret (ptr, len, cap) in r9, r10, r11. Entry only: a
+ * uretprobe rewrites the return address on the goroutine's stack, which Go moves when it grows
+ * it; the secrets are all arguments, so nothing is needed at return. */
+SEC("uprobe")
+int ehp_go_write_key_log(struct pt_regs *ctx)
+{
+	if (!traced())
+		return 0;
+	mark_tls_process();
+	const char *label = (const char *)ctx->bx;
+	__u64 label_len = ctx->cx;
+	const __u8 *random = (const __u8 *)ctx->di;
+	__u64 random_len = ctx->si;
+	const __u8 *secret = (const __u8 *)ctx->r9;
+	__u64 secret_len = ctx->r10;
+	if (label_len == 0 || label_len >= EHP_TLS_LABEL_BYTES || random_len != 32 || secret_len == 0 ||
+	    secret_len > EHP_TLS_SECRET_BYTES) {
+		count(EHP_TLS_CNT_READ_FAULT);
+		return 0;
+	}
+	struct ehp_tls_keylog_event *e = bpf_ringbuf_reserve(&ehp_tls_events, sizeof(*e), 0);
+	if (!e) {
+		count(EHP_TLS_CNT_RING_DROP_SECRETS);
+		return 0;
+	}
+	fill_hdr(&e->hdr, EHP_TLS_EV_KEYLOG);
+	e->lib = (__u16)bpf_get_attach_cookie(ctx);
+	e->pad2 = 0;
+	/* Checked above; again here, on the values the reads use, for the verifier. */
+	__u32 ll = label_len < EHP_TLS_LABEL_BYTES ? (__u32)label_len : 0;
+	__u32 sl = secret_len <= EHP_TLS_SECRET_BYTES ? (__u32)secret_len : 0;
+	long rc = bpf_probe_read_user(e->label, ll, label);
+	if (rc == 0)
+		rc = bpf_probe_read_user(e->client_random, sizeof(e->client_random), random);
+	if (rc == 0)
+		rc = bpf_probe_read_user(e->secret, sl, secret);
+	if (rc != 0) {
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		count(EHP_TLS_CNT_READ_FAULT);
+		return 0;
+	}
+	if (ll < EHP_TLS_LABEL_BYTES)
+		e->label[ll] = 0;
+	e->label_len = (__u8)ll;
+	e->secret_len = (__u8)sl;
+	bpf_ringbuf_submit(e, wake_flags(sizeof(*e), true));
+	return 0;
+}

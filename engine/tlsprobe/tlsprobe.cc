@@ -64,6 +64,7 @@ bpf_program* program(struct openssl* skel, Prog p) {
     case Prog::WriteEx: return g.ehp_ssl_write_ex;
     case Prog::WriteExRet: return g.ehp_ssl_write_ex_ret;
     case Prog::LogSecret: return g.ehp_ssl_log_secret;
+    case Prog::GoKeyLog: return g.ehp_go_write_key_log;
   }
   return nullptr;
 }
@@ -200,6 +201,7 @@ bool TlsProbe::Impl::discover(std::vector<LibSsl>* libs, std::string* err) {
 void TlsProbe::Impl::confirm(std::vector<LibSsl>& libs) {
   static const std::vector<std::unique_ptr<Stack>> kStacks = [] {
     std::vector<std::unique_ptr<Stack>> v;
+    v.push_back(make_go_stack());  // first: a Go binary is nothing else's (and has no OpenSSL)
     v.push_back(make_logger_stack());
     v.push_back(make_openssl_stack());  // last: refuses, with the reason, what nobody took
     return v;

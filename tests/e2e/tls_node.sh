@@ -62,6 +62,7 @@ for N in "${NODES[@]}"; do
 
   # -m keylog: the same lines node's own key log has.
   rm -f "$WORK/ehp.keys" "$WORK/node.keys"
+  : >"$WORK/k.log"  # a reused log's old ready line would match
   "$EHP" tls -m keylog --keylogfile "$WORK/ehp.keys" --libssl "$N" -q 2>"$WORK/k.log" &
   KP=$!
   BG_PIDS+=("$KP")
@@ -73,6 +74,7 @@ for N in "${NODES[@]}"; do
     bash -c "[[ -s '$WORK/node.keys' ]] && diff <(sort '$WORK/ehp.keys') <(sort '$WORK/node.keys') >/dev/null"
 
   # -m text (issue 14 item 6): node's plaintext at SSL_write/SSL_read.
+  : >"$WORK/t.log"
   "$EHP" tls -m text --libssl "$N" -q >"$WORK/text.out" 2>"$WORK/t.log" &
   TP=$!
   BG_PIDS+=("$TP")
