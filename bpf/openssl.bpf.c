@@ -40,6 +40,9 @@ const volatile __u32 targ_pid = 0;  /* tgid to trace; 0 = all */
 const volatile __u32 targ_uid = 0;  /* uid to trace when filter_uid */
 const volatile bool filter_uid = false;
 const volatile bool capture_plaintext = false;
+/* false for secret-logger stacks (OpenSSL linked in, BoringSSL): their secrets come from the
+ * logger, `off` is all zero, and SSL_read/SSL_write are hooked for -m text only. */
+const volatile bool secrets_from_struct = true;
 /* The client random of the connection ssl_log_secret gets: at conn + cr_off, or, when cr_ptr_off
  * is set (1.1.1's s->s3 pointer), at *(conn + cr_ptr_off) + cr_off. */
 const volatile __u32 cr_ptr_off = 0;
@@ -130,6 +133,16 @@ struct {
 	__type(key, __u64);
 	__type(value, struct read_args);
 } ehp_tls_read_args SEC(".maps");
+
+/* pid_tgid -> SSL_write/SSL_write_ex args between entry and return (-m text): what was written
+ * is known only at return (a write the library could not take yet, e.g. during the handshake,
+ * returns <= 0 and is called again with the same bytes). readbytes: SSL_write_ex's size_t*. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct read_args);
+} ehp_tls_write_args SEC(".maps");
 
 /* Scratch for one data record: header + up to EHP_TLS_MAX_DATA_BYTES, too big for the stack
  * (and for ringbuf_reserve of a fixed worst case, which would waste the ring). */
@@ -402,7 +415,8 @@ static __always_inline void read_entry(void *ssl, void *buf, void *readbytes, __
 {
 	if (!traced())
 		return;
-	emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true, lib);
+	if (secrets_from_struct)
+		emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true, lib);
 	if (capture_plaintext) {
 		__u64 id = bpf_get_current_pid_tgid();
 		struct read_args a = { .ssl = (__u64)ssl, .buf = (__u64)buf, .readbytes = (__u64)readbytes };
@@ -410,16 +424,17 @@ static __always_inline void read_entry(void *ssl, void *buf, void *readbytes, __
 	}
 }
 
-static __always_inline void read_return(long ret, bool is_ex)
+/* SSL_read/SSL_write(_ex) returned: the bytes it really moved, from the args kept at entry. */
+static __always_inline void io_return(void *args_map, long ret, bool is_ex, bool is_write)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct read_args *a = bpf_map_lookup_elem(&ehp_tls_read_args, &id);
+	struct read_args *a = bpf_map_lookup_elem(args_map, &id);
 	__u64 len = 0;
 
 	if (!a)
 		return;
 	struct read_args args = *a;
-	bpf_map_delete_elem(&ehp_tls_read_args, &id);
+	bpf_map_delete_elem(args_map, &id);
 	if (is_ex) {
 		if (ret != 1 || !args.readbytes ||
 		    bpf_probe_read_user(&len, sizeof(len), (void *)args.readbytes))
@@ -429,18 +444,22 @@ static __always_inline void read_return(long ret, bool is_ex)
 			return;
 		len = ret;
 	}
-	emit_data((void *)args.ssl, (void *)args.buf, len, false);
+	emit_data((void *)args.ssl, (void *)args.buf, len, is_write);
 }
 
-static __always_inline void write_entry(void *ssl, const void *buf, __u64 num, __u16 lib)
+static __always_inline void write_entry(void *ssl, const void *buf, void *written, __u16 lib)
 {
 	if (!traced())
 		return;
-	emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true, lib);
-	/* Copied at entry: what the app asked to send. A failed/partial write is still shown,
-	 * which is what a plaintext view needs (the alternative costs a uretprobe per write). */
-	if (capture_plaintext)
-		emit_data(ssl, buf, num, true);
+	if (secrets_from_struct)
+		emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true, lib);
+	/* Copied at return (ehp_ssl_write_ret): what the library took. At entry, a write retried
+	 * while the handshake runs (Node.js does) showed the same bytes several times. */
+	if (capture_plaintext) {
+		__u64 id = bpf_get_current_pid_tgid();
+		struct read_args a = { .ssl = (__u64)ssl, .buf = (__u64)buf, .readbytes = (__u64)written };
+		bpf_map_update_elem(&ehp_tls_write_args, &id, &a, BPF_ANY);
+	}
 }
 
 /* int SSL_read(SSL *ssl, void *buf, int num); */
@@ -454,7 +473,7 @@ int BPF_KPROBE(ehp_ssl_read, void *ssl, void *buf, int num)
 SEC("uretprobe")
 int BPF_KRETPROBE(ehp_ssl_read_ret, int ret)
 {
-	read_return(ret, false);
+	io_return(&ehp_tls_read_args, ret, false, false);
 	return 0;
 }
 
@@ -469,7 +488,7 @@ int BPF_KPROBE(ehp_ssl_read_ex, void *ssl, void *buf, __u64 num, void *readbytes
 SEC("uretprobe")
 int BPF_KRETPROBE(ehp_ssl_read_ex_ret, int ret)
 {
-	read_return(ret, true);
+	io_return(&ehp_tls_read_args, ret, true, false);
 	return 0;
 }
 
@@ -477,15 +496,29 @@ int BPF_KRETPROBE(ehp_ssl_read_ex_ret, int ret)
 SEC("uprobe")
 int BPF_KPROBE(ehp_ssl_write, void *ssl, const void *buf, int num)
 {
-	write_entry(ssl, buf, num > 0 ? (__u64)num : 0, (__u16)bpf_get_attach_cookie(ctx));
+	write_entry(ssl, buf, 0, (__u16)bpf_get_attach_cookie(ctx));
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ehp_ssl_write_ret, int ret)
+{
+	io_return(&ehp_tls_write_args, ret, false, true);
 	return 0;
 }
 
 /* int SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *written); */
 SEC("uprobe")
-int BPF_KPROBE(ehp_ssl_write_ex, void *ssl, const void *buf, __u64 num)
+int BPF_KPROBE(ehp_ssl_write_ex, void *ssl, const void *buf, __u64 num, void *written)
 {
-	write_entry(ssl, buf, num, (__u16)bpf_get_attach_cookie(ctx));
+	write_entry(ssl, buf, written, (__u16)bpf_get_attach_cookie(ctx));
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ehp_ssl_write_ex_ret, int ret)
+{
+	io_return(&ehp_tls_write_args, ret, true, true);
 	return 0;
 }
 
@@ -528,6 +561,59 @@ int BPF_KPROBE(ehp_ssl_log_secret, void *conn, const char *label, const __u8 *se
 		return 0;
 	}
 	e->label_len = (__u8)(n - 1);
+	e->secret_len = (__u8)sl;
+	bpf_ringbuf_submit(e, wake_flags(sizeof(*e), true));
+	return 0;
+}
+
+/* Go crypto/tls (Go 1.18+, amd64): an entry uprobe on
+ *   func (c *Config) writeKeyLog(label string, clientRandom, secret []byte) error
+ * which every handshake calls for each secret whether or not KeyLogWriter is set. Go's register
+ * ABI (ABIInternal, Go 1.17+) passes c in rax, label (ptr, len) in rbx, rcx, clientRandom
+ * (ptr, len, cap) in rdi, rsi, r8 and secret (ptr, len, cap) in r9, r10, r11. Entry only: a
+ * uretprobe rewrites the return address on the goroutine's stack, which Go moves when it grows
+ * it; the secrets are all arguments, so nothing is needed at return. */
+SEC("uprobe")
+int ehp_go_write_key_log(struct pt_regs *ctx)
+{
+	if (!traced())
+		return 0;
+	mark_tls_process();
+	const char *label = (const char *)ctx->bx;
+	__u64 label_len = ctx->cx;
+	const __u8 *random = (const __u8 *)ctx->di;
+	__u64 random_len = ctx->si;
+	const __u8 *secret = (const __u8 *)ctx->r9;
+	__u64 secret_len = ctx->r10;
+	if (label_len == 0 || label_len >= EHP_TLS_LABEL_BYTES || random_len != 32 || secret_len == 0 ||
+	    secret_len > EHP_TLS_SECRET_BYTES) {
+		count(EHP_TLS_CNT_READ_FAULT);
+		return 0;
+	}
+	struct ehp_tls_keylog_event *e = bpf_ringbuf_reserve(&ehp_tls_events, sizeof(*e), 0);
+	if (!e) {
+		count(EHP_TLS_CNT_RING_DROP_SECRETS);
+		return 0;
+	}
+	fill_hdr(&e->hdr, EHP_TLS_EV_KEYLOG);
+	e->lib = (__u16)bpf_get_attach_cookie(ctx);
+	e->pad2 = 0;
+	/* Checked above; again here, on the values the reads use, for the verifier. */
+	__u32 ll = label_len < EHP_TLS_LABEL_BYTES ? (__u32)label_len : 0;
+	__u32 sl = secret_len <= EHP_TLS_SECRET_BYTES ? (__u32)secret_len : 0;
+	long rc = bpf_probe_read_user(e->label, ll, label);
+	if (rc == 0)
+		rc = bpf_probe_read_user(e->client_random, sizeof(e->client_random), random);
+	if (rc == 0)
+		rc = bpf_probe_read_user(e->secret, sl, secret);
+	if (rc != 0) {
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		count(EHP_TLS_CNT_READ_FAULT);
+		return 0;
+	}
+	if (ll < EHP_TLS_LABEL_BYTES)
+		e->label[ll] = 0;
+	e->label_len = (__u8)ll;
 	e->secret_len = (__u8)sl;
 	bpf_ringbuf_submit(e, wake_flags(sizeof(*e), true));
 	return 0;

@@ -224,7 +224,12 @@ int main(int argc, char** argv) {
   tls->add_flag("--no-reattach{false}", cfg.reattach,
                 "Keep the interfaces of the start only: one deleted is not captured again when it comes back, -i any "
                 "adds no new ones, and the capture stops when the last is gone");
-  tls->add_option("--libssl", cfg.libssl, "The libssl to trace (default: every libssl in use, plus the system one)");
+  // `gotls --elfpath BIN` as in eCapture: the same command, tracing exactly that (Go) binary.
+  tls->alias("gotls");
+  auto* libssl_opt =
+      tls->add_option("--libssl", cfg.libssl, "The libssl to trace (default: every libssl in use, plus the system one)");
+  tls->add_option("--elfpath", cfg.libssl, "The binary to trace, e.g. a Go program (as --libssl; eCapture's gotls flag)")
+      ->excludes(libssl_opt);
   tls->add_option("-p,--pid", cfg.pid, "Only this process")->check(kWholeNumber);
   tls->add_option("-u,--uid", cfg.uid, "Only this user id")->check(kWholeNumber);
   tls->add_option("--mapsize", f.mapsize_kb, "Ring buffer size per CPU in KiB, a power of two (default 32768)")

@@ -173,6 +173,7 @@ bool ElfFile::open(const UntrustedFile& f, const std::string& shown, std::string
   }
 
   if (eh.e_shnum == 0) return true;  // no section headers: no symbols
+  has_sections_ = true;
   if (eh.e_shentsize != sizeof(Elf64_Shdr) || !in_file(eh.e_shoff, uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr))) {
     *err = shown + ": bad section headers";
     return false;
@@ -191,6 +192,20 @@ bool ElfFile::open(const UntrustedFile& f, const std::string& shown, std::string
     if (idx >= strtab.size()) return {};
     return std::string(strtab.c_str() + idx, strnlen(strtab.c_str() + idx, strtab.size() - idx));
   };
+  // The named sections the Go stack needs (gobin.cc): looked up in .shstrtab (capped like the
+  // symbol tables), only these names kept.
+  if (eh.e_shstrndx != SHN_UNDEF && eh.e_shstrndx < sh.size()) {
+    std::string names;
+    if (table(sh[eh.e_shstrndx], &names))
+      for (auto& s : sh)
+        for (const char* want : {".gopclntab", ".go.buildinfo"}) {
+          const size_t wl = strlen(want) + 1;  // with its NUL: no copy of a name that never ends
+          if (s.sh_name < names.size() && names.size() - s.sh_name >= wl &&
+              memcmp(names.data() + s.sh_name, want, wl) == 0 && s.sh_type != SHT_NOBITS &&
+              in_file(s.sh_offset, s.sh_size) && !sections_.count(want))
+            sections_.emplace(want, Section{s.sh_addr, s.sh_offset, s.sh_size});
+        }
+  }
   // One .dynsym and one .dynamic (a file that claims more is read once, not once per copy), at
   // most 4 relocation sections of 64 MiB together, names of at most 128 bytes, at most 8
   // libcrypto DT_NEEDED entries: work and memory stay bounded whatever the headers claim.
@@ -249,6 +264,23 @@ std::optional<uint64_t> ElfFile::file_offset(uint64_t vaddr) const {
   for (auto& l : loads_)
     if (vaddr >= l.vaddr && vaddr - l.vaddr < l.filesz) return vaddr - l.vaddr + l.offset;
   return std::nullopt;
+}
+
+std::optional<ElfFile::Section> ElfFile::section(std::string_view name) const {
+  auto it = sections_.find(name);
+  if (it == sections_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<ElfFile::Segment> ElfFile::segments() const {
+  std::vector<Segment> out;
+  for (auto& l : loads_) out.push_back({l.vaddr, l.filesz, l.offset, l.exec});
+  return out;
+}
+
+bool ElfFile::read_exact(uint64_t off, void* out, size_t n) const {
+  if (off > size_ || n > size_ - off) return false;
+  return n == 0 || pread_all(fd_, out, n, off);
 }
 
 bool ElfFile::executable(uint64_t vaddr) const {

@@ -91,6 +91,23 @@ class ElfFile {
   // Virtual address of .eh_frame_hdr (PT_GNU_EH_FRAME), nullopt when absent.
   std::optional<uint64_t> eh_frame_hdr() const { return eh_frame_hdr_; }
 
+  // The few sections looked up by name (.gopclntab, .go.buildinfo; gobin.h), when the file has
+  // them within its size.
+  struct Section {
+    uint64_t addr, offset, size;
+  };
+  std::optional<Section> section(std::string_view name) const;
+  bool has_sections() const { return has_sections_; }  // the file has section headers
+  // A loaded segment (PT_LOAD) as it is in the file.
+  struct Segment {
+    uint64_t vaddr, filesz, offset;
+    bool exec;
+  };
+  std::vector<Segment> segments() const;
+  // n bytes at file offset `off` into out; false when they are not all in the file. The caller
+  // bounds n (gobin.cc reads in fixed-size windows).
+  bool read_exact(uint64_t off, void* out, size_t n) const;
+
  private:
   struct Load {
     uint64_t vaddr, filesz, offset;
@@ -106,7 +123,9 @@ class ElfFile {
   std::map<std::string, uint64_t> dynsym_;
   std::vector<std::string> needed_;
   std::optional<uint64_t> eh_frame_hdr_;
+  std::map<std::string, Section, std::less<>> sections_;
   bool bssl_ = false;
+  bool has_sections_ = false;
 };
 
 }  // namespace ehp::tlsprobe

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // libssl discovery, version detection, offset table, accessor decoding.
 #include "tlsprobe/libssl.h"
+#include "tlsprobe/gobin.h"
 
 #include <dirent.h>
 #include <elf.h>
@@ -597,6 +598,16 @@ std::optional<LibSsl> named_libssl(const std::string& path, std::string* err) {
   return lib;
 }
 
+namespace {
+// A Go program using crypto/tls, or a Go program whose function table cannot be read (the Go
+// stack then refuses it by name).
+bool go_tls(const ElfFile& elf) {
+  if (!go_build(elf)) return false;
+  std::string why;
+  return go_func_entry(elf, "crypto/tls.(*Config).writeKeyLog", &why).has_value() || !why.empty();
+}
+}  // namespace
+
 std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
   std::vector<LibSsl> out;
   std::map<std::pair<uint64_t, uint64_t>, size_t> by_inode;
@@ -656,7 +667,8 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
         auto f = open_candidate(uint32_t(pid), range, path, &shown, &root, &err);
         if (!libssl) {
           // An executable is a candidate only when it carries OpenSSL's secret logger (OpenSSL
-          // linked in, e.g. Node.js); every other program is not a TLS library, and silent.
+          // linked in, e.g. Node.js) or is a Go program with crypto/tls (or whose function table
+          // cannot be read: refused by name); every other program is not a TLS library, and silent.
           if (!f) continue;
           auto key = std::make_pair(f->dev(), f->ino());
           auto known = exe_verdict.find(key);
@@ -669,7 +681,7 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
           if (known == exe_verdict.end()) {
             ElfFile elf;
             std::string why;
-            known = exe_verdict.emplace(key, elf.open(*f, shown, &why) && elf.exports("ssl_log_secret")).first;
+            known = exe_verdict.emplace(key, elf.open(*f, shown, &why) && (elf.exports("ssl_log_secret") || go_tls(elf))).first;
           }
           if (!known->second) continue;
         }

@@ -4,6 +4,7 @@
 //                     from the offset table, confirmed by decoding the accessors)
 //   stack_logger.cc   the library's own secret logger: OpenSSL linked into an executable
 //                     (ssl_log_secret, 1.1.1-3.5) and BoringSSL (found by reading the library)
+//   stack_go.cc       Go crypto/tls: (*Config).writeKeyLog, found in the binary's pclntab
 // TlsProbe (tlsprobe.cc) asks them in order for each candidate binary, groups the binaries
 // whose Layout is equal into one BPF object (bpf/openssl.bpf.c) and attaches the hooks.
 // A stack only reads the binary: nothing of it ever runs in ecapture-hp (docs/security.md).
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -21,7 +23,10 @@
 namespace ehp::tlsprobe {
 
 // The programs of bpf/openssl.bpf.c a hook can use.
-enum class Prog { Handshake, HandshakeRet, GetError, Read, ReadRet, ReadEx, ReadExRet, Write, WriteEx, LogSecret };
+enum class Prog {
+  Handshake, HandshakeRet, GetError, Read, ReadRet, ReadEx, ReadExRet, Write, WriteRet, WriteEx, WriteExRet, LogSecret,
+  GoKeyLog
+};
 
 struct Hook {
   Prog prog;
@@ -35,9 +40,10 @@ struct Layout {
   ehp_tls_offsets off{};                // struct-read stacks
   bool logger = false;                  // secret-logger stacks:
   uint32_t cr_ptr_off = 0, cr_off = 0;  //   where the client random sits in the connection
+  bool go = false;                      // Go crypto/tls: every secret is an argument
   bool operator==(const Layout& o) const {
     return memcmp(&off, &o.off, sizeof off) == 0 && logger == o.logger && cr_ptr_off == o.cr_ptr_off &&
-           cr_off == o.cr_off;
+           cr_off == o.cr_off && go == o.go;
   }
 };
 
@@ -67,6 +73,19 @@ class Stack {
   virtual std::optional<Plan> inspect(const Candidate& c) const = 0;
 };
 
+// An exported function to hook: appended to *hooks at its file offset (from the file read).
+struct ExportedHook {
+  Prog prog;
+  const char* sym;
+  bool ret, needed;
+};
+// nullptr when every needed symbol was found, else the first needed one that is not exported
+// (optional ones that are missing are left out).
+const char* add_exported_hooks(const ElfFile& elf, std::span<const ExportedHook> want, std::vector<Hook>* hooks);
+// -m text: SSL_read/SSL_write (+ _ex where exported), entry and return of the reads.
+extern const ExportedHook kPlaintextHooks[8];
+
+std::unique_ptr<Stack> make_go_stack();       // stack_go.cc
 std::unique_ptr<Stack> make_logger_stack();   // stack_logger.cc
 std::unique_ptr<Stack> make_openssl_stack();  // stack_openssl.cc: takes every binary it is asked about
 

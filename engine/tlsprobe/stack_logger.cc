@@ -36,6 +36,15 @@ std::optional<Plan> LoggerStack::inspect(const Candidate& c) const {
   char at[32];
   snprintf(at, sizeof at, "offset 0x%llx", (unsigned long long)lg->file_offset);
   plan.hooks.push_back({Prog::LogSecret, lg->file_offset, false, at});
+  if (c.plaintext) {
+    // -m text: the plaintext at SSL_read/SSL_write, exported by both kinds (Node.js exports
+    // OpenSSL's API for addons). No struct is read: the connection's socket is not known.
+    if (const char* missing = add_exported_hooks(elf, kPlaintextHooks, &plan.hooks)) {
+      plan.refusal = "TLS library " + c.lib.path + " (" + name + "): -m text needs " + missing +
+                     ", which it does not export; not traced";
+      return plan;
+    }
+  }
   char desc[160];
   if (lg->cr_ptr_off)
     snprintf(desc, sizeof desc, "hook: secret logger@0x%llx, client random at *(conn+0x%x)+0x%x",

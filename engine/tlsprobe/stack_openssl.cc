@@ -8,6 +8,28 @@
 #include "tlsprobe/stack.h"
 
 namespace ehp::tlsprobe {
+
+const ExportedHook kPlaintextHooks[8] = {{Prog::Read, "SSL_read", false, true},
+                                         {Prog::ReadRet, "SSL_read", true, true},
+                                         {Prog::Write, "SSL_write", false, true},
+                                         {Prog::WriteRet, "SSL_write", true, true},
+                                         {Prog::ReadEx, "SSL_read_ex", false, false},
+                                         {Prog::ReadExRet, "SSL_read_ex", true, false},
+                                         {Prog::WriteEx, "SSL_write_ex", false, false},
+                                         {Prog::WriteExRet, "SSL_write_ex", true, false}};
+
+const char* add_exported_hooks(const ElfFile& elf, std::span<const ExportedHook> want, std::vector<Hook>* hooks) {
+  for (const auto& w : want) {
+    auto o = symbol_file_offset(elf, w.sym);
+    if (!o) {
+      if (w.needed) return w.sym;
+      continue;
+    }
+    hooks->push_back({w.prog, *o, w.ret, w.sym});
+  }
+  return nullptr;
+}
+
 namespace {
 
 class OpenSslStack : public Stack {
@@ -63,31 +85,21 @@ std::optional<Plan> OpenSslStack::inspect(const Candidate& c) const {
     snprintf(hooks, sizeof hooks, "hooks: SSL_do_handshake + per-call SSL_read/SSL_write fallback");
   }
   // Exported hook targets, from the file we read (libbpf never parses the library itself).
-  struct Want {
-    Prog prog;
-    const char* sym;
-    bool ret, needed;
-  };
-  std::vector<Want> want;
+  std::vector<ExportedHook> want;
   if (!fns)
     want.insert(want.end(), {{Prog::Handshake, "SSL_do_handshake", false, true},
                              {Prog::HandshakeRet, "SSL_do_handshake", true, true},
                              {Prog::GetError, "SSL_get_error", false, true}});
-  if (!fns || c.plaintext)
-    want.insert(want.end(), {{Prog::Read, "SSL_read", false, true},
-                             {Prog::Write, "SSL_write", false, true},
-                             {Prog::ReadEx, "SSL_read_ex", false, false},
-                             {Prog::WriteEx, "SSL_write_ex", false, false}});
-  if (c.plaintext)
-    want.insert(want.end(), {{Prog::ReadRet, "SSL_read", true, true}, {Prog::ReadExRet, "SSL_read_ex", true, false}});
-  for (auto& w : want) {
-    auto o = symbol_file_offset(elf, w.sym);
-    if (!o) {
-      if (!w.needed) continue;
-      plan.refusal = "libssl " + path + " (" + ver + "): does not export " + w.sym + "; not traced";
-      return plan;
-    }
-    plan.hooks.push_back({w.prog, *o, w.ret, w.sym});
+  if (c.plaintext) {
+    want.insert(want.end(), std::begin(kPlaintextHooks), std::end(kPlaintextHooks));
+  } else if (!fns) {
+    // Entry hooks only: the per-call fallback reads the struct at SSL_read/SSL_write.
+    for (const auto& h : kPlaintextHooks)
+      if (!h.ret) want.push_back(h);
+  }
+  if (const char* missing = add_exported_hooks(elf, want, &plan.hooks)) {
+    plan.refusal = "libssl " + path + " (" + ver + "): does not export " + missing + "; not traced";
+    return plan;
   }
   plan.desc = path + " (" + ver + ", " + (row->verified ? "" : "unverified table ") + "offsets confirmed: " + how + "; " +
               hooks + ")";

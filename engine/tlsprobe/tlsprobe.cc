@@ -60,8 +60,11 @@ bpf_program* program(struct openssl* skel, Prog p) {
     case Prog::ReadEx: return g.ehp_ssl_read_ex;
     case Prog::ReadExRet: return g.ehp_ssl_read_ex_ret;
     case Prog::Write: return g.ehp_ssl_write;
+    case Prog::WriteRet: return g.ehp_ssl_write_ret;
     case Prog::WriteEx: return g.ehp_ssl_write_ex;
+    case Prog::WriteExRet: return g.ehp_ssl_write_ex_ret;
     case Prog::LogSecret: return g.ehp_ssl_log_secret;
+    case Prog::GoKeyLog: return g.ehp_go_write_key_log;
   }
   return nullptr;
 }
@@ -198,6 +201,7 @@ bool TlsProbe::Impl::discover(std::vector<LibSsl>* libs, std::string* err) {
 void TlsProbe::Impl::confirm(std::vector<LibSsl>& libs) {
   static const std::vector<std::unique_ptr<Stack>> kStacks = [] {
     std::vector<std::unique_ptr<Stack>> v;
+    v.push_back(make_go_stack());  // first: a Go binary is nothing else's (and has no OpenSSL)
     v.push_back(make_logger_stack());
     v.push_back(make_openssl_stack());  // last: refuses, with the reason, what nobody took
     return v;
@@ -303,6 +307,7 @@ bool TlsProbe::Impl::load(Group& g, std::string* err) {
   ro->wakeup_bytes = ring_bytes / 8;
   ro->cr_ptr_off = g.layout.cr_ptr_off;
   ro->cr_off = g.layout.cr_off;
+  ro->secrets_from_struct = !g.layout.logger;
   // A group loads only the programs its hooks use.
   bpf_program* prog;
   bpf_object__for_each_program(prog, g.skel->obj) {

@@ -55,6 +55,7 @@ wait_for() {
 # start_ehp LOG ARGS... : runs ecapture-hp in the background, waits for its ready line
 start_ehp() {
   local log=$1; shift
+  : >"$log"  # now: the background shell truncates it later, and a reused log's old ready line would match
   "$EHP" "$@" 2>"$log" &
   EHP_PID=$!
   BG_PIDS+=("$EHP_PID")

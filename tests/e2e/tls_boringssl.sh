@@ -45,4 +45,21 @@ sleep 0.5
 kill -INT "$KP"; wait "$KP"
 check "-m keylog lines == the client's own key log ($(wc -l <"$WORK/ehp.keys") vs $(wc -l <"$WORK/own.keys"))" \
   bash -c "[[ -s '$WORK/own.keys' ]] && diff <(sort '$WORK/ehp.keys') <(sort '$WORK/own.keys') >/dev/null"
+
+# -m text (issue 14 item 6): the plaintext at SSL_write/SSL_read of the BoringSSL client.
+"$EHP" tls -m text -q >"$WORK/text.out" 2>"$WORK/t.log" &
+TP=$!
+BG_PIDS+=("$TP")
+wait_for grep -q capturing "$WORK/t.log"
+"$CLIENT" "$PEER_IP" "$PORT" "$WORK/own.keys"
+sleep 0.5
+kill -INT "$TP"; wait "$TP"; trc=$?
+writes=$(grep -a -c "^\[SSL_write\] .*comm=bclient" "$WORK/text.out")
+gets=$(grep -a -c "^GET / HTTP/1.0" "$WORK/text.out")
+reads=$(grep -a -c "^\[SSL_read\] .*comm=bclient" "$WORK/text.out")
+check "-m text: exit 0 (rc=$trc)" test "$trc" -eq 0
+check "-m text: the 3 requests as the client wrote them ($writes SSL_write records, $gets GET lines)" \
+  test "$writes" -ge 3 -a "$gets" -eq 3
+check "-m text: the server's responses as the client read them ($reads SSL_read records, HTTP status seen)" \
+  bash -c "(( $reads >= 3 )) && grep -a -q '^HTTP/1.[01] 200' '$WORK/text.out'"
 finish

@@ -62,6 +62,7 @@ for N in "${NODES[@]}"; do
 
   # -m keylog: the same lines node's own key log has.
   rm -f "$WORK/ehp.keys" "$WORK/node.keys"
+  : >"$WORK/k.log"  # a reused log's old ready line would match
   "$EHP" tls -m keylog --keylogfile "$WORK/ehp.keys" --libssl "$N" -q 2>"$WORK/k.log" &
   KP=$!
   BG_PIDS+=("$KP")
@@ -71,5 +72,21 @@ for N in "${NODES[@]}"; do
   kill -INT "$KP"; wait "$KP"
   check "$ver: -m keylog lines == node --tls-keylog lines ($(wc -l <"$WORK/ehp.keys") vs $(wc -l <"$WORK/node.keys"))" \
     bash -c "[[ -s '$WORK/node.keys' ]] && diff <(sort '$WORK/ehp.keys') <(sort '$WORK/node.keys') >/dev/null"
+
+  # -m text (issue 14 item 6): node's plaintext at SSL_write/SSL_read.
+  : >"$WORK/t.log"
+  "$EHP" tls -m text --libssl "$N" -q >"$WORK/text.out" 2>"$WORK/t.log" &
+  TP=$!
+  BG_PIDS+=("$TP")
+  wait_for grep -q capturing "$WORK/t.log"
+  "$N" "$WORK/client.js" 2>/dev/null
+  sleep 0.5
+  kill -INT "$TP"; wait "$TP"; trc=$?
+  gets=$(grep -a -c "^GET / HTTP/1.1" "$WORK/text.out")
+  check "$ver: -m text: exit 0 (rc=$trc)" test "$trc" -eq 0
+  check "$ver: -m text: the 3 requests as node wrote them ($gets GET lines after SSL_write records)" \
+    bash -c "(( $gets == 3 )) && grep -a -q '^\[SSL_write\] .*comm=node' '$WORK/text.out'"
+  check "$ver: -m text: the responses as node read them" \
+    bash -c "grep -a -q '^\[SSL_read\] .*comm=node' '$WORK/text.out' && grep -a -q '^HTTP/1.[01] 200' '$WORK/text.out'"
 done
 finish

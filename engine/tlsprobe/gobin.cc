@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// Go build info and pclntab, read with fixed-size windows under a total budget (gobin.h).
+#include "tlsprobe/gobin.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace ehp::tlsprobe {
+namespace {
+
+constexpr char kBuildInfoMagic[] = "\xff Go buildinf:";  // 14 bytes
+constexpr size_t kBuildInfoMagicLen = 14;
+constexpr uint64_t kMaxFuncs = 4u << 20;  // a real binary has tens of thousands
+
+// Reads [lo, hi) of the file through one window; every refill counts against the budget, so a
+// table whose entries point all over the file costs at most kMaxScanBytes of reading.
+class Window {
+ public:
+  Window(const ElfFile& elf, uint64_t lo, uint64_t hi) : elf_(elf), lo_(lo), hi_(hi) {}
+  bool get(uint64_t off, void* out, size_t n) {
+    if (off < lo_ || off > hi_ || n > hi_ - off || n > kWin) return false;
+    if (!have_ || off < base_ || off + n > base_ + buf_.size()) {
+      const size_t len = size_t(std::min<uint64_t>(kWin, hi_ - off));
+      if (read_ + len > kMaxScanBytes) return false;
+      read_ += len;
+      buf_.resize(len);
+      have_ = elf_.read_exact(off, buf_.data(), len);
+      base_ = off;
+      if (!have_) return false;
+    }
+    memcpy(out, buf_.data() + (off - base_), n);
+    return true;
+  }
+  std::optional<uint32_t> u32(uint64_t off) {
+    uint32_t v;
+    return get(off, &v, 4) ? std::optional<uint32_t>(v) : std::nullopt;
+  }
+  std::optional<uint64_t> u64(uint64_t off) {
+    uint64_t v;
+    return get(off, &v, 8) ? std::optional<uint64_t>(v) : std::nullopt;
+  }
+
+ private:
+  static constexpr size_t kWin = 64 * 1024;
+  const ElfFile& elf_;
+  uint64_t lo_, hi_, base_ = 0, read_ = 0;
+  bool have_ = false;
+  std::vector<uint8_t> buf_;
+};
+
+// "go1.19.8" (or "devel go1.22-abc ...") -> 1, 19.
+void parse_version(GoBuild* b) {
+  const auto at = b->version.find("go1.");
+  if (at == std::string::npos) return;
+  b->major = 1;
+  int minor = 0;
+  for (size_t i = at + 4; i < b->version.size() && i < at + 8 && b->version[i] >= '0' && b->version[i] <= '9'; ++i)
+    minor = minor * 10 + (b->version[i] - '0');
+  b->minor = minor;
+}
+
+// The build info at the start of `bytes` (which holds at least the magic).
+GoBuild parse_build_info(std::string_view bytes) {
+  GoBuild b;
+  // 14 magic bytes, pointer size, flags (bit 1: strings inline, Go 1.18+), padding to 32.
+  if (bytes.size() < 33 || (uint8_t(bytes[15]) & 2) == 0) return b;
+  // A uvarint length, then the version text.
+  uint64_t len = 0;
+  size_t i = 32;
+  for (int shift = 0; i < bytes.size() && shift < 35; shift += 7) {
+    const uint8_t c = uint8_t(bytes[i++]);
+    len |= uint64_t(c & 0x7f) << shift;
+    if (!(c & 0x80)) break;
+  }
+  if (len == 0 || len > 128 || len > bytes.size() - i) return b;
+  b.version.assign(bytes.data() + i, size_t(len));
+  for (char& c : b.version)
+    if (uint8_t(c) < 0x20 || uint8_t(c) > 0x7e) c = '?';  // shown in messages
+  parse_version(&b);
+  return b;
+}
+
+struct PcHeader {
+  uint64_t vaddr, file_off, end_off;  // the header; the end of the region it may use (file)
+  uint64_t nfunc, text_start, funcname_off, cu_off, pcln_off;
+};
+
+// Checks a pclntab header at file offset `off` (vaddr `vaddr`) whose table must end by `end`.
+std::optional<PcHeader> check_header(const ElfFile& elf, uint64_t vaddr, uint64_t off, uint64_t end) {
+  uint8_t h[72];
+  if (end < off || end - off < sizeof h || !elf.read_exact(off, h, sizeof h)) return std::nullopt;
+  uint32_t magic;
+  memcpy(&magic, h, 4);
+  if ((magic != 0xfffffff0 && magic != 0xfffffff1) || h[4] != 0 || h[5] != 0 || h[6] != 1 || h[7] != 8)
+    return std::nullopt;
+  auto u64 = [&](size_t o) {
+    uint64_t v;
+    memcpy(&v, h + o, 8);
+    return v;
+  };
+  PcHeader p{vaddr, off, end, u64(8), 0, u64(32), u64(40), u64(64)};
+  const uint64_t size = end - off;
+  // Tables in this order: funcnametab, cutab, filetab, pctab, then functab and the _func records.
+  if (p.nfunc == 0 || p.nfunc > kMaxFuncs || p.funcname_off < sizeof h || p.funcname_off >= p.cu_off ||
+      p.cu_off > u64(48) || u64(48) > u64(56) || u64(56) > p.pcln_off || p.pcln_off > size ||
+      (p.nfunc + 1) * 8 > size - p.pcln_off)
+    return std::nullopt;
+  // A pointer: relocated in a PIE (pointer_at reads the relocation's addend).
+  auto ts = elf.pointer_at(vaddr + 24);
+  if (!ts || !elf.executable(*ts)) return std::nullopt;
+  p.text_start = *ts;
+  return p;
+}
+
+// The header: .gopclntab, else searched for at 8-byte aligned places of the loaded segments
+// (a PIE keeps it inside .data.rel.ro), read-only data first.
+std::optional<PcHeader> find_header(const ElfFile& elf) {
+  if (auto s = elf.section(".gopclntab"))
+    if (auto f = elf.file_offset(s->addr); f && *f == s->offset)
+      return check_header(elf, s->addr, s->offset, s->offset + s->size);
+  auto segs = elf.segments();
+  std::stable_partition(segs.begin(), segs.end(), [](const ElfFile::Segment& s) { return !s.exec; });
+  constexpr size_t kChunk = 1 << 20;
+  std::vector<uint8_t> buf(kChunk);
+  uint64_t budget = kMaxScanBytes;
+  for (auto& s : segs) {
+    if (s.vaddr % 8 != s.offset % 8) continue;
+    const uint64_t skew = (8 - s.vaddr % 8) % 8;
+    for (uint64_t pos = skew; pos + 8 <= s.filesz && budget > 0;) {
+      const size_t n = size_t(std::min<uint64_t>({kChunk, s.filesz - pos, budget}));
+      if (!elf.read_exact(s.offset + pos, buf.data(), n)) break;
+      budget -= n;
+      for (size_t i = 0; i + 8 <= n; i += 8) {
+        if (buf[i + 1] != 0xff || buf[i + 2] != 0xff || buf[i + 3] != 0xff || (buf[i] & 0xfe) != 0xf0) continue;
+        if (auto p = check_header(elf, s.vaddr + pos + i, s.offset + pos + i, s.offset + s.filesz)) return p;
+      }
+      pos += n & ~size_t(7);
+      if (n < 8) break;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<GoBuild> go_build(const ElfFile& elf) {
+  if (auto s = elf.section(".go.buildinfo")) {
+    char b[32 + 10 + 128];
+    const size_t n = size_t(std::min<uint64_t>(sizeof b, s->size));
+    if (n >= 16 && elf.read_exact(s->offset, b, n) && memcmp(b, kBuildInfoMagic, kBuildInfoMagicLen) == 0 && b[14] == 8)
+      return parse_build_info(std::string_view(b, n));
+  }
+  // A file with section headers names it (the Go linker and external linkers keep the name); only
+  // a file without any (sstrip) has its loaded segments searched for the magic, followed by
+  // pointer size 8 and flags using bits 0-1 only (a program that merely contains the text, like
+  // this one, is no Go binary). The inline version follows the magic within 170 bytes.
+  if (elf.has_sections()) return std::nullopt;
+  std::optional<GoBuild> out;
+  elf.scan_data(192, [&](std::string_view chunk) {
+    for (size_t at = chunk.find(kBuildInfoMagic, 0, kBuildInfoMagicLen); at != std::string_view::npos;
+         at = chunk.find(kBuildInfoMagic, at + 1, kBuildInfoMagicLen)) {
+      if (chunk.size() - at < 32) continue;  // seen again, whole, in the next overlapping chunk
+      if (chunk[at + 14] != 8 || (uint8_t(chunk[at + 15]) & ~3u) != 0) continue;
+      out = parse_build_info(chunk.substr(at, 32 + 10 + 128));
+      return true;
+    }
+    return false;
+  });
+  return out;
+}
+
+std::optional<uint64_t> go_func_entry(const ElfFile& elf, std::string_view name, std::string* why) {
+  why->clear();
+  auto h = find_header(elf);
+  if (!h) {
+    *why = "no Go 1.18+ function table (pclntab) found";
+    return std::nullopt;
+  }
+  // The name's offset in funcnametab: NUL-terminated names, the table starting with one.
+  const uint64_t names_lo = h->file_off + h->funcname_off, names_hi = h->file_off + h->cu_off;
+  std::string want;
+  want.push_back('\0');
+  want.append(name);
+  want.push_back('\0');
+  std::optional<uint64_t> name_off;
+  {
+    constexpr size_t kChunk = 1 << 20;
+    std::vector<char> buf(kChunk);
+    for (uint64_t pos = 0; pos < names_hi - names_lo && !name_off;) {
+      const size_t n = size_t(std::min<uint64_t>(kChunk, names_hi - names_lo - pos));
+      if (!elf.read_exact(names_lo + pos, buf.data(), n)) break;
+      std::string_view v(buf.data(), n);
+      if (pos == 0 && v.substr(0, want.size() - 1) == std::string_view(want).substr(1)) name_off = 0;
+      if (auto at = v.find(want); !name_off && at != std::string_view::npos) name_off = pos + at + 1;
+      if (n <= want.size()) break;
+      pos += n - want.size();
+    }
+  }
+  if (!name_off) return std::nullopt;  // no such function
+  // functab: nfunc (entryoff, funcoff) pairs; each _func starts (entryOff, nameOff).
+  // Two windows, each moving forward: the pairs, and the _func records they point to (in order).
+  Window w(elf, h->file_off, h->end_off), fw(elf, h->file_off, h->end_off);
+  const uint64_t ftab = h->file_off + h->pcln_off;
+  for (uint64_t i = 0; i < h->nfunc; ++i) {
+    auto e = w.u64(ftab + i * 8);
+    if (!e) {
+      *why = "its function table is cut short";
+      return std::nullopt;
+    }
+    const uint32_t entry_off = uint32_t(*e), func_off = uint32_t(*e >> 32);
+    auto f = fw.u64(ftab + func_off);
+    if (!f) {
+      *why = "its function table points outside itself";
+      return std::nullopt;
+    }
+    if (uint32_t(*f >> 32) != *name_off) continue;
+    if (uint32_t(*f) != entry_off) {
+      *why = "its function table is inconsistent";
+      return std::nullopt;
+    }
+    const uint64_t vaddr = h->text_start + entry_off;
+    if (!elf.executable(vaddr)) {
+      *why = "the function's entry is not in an executable segment";
+      return std::nullopt;
+    }
+    return vaddr;
+  }
+  return std::nullopt;
+}
+
+}  // namespace ehp::tlsprobe

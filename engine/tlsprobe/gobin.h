@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// Go binaries, read from the file (never run): the toolchain version from the build info and a
+// function's entry from the runtime's own function table (pclntab), which stays in binaries
+// stripped with -ldflags "-s -w". Bounded like everything in elf.h: a hostile file costs fixed
+// memory and at most kMaxScanBytes of reading.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "tlsprobe/elf.h"
+
+namespace ehp::tlsprobe {
+
+struct GoBuild {
+  std::string version;  // "go1.19.8" (empty when the build info does not carry it inline)
+  int major = 0, minor = 0;
+};
+// nullopt: not a Go binary (no build info: neither a .go.buildinfo section nor its magic
+// "\xff Go buildinf:" in a loaded segment). Build info in the pre-1.18 form (pointers, no
+// inline version) gives major = minor = 0 and an empty version.
+std::optional<GoBuild> go_build(const ElfFile& elf);
+
+// Virtual address of the entry of the Go function `name` (e.g. "crypto/tls.(*Config).writeKeyLog"),
+// from the pclntab of Go 1.18 and later (header magic 0xfffffff0 for 1.18-1.19, 0xfffffff1 for
+// 1.20+): found as the .gopclntab section or, in a PIE where it sits inside .data.rel.ro, by its
+// header in a loaded segment, checked (pointer size 8, offsets inside the segment, textStart in
+// an executable segment). nullopt and *why empty: the binary has no such function; nullopt and
+// *why set: the table could not be read (one phrase).
+std::optional<uint64_t> go_func_entry(const ElfFile& elf, std::string_view name, std::string* why);
+
+}  // namespace ehp::tlsprobe

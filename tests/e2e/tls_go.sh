@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+# Go crypto/tls (Debian's Go 1.19), traced through crypto/tls.(*Config).writeKeyLog. The test
+# builds tests/e2e/go/tls_go.go four ways: non-PIE, PIE, and both stripped (-ldflags "-s -w":
+# only the pclntab names the function; a stripped PIE has no .gopclntab section either). The
+# server is gnutls-serv, whose library is not traced, so every key must come from the Go client.
+# For each binary:
+#  - found without flags: an idle process of it runs before the capture starts, the client is a
+#    new process started after (the uprobe is on the file); all 3 requests (TLS 1.3, 1.2, 1.3)
+#    decrypt from the pcapng alone;
+#  - `gotls --elfpath BIN -m keylog` writes exactly the lines Go's own KeyLogWriter writes.
+# Then: `gotls --elfpath` with no process of the binary running decrypts from the pcapng; a Go
+# server (server-side secrets) with gnutls-cli clients, TLS 1.3 and 1.2, decrypts; a Go program
+# without crypto/tls is refused by name with --elfpath and is silent when found; a binary whose
+# function table is damaged is refused in one line. Skips (exit 77) only when go is missing.
+TAG=go
+source "$(dirname "$0")/lib.sh"
+command -v go >/dev/null || { echo "SKIP: go missing (apt-get install golang-go)"; exit 77; }
+command -v gnutls-serv >/dev/null || { echo "SKIP: gnutls-serv missing (apt-get install gnutls-bin)"; exit 77; }
+setup_veth 171
+BUILD_DIR=$(cd "$(dirname "$EHP")" && pwd)
+SRC="$(cd "$(dirname "$0")" && pwd)/go/tls_go.go"
+
+# Offline, standard library only; the build cache under the build directory (CI reuses it).
+export GOCACHE="$BUILD_DIR/go-cache" GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local GOPATH="$WORK/gopath"
+mkdir -p "$WORK/src" "$WORK/plain"
+cp "$SRC" "$WORK/src/main.go"
+printf 'module ehptlsgo\n\ngo 1.19\n' >"$WORK/src/go.mod"
+printf 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("no tls here") }\n' >"$WORK/plain/main.go"
+printf 'module ehpplain\n\ngo 1.19\n' >"$WORK/plain/go.mod"
+build() {  # build OUT DIR FLAGS...
+  local out=$1 dir=$2; shift 2
+  (cd "$dir" && go build -o "$out" "$@" .) 2>"$WORK/build.err" || { echo "FAIL: go build $*: $(cat "$WORK/build.err")"; exit 1; }
+}
+build "$WORK/go-exe" "$WORK/src"
+build "$WORK/go-pie" "$WORK/src" -buildmode=pie
+build "$WORK/go-strip" "$WORK/src" -ldflags "-s -w"
+build "$WORK/go-strip-pie" "$WORK/src" -buildmode=pie -ldflags "-s -w"
+build "$WORK/go-plain" "$WORK/plain"
+echo "$(go version); $(file -b "$WORK/go-strip-pie" | cut -c1-60)"
+
+make_cert
+PORT=19471
+start_gnutls_serv "$PORT"
+URL="https://$PEER_IP:$PORT"
+
+for B in go-exe go-pie go-strip go-strip-pie; do
+  BIN=$WORK/$B
+  echo "== $B"
+  "$BIN" idle &
+  IDLE=$!
+  BG_PIDS+=("$IDLE")
+  sleep 0.3
+  start_ehp "$WORK/p.log" tls -m pcap -i "$HV" -w "$WORK/$B.pcapng" tcp port "$PORT"
+  "$BIN" "$URL" >/dev/null
+  sleep 0.5
+  stop_ehp
+  kill "$IDLE" 2>/dev/null; wait "$IDLE" 2>/dev/null
+  check "$B: traced without flags, through writeKeyLog" grep -q "tracing $BIN (Go crypto/tls, go1\.19.*writeKeyLog" "$WORK/p.log"
+  check_three_sessions "$B" "$WORK/$B.pcapng"
+  check "$B: exit 0 (rc=$EHP_RC)" test "$EHP_RC" -eq 0
+
+  rm -f "$WORK/ehp.keys" "$WORK/go.keys"
+  start_ehp "$WORK/k.log" gotls -m keylog --keylogfile "$WORK/ehp.keys" --elfpath "$BIN" -q
+  KEYLOG="$WORK/go.keys" "$BIN" "$URL" >/dev/null
+  sleep 0.5
+  stop_ehp
+  check "$B: gotls -m keylog lines == Go's KeyLogWriter lines ($(wc -l <"$WORK/ehp.keys") vs $(wc -l <"$WORK/go.keys"))" \
+    bash -c "[[ \$(wc -l <'$WORK/go.keys') -eq 9 ]] && diff <(sort '$WORK/ehp.keys') <(sort '$WORK/go.keys') >/dev/null"
+  [[ $(wc -l <"$WORK/ehp.keys") -eq 9 ]] ||
+    { echo "  ecapture-hp said:"; sed 's/^/  /' "$WORK/k.log"; }
+done
+
+# gotls --elfpath, no process of the binary running when the capture starts.
+BIN=$WORK/go-strip-pie
+start_ehp "$WORK/e.log" gotls -m pcap -i "$HV" -w "$WORK/elfpath.pcapng" --elfpath "$BIN" tcp port "$PORT"
+"$BIN" "$URL" >/dev/null
+sleep 0.5
+stop_ehp
+check "gotls --elfpath: only that binary is traced" \
+  bash -c "[[ \$(grep -c '^ecapture-hp: tracing ' '$WORK/e.log') -eq 1 ]] && grep -q 'tracing $BIN (Go crypto/tls' '$WORK/e.log'"
+check_three_sessions "gotls --elfpath" "$WORK/elfpath.pcapng"
+check "gotls --elfpath: the key check proves all 3 sessions' keys on the packets" \
+  grep -q "key check $BIN: 3 verified, 0 failed" "$WORK/e.log"
+
+# Server side: a Go HTTPS server, clients on GnuTLS (not traced), TLS 1.3 and TLS 1.2.
+SPORT=19472
+ip netns exec "$NS" "$WORK/go-pie" serve ":$SPORT" "$WORK/cert.pem" "$WORK/key.pem" 2>"$WORK/gosrv.log" &
+BG_PIDS+=($!)
+wait_for ns_listening "$SPORT"
+start_ehp "$WORK/s.log" tls -m pcap -i "$HV" -w "$WORK/server.pcapng" tcp port "$SPORT"
+for prio in NORMAL NORMAL:-VERS-TLS1.3; do
+  printf 'GET /srv HTTP/1.0\r\n\r\n' | gnutls-cli --insecure --priority "$prio" -p "$SPORT" "$PEER_IP" >"$WORK/cli.out" 2>&1
+done
+sleep 0.5
+stop_ehp
+check "Go server: traced without flags" grep -q "tracing .*go-pie (Go crypto/tls" "$WORK/s.log"
+reqs=$(tshark -r "$WORK/server.pcapng" -Y 'http.request.uri == "/srv"' 2>/dev/null | wc -l)
+resp=$(tshark -r "$WORK/server.pcapng" -Y 'http.response.code == 200' 2>/dev/null | wc -l)
+sh13=$(tshark -r "$WORK/server.pcapng" -Y 'tls.handshake.type == 2 && tls.handshake.extensions.supported_version == 0x0304' 2>/dev/null | wc -l)
+check "Go server: both requests and responses decrypt from the file alone ($reqs, $resp; $sh13 TLS 1.3)" \
+  test "$reqs" -eq 2 -a "$resp" -eq 2 -a "$sh13" -eq 1
+check "Go server: the key check proves both sessions' keys" grep -q "key check .*go-pie: 2 verified, 0 failed" "$WORK/s.log"
+
+# A Go program without crypto/tls: refused by name when named, silent when found.
+"$EHP" gotls -m keylog --keylogfile "$WORK/x.keys" --elfpath "$WORK/go-plain" -q 2>"$WORK/plain.log"
+rc=$?
+check "no crypto/tls: --elfpath refused in one line, exit $rc" \
+  bash -c "[[ $rc -ne 0 ]] && grep -q 'go-plain (go1\.19.*): does not contain crypto/tls' '$WORK/plain.log'"
+"$WORK/go-plain" >/dev/null; "$WORK/go-exe" idle & IDLE=$!; BG_PIDS+=("$IDLE")
+sleep 0.3
+start_ehp "$WORK/a.log" tls -m keylog --keylogfile "$WORK/a.keys" -q
+stop_ehp
+kill "$IDLE" 2>/dev/null; wait "$IDLE" 2>/dev/null
+check "a Go program is a candidate only with crypto/tls" bash -c "! grep -q 'go-plain' '$WORK/a.log'"
+
+# A damaged function table (the pclntab magic overwritten): one line, no crash.
+cp "$WORK/go-strip-pie" "$WORK/go-bad"
+python3 - "$WORK/go-bad" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+n = 0
+for m in (b'\xf0\xff\xff\xff\x00\x00\x01\x08', b'\xf1\xff\xff\xff\x00\x00\x01\x08'):
+    i = b.find(m)
+    while i >= 0:
+        b[i] = 0x00; n += 1
+        i = b.find(m, i + 1)
+open(p, 'wb').write(b)
+print(f"pclntab headers damaged: {n}", file=sys.stderr)
+PY
+"$EHP" gotls -m keylog --keylogfile "$WORK/x.keys" --elfpath "$WORK/go-bad" -q 2>"$WORK/bad.log"
+rc=$?
+check "damaged pclntab: refused in one line, exit $rc ($(head -c 160 "$WORK/bad.log"))" \
+  bash -c "[[ $rc -ne 0 && \$(wc -l <'$WORK/bad.log') -eq 1 ]] && grep -q 'go-bad (go1\.19.*): no Go 1.18+ function table' '$WORK/bad.log'"
+finish
