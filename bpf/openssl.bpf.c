@@ -618,3 +618,22 @@ int ehp_go_write_key_log(struct pt_regs *ctx)
 	bpf_ringbuf_submit(e, wake_flags(sizeof(*e), true));
 	return 0;
 }
+
+/* Processes started after the capture: every exec (within -p/-u) is told to userspace, which
+ * reads the new process's maps for a TLS binary not yet traced (engine/tlsprobe, late looks).
+ * Loaded by the first BPF object only. Woken at once: the look races the program's first
+ * handshake. */
+SEC("tracepoint/sched/sched_process_exec")
+int ehp_exec(void *ctx)
+{
+	if (!traced())
+		return 0;
+	struct ehp_tls_hdr *h = bpf_ringbuf_reserve(&ehp_tls_events, sizeof(*h), 0);
+	if (!h) {
+		count(EHP_TLS_CNT_RING_DROP_EXEC);
+		return 0;
+	}
+	fill_hdr(h, EHP_TLS_EV_EXEC);
+	bpf_ringbuf_submit(h, BPF_RB_FORCE_WAKEUP);
+	return 0;
+}

@@ -10,6 +10,8 @@
  *   | client_random[32] | master_key[48] | handshake_secret[64] | handshake_traffic_hash[64] |
  *   | client_app_traffic_secret[64] | server_app_traffic_secret[64] | exporter_master_secret[64] |
  *
+ *   exec (kind 4): ehp_tls_hdr alone, for a process that exec'ed (pid, uid, comm, ts_ns).
+ *
  *   data (kind 2), variable size: ehp_tls_data_event header, then data_len_bytes bytes of
  *   plaintext (the first data_len_bytes of len_bytes; truncated when len_bytes > data_len_bytes).
  *
@@ -44,6 +46,7 @@ enum ehp_tls_event_kind {
 	EHP_TLS_EV_SECRETS = 1,
 	EHP_TLS_EV_DATA = 2,
 	EHP_TLS_EV_KEYLOG = 3, /* one secret with its label, from the library's own secret logger */
+	EHP_TLS_EV_EXEC = 4,   /* a process exec'ed (ehp_tls_hdr only): userspace looks for new TLS binaries */
 };
 
 /* Which probe produced a secrets record (diagnostics; tests use it to see both paths work). */
@@ -59,6 +62,7 @@ enum ehp_tls_counter {
 	EHP_TLS_CNT_DATA_TRUNCATED = 2,    /* data records shorter than the SSL call's length */
 	EHP_TLS_CNT_READ_FAULT = 3,        /* bpf_probe_read_user failed on the SSL struct */
 	EHP_TLS_CNT_NULL_SECRETS = 4,      /* handshake finished but the key material read as zero */
+	EHP_TLS_CNT_RING_DROP_EXEC = 5,    /* ringbuf reserve failed for an exec record */
 	EHP_TLS_CNT__MAX = 8,
 };
 

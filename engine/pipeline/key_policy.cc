@@ -79,6 +79,9 @@ bool TracedProcessPolicy::process_gives_keys(uint32_t pid, uint32_t uid) {
   if (o_.pid && *o_.pid != pid) return false;
   if (o_.uid && *o_.uid != uid) return false;
   if (o_.probe && o_.probe->process_seen(pid, kMarkValidNs)) return true;
+  // Exec'ed moments ago and still being looked at (the probe's late looks): its TLS binary may be
+  // traced before its handshake ends; hold (a delay at worst). Not cached: it is over in 1.6 s.
+  if (o_.probe && o_.probe->process_pending(pid)) return true;
   const uint64_t now = mono_ns();
   auto it = cache_.find(pid);
   if (it != cache_.end() && it->second.until_ns > now) return it->second.yes;
@@ -127,6 +130,15 @@ bool TracedProcessPolicy::process_gives_keys(uint32_t pid, uint32_t uid) {
 
 bool TracedProcessPolicy::keyable(const correlate::PacketMeta& meta, const ehp::net::FrameInfo& fi) {
   ++st_.asked;
+  if (o_.probe) {
+    // Binaries traced after the start (the probe's late looks): take the new list, and forget the
+    // "no" answers given without it.
+    if (const uint64_t gen = o_.probe->files_generation(); gen != files_gen_) {
+      files_gen_ = gen;
+      o_.files = o_.probe->traced_files();
+      cache_.clear();
+    }
+  }
   if (o_.files.empty()) return false;
   bool yes = meta.proc.known && process_gives_keys(meta.proc.info.pid, meta.proc.info.uid);
   if (!yes && o_.attr_map_fd >= 0 && (fi.ip_version == 4 || fi.ip_version == 6)) {

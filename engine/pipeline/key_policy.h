@@ -37,7 +37,9 @@ namespace ehp::pipeline {
 class TracedProcessPolicy final : public correlate::KeyPolicy {
  public:
   struct Options {
-    std::vector<tlsprobe::TlsProbe::FileId> files;  // traced files; empty: nothing is keyable
+    // Traced files; empty: nothing is keyable. Refreshed from `probe` when it traces more after
+    // the start (TlsProbe::files_generation()).
+    std::vector<tlsprobe::TlsProbe::FileId> files;
     std::optional<uint32_t> pid, uid;               // -p / -u: the probe gives no other keys
     int attr_map_fd = -1;                           // the capture's ehp_attr_flows, -1: none
     // The probe's kernel mark of processes that ran a traced handshake (TlsProbe::process_seen):
@@ -69,6 +71,7 @@ class TracedProcessPolicy final : public correlate::KeyPolicy {
     uint64_t until_ns;
   };
   std::unordered_map<uint32_t, Cached> cache_;
+  uint64_t files_gen_ = 0;  // o_.probe->files_generation() that o_.files was copied at
 };
 
 }  // namespace ehp::pipeline

@@ -87,6 +87,11 @@ std::unique_ptr<tlsprobe::TlsProbe> open_probe(const Config& cfg, bool plaintext
   to.uid = cfg.uid;
   to.plaintext = plaintext;
   to.corrupt_tls13_secret_offset = cfg.test_corrupt_tls13_secret_offset;
+  // Binaries traced or refused after the start (late looks, on the key reader's thread).
+  to.on_late = [quiet = cfg.quiet](const std::string& line) {
+    if (quiet && line.rfind("tracing ", 0) == 0) return;
+    fprintf(stderr, "ecapture-hp: %s\n", line.c_str());
+  };
   if (to.corrupt_tls13_secret_offset)  // never silently on: said even with -q
     fprintf(stderr,
             "ecapture-hp: TEST HOOK: EHP_TEST_CORRUPT_TLS13_SECRET_OFFSET=%u: every TLS 1.3 handshake secret is "
@@ -107,6 +112,11 @@ void report_logged_losses(const tlsprobe::TlsProbe& probe) {
     fprintf(stderr,
             "ecapture-hp: also lost: %llu TLS sessions whose secrets a library logged only in part (no keys written for them)\n",
             (unsigned long long)st.logged_incomplete);
+  if (st.late_looks_skipped || st.exec_drops)
+    fprintf(stderr,
+            "ecapture-hp: also not looked at: %llu looks at processes started after the start (over the rate cap or "
+            "queue), %llu exec records lost in the kernel (binaries they alone would have shown are not traced)\n",
+            (unsigned long long)st.late_looks_skipped, (unsigned long long)st.exec_drops);
 }
 
 // ---- -m pcap -----------------------------------------------------------------------------------
@@ -246,6 +256,11 @@ CaptureSession::~CaptureSession() = default;
 
 std::string CaptureSession::source_name(uint32_t source) const {
   if (source >= 1 && source <= sources_.size()) return sources_[source - 1];
+  if (probe_ && source >= 1) {
+    // A binary traced after the start (late looks): not in the copy taken at the start.
+    auto all = probe_->sources();
+    if (source <= all.size()) return all[source - 1];
+  }
   return "an unknown TLS library";
 }
 

@@ -136,7 +136,13 @@ void KeyReader::start() {
   if (!probe_) return;
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "ehp-keys");
-    if (drop_caps_) drop_thread_caps();
+    if (drop_caps_) {
+      // Attaching to binaries found after the start needs the privileges dropped here.
+      if (probe_->stop_late_looks())
+        fprintf(stderr, "ecapture-hp: -Z: processes started from now on are covered only if they use an already "
+                        "traced binary (finding new ones needs the dropped privileges)\n");
+      drop_thread_caps();
+    }
     auto counted = [this](const tls::Secrets& s, const tlsprobe::ProcInfo& p) {
       secrets_.fetch_add(1, std::memory_order_relaxed);
       if (on_secrets_) on_secrets_(s, p);

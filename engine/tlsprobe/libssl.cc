@@ -608,16 +608,84 @@ bool go_tls(const ElfFile& elf) {
 }
 }  // namespace
 
+void scan_process(uint32_t pid, ProcessScan& st, std::vector<std::string>* refused, const OnCandidate& on) {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  std::ifstream maps(proc + "/maps");
+  // The process's executable, in its own mount namespace's terms (as maps names it).
+  char exe_buf[PATH_MAX];
+  const ssize_t exe_len = readlink((proc + "/exe").c_str(), exe_buf, sizeof exe_buf - 1);
+  const std::string exe = exe_len > 0 ? std::string(exe_buf, size_t(exe_len)) : std::string();
+  std::string line;
+  std::set<std::string> seen;
+  while (std::getline(maps, line)) {
+    auto slash = line.find('/');
+    if (slash == std::string::npos) continue;
+    std::string path = line.substr(slash);
+    if (path.find(" (deleted)") != std::string::npos) continue;
+    auto base = path.substr(path.rfind('/') + 1);
+    const bool libssl = base.rfind("libssl.so", 0) == 0;
+    if ((!libssl && path != exe) || !seen.insert(path).second) continue;
+    // "start-end perms offset major:minor inode path": the mapped file as the kernel names it.
+    std::pair<uint64_t, uint64_t> mkey{0, 0};
+    if (st.skip_decided) {
+      unsigned long long maj = 0, min = 0, ino = 0;
+      if (sscanf(line.c_str(), "%*s %*s %*s %llx:%llx %llu", &maj, &min, &ino) == 3)
+        mkey = {(maj << 32) | min, ino};
+      if (st.decided.count(mkey)) continue;
+    }
+    auto decide = [&] {
+      if (!st.skip_decided) return;
+      if (st.decided.size() >= st.max_decided) st.decided.clear();  // only costs a second look
+      st.decided.insert(mkey);
+    };
+    const std::string range = line.substr(0, line.find(' '));
+    std::string shown, root, err;
+    auto f = open_candidate(pid, range, path, &shown, &root, &err);
+    // A process gone mid-look (a short-lived program): nothing to say, nothing decided.
+    if (!f && st.skip_decided && access(proc.c_str(), F_OK) != 0) return;
+    if (!libssl) {
+      // An executable is a candidate only when it carries OpenSSL's secret logger (OpenSSL
+      // linked in, e.g. Node.js) or is a Go program with crypto/tls (or whose function table
+      // cannot be read: refused by name); every other program is not a TLS library, and silent.
+      if (!f) continue;
+      auto key = std::make_pair(f->dev(), f->ino());
+      auto known = st.exe_verdict.find(key);
+      if (known == st.exe_verdict.end() && st.exe_verdict.size() >= st.max_executables) {
+        if (st.skip_decided) {
+          st.exe_verdict.clear();  // late looks: a cache, not a bound on what is looked at
+        } else {
+          if (!st.exe_cap_said)
+            refused->push_back("more than " + std::to_string(st.max_executables) +
+                               " distinct executables are running: the others are not inspected for a TLS library");
+          st.exe_cap_said = true;
+          continue;
+        }
+      }
+      if (known == st.exe_verdict.end()) {
+        ElfFile elf;
+        std::string why;
+        known = st.exe_verdict.emplace(key, elf.open(*f, shown, &why) && (elf.exports("ssl_log_secret") || go_tls(elf))).first;
+      }
+      decide();
+      if (!known->second) continue;
+    }
+    decide();
+    if (!f) {
+      if (st.refused_paths.insert(shown).second)
+        refused->push_back("libssl " + shown + " (mapped by pid " + std::to_string(pid) + "): " + err + "; not traced");
+      continue;
+    }
+    on(std::move(*f), shown, root, dirname_of(path));
+  }
+}
+
 std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
   std::vector<LibSsl> out;
   std::map<std::pair<uint64_t, uint64_t>, size_t> by_inode;
-  std::set<std::string> refused_paths;
-  std::map<std::pair<uint64_t, uint64_t>, bool> exe_verdict;  // executables read once per scan
-  constexpr size_t kMaxExecutables = 2048;  // bounds start-up on a host full of distinct binaries
-  bool exe_cap_said = false;
-  auto add = [&](std::optional<UntrustedFile> f, const std::string& shown, const std::string& root,
-                 const std::string& dir, uint32_t pid) {
-    auto key = std::make_pair(f->dev(), f->ino());
+  ProcessScan st;  // executables read once per scan
+  auto add = [&](UntrustedFile f, const std::string& shown, const std::string& root, const std::string& dir,
+                 uint32_t pid) {
+    auto key = std::make_pair(f.dev(), f.ino());
     auto it = by_inode.find(key);
     if (it != by_inode.end() && root == "/" && out[it->second].root != "/") {
       // The same file seen first through another process's root: name it as it is named here.
@@ -631,14 +699,14 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
       l.path = shown;
       l.root = root;
       l.dir = dir;
-      l.file = std::move(*f);
+      l.file = std::move(f);
       out.push_back(std::move(l));
     }
     if (pid && out[it->second].pids.size() < 64) out[it->second].pids.push_back(pid);
   };
   // The system library first: a flood of other candidates can never crowd it out.
   const std::string sys = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
-  if (std::string err; auto f = UntrustedFile::open_in_root("/", sys, &err)) add(std::move(f), sys, "/", dirname_of(sys), 0);
+  if (std::string err; auto f = UntrustedFile::open_in_root("/", sys, &err)) add(std::move(*f), sys, "/", dirname_of(sys), 0);
   constexpr size_t kMaxCandidates = 256;  // distinct TLS libraries kept open (one fd each)
   bool candidates_said = false;
   DIR* d = opendir("/proc");
@@ -647,59 +715,17 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
       char* end;
       unsigned long pid = strtoul(e->d_name, &end, 10);
       if (*end || !pid || pid > UINT32_MAX) continue;
-      std::ifstream maps("/proc/" + std::string(e->d_name) + "/maps");
-      // The process's executable, in its own mount namespace's terms (as maps names it).
-      char exe_buf[PATH_MAX];
-      const ssize_t exe_len = readlink(("/proc/" + std::string(e->d_name) + "/exe").c_str(), exe_buf, sizeof exe_buf - 1);
-      const std::string exe = exe_len > 0 ? std::string(exe_buf, size_t(exe_len)) : std::string();
-      std::string line;
-      std::set<std::string> seen;
-      while (std::getline(maps, line)) {
-        auto slash = line.find('/');
-        if (slash == std::string::npos) continue;
-        std::string path = line.substr(slash);
-        if (path.find(" (deleted)") != std::string::npos) continue;
-        auto base = path.substr(path.rfind('/') + 1);
-        const bool libssl = base.rfind("libssl.so", 0) == 0;
-        if ((!libssl && path != exe) || !seen.insert(path).second) continue;
-        const std::string range = line.substr(0, line.find(' '));
-        std::string shown, root, err;
-        auto f = open_candidate(uint32_t(pid), range, path, &shown, &root, &err);
-        if (!libssl) {
-          // An executable is a candidate only when it carries OpenSSL's secret logger (OpenSSL
-          // linked in, e.g. Node.js) or is a Go program with crypto/tls (or whose function table
-          // cannot be read: refused by name); every other program is not a TLS library, and silent.
-          if (!f) continue;
-          auto key = std::make_pair(f->dev(), f->ino());
-          auto known = exe_verdict.find(key);
-          if (known == exe_verdict.end() && exe_verdict.size() >= kMaxExecutables) {
-            if (!exe_cap_said) refused->push_back("more than " + std::to_string(kMaxExecutables) +
-                                                  " distinct executables are running: the others are not inspected for a TLS library");
-            exe_cap_said = true;
-            continue;
-          }
-          if (known == exe_verdict.end()) {
-            ElfFile elf;
-            std::string why;
-            known = exe_verdict.emplace(key, elf.open(*f, shown, &why) && (elf.exports("ssl_log_secret") || go_tls(elf))).first;
-          }
-          if (!known->second) continue;
-        }
-        if (!f) {
-          if (refused_paths.insert(shown).second)
-            refused->push_back("libssl " + shown + " (mapped by pid " + std::to_string(pid) + "): " + err +
-                               "; not traced");
-          continue;
-        }
-        if (out.size() >= kMaxCandidates && !by_inode.count({f->dev(), f->ino()})) {
-          if (!candidates_said)
-            refused->push_back("more than " + std::to_string(kMaxCandidates) +
-                               " distinct TLS libraries are mapped: the others are not traced");
-          candidates_said = true;
-          continue;
-        }
-        add(std::move(f), shown, root, dirname_of(path), uint32_t(pid));
-      }
+      scan_process(uint32_t(pid), st, refused,
+                   [&](UntrustedFile f, const std::string& shown, const std::string& root, const std::string& dir) {
+                     if (out.size() >= kMaxCandidates && !by_inode.count({f.dev(), f.ino()})) {
+                       if (!candidates_said)
+                         refused->push_back("more than " + std::to_string(kMaxCandidates) +
+                                            " distinct TLS libraries are mapped: the others are not traced");
+                       candidates_said = true;
+                       return;
+                     }
+                     add(std::move(f), shown, root, dir, uint32_t(pid));
+                   });
     }
     closedir(d);
   }

@@ -4,6 +4,9 @@
 // without BPF.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <set>
 #include <optional>
 #include <span>
 #include <string>
@@ -35,6 +38,25 @@ struct LibSsl {
 // system libssl.so.3, one entry per inode. Candidates that cannot be opened safely are
 // appended to *refused, one line each.
 std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused);
+
+// What looks at processes keep between processes: executables already read (by st_dev/st_ino),
+// paths already refused and, for late looks (skip_decided), the mapped files already decided,
+// by the device and inode /proc/PID/maps names them, which are then not opened again.
+struct ProcessScan {
+  std::map<std::pair<uint64_t, uint64_t>, bool> exe_verdict;
+  size_t max_executables = 2048;  // start-up: the others are not inspected (said once)
+  bool exe_cap_said = false;
+  std::set<std::string> refused_paths;
+  bool skip_decided = false;
+  std::set<std::pair<uint64_t, uint64_t>> decided;
+  size_t max_decided = 65536;  // a cache: cleared when full
+};
+using OnCandidate =
+    std::function<void(UntrustedFile file, const std::string& shown, const std::string& root, const std::string& dir)>;
+// One process's share of discover_libssl: each libssl.so* it maps and its executable when that
+// carries a TLS stack (OpenSSL's secret logger, Go crypto/tls), opened as discover_libssl says.
+// Refusals go to *refused, once per path.
+void scan_process(uint32_t pid, ProcessScan& st, std::vector<std::string>* refused, const OnCandidate& on);
 // The library the user named with --libssl: a regular file within the size cap.
 std::optional<LibSsl> named_libssl(const std::string& path, std::string* err);
 

@@ -13,7 +13,10 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <map>
+#include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include "abi/tls_abi.h"
@@ -44,7 +47,7 @@ struct Group {
     bool attached = false;  // every hook attached
     uint32_t source = 0;    // id in sources(), the hooks' BPF cookie
   };
-  std::vector<Lib> libs;
+  std::deque<Lib> libs;  // a deque: late looks append while references are held
   struct openssl* skel = nullptr;
   std::vector<bpf_link*> links;
 };
@@ -73,9 +76,37 @@ bpf_program* program(struct openssl* skel, Prog p) {
 
 struct TlsProbe::Impl {
   Options opt;
-  std::vector<Group> groups;
+  // groups (and their libs), skipped and sources_ grow on the polling thread after the start
+  // (late looks) while libraries(), sources(), skipped(), traced_files() and stats() read them
+  // from other threads: every change and every read of them from another thread holds `mu`.
+  // The polling thread reads them without it (it is the only writer). Deques: references to a
+  // group or a lib stay valid as others are added.
+  mutable std::mutex mu;
+  std::deque<Group> groups;
   std::vector<std::string> skipped;
   std::vector<std::string> sources_;  // by source id - 1
+  std::atomic<uint64_t> files_gen{0};
+  // Late looks (polling thread only, but the counters).
+  std::atomic<bool> late{false};
+  bpf_link* exec_link = nullptr;
+  struct Look {
+    uint32_t pid;
+    uint64_t exec_ns;  // bpf_ktime_get_ns of the exec
+    std::string comm;
+  };
+  std::multimap<uint64_t, Look> looks;  // by when due (mono ns)
+  static constexpr size_t kMaxLooksQueued = 16384;
+  static constexpr uint64_t kLookDelaysNs[] = {0, 5'000'000, 150'000'000, 1'500'000'000};
+  static constexpr uint64_t kMaxLooksPerSec = 1000;
+  uint64_t look_window_ns = 0, looks_in_window = 0;
+  ProcessScan late_scan;
+  // Binaries already decided (traced or refused) by the inode read: not inspected again. Bounded.
+  std::set<std::pair<uint64_t, uint64_t>> decided_files;
+  std::atomic<uint64_t> execs{0}, late_looks{0}, late_looks_skipped{0}, late_traced{0};
+  // Processes under late looks (pid -> until, mono ns), asked by the hold-back's thread.
+  mutable std::mutex pending_mu;
+  std::unordered_map<uint32_t, uint64_t> pending;
+  static constexpr size_t kMaxPending = 16384;
   ring_buffer* rb = nullptr;
   int tgids_fd = -1;  // ehp_tls_tgids, shared by every group (a dup of the first one's fd)
   uint64_t realtime_minus_mono_ns = 0;
@@ -93,6 +124,7 @@ struct TlsProbe::Impl {
   const std::function<void(const ehp::tls::Secrets&, const ProcInfo&)>* on_secrets = nullptr;
   const std::function<void(const PlainData&)>* on_data = nullptr;
   ~Impl() {
+    if (exec_link) bpf_link__destroy(exec_link);
     if (rb) ring_buffer__free(rb);
     if (tgids_fd >= 0) close(tgids_fd);
     for (auto& g : groups) {
@@ -102,7 +134,13 @@ struct TlsProbe::Impl {
   }
 
   bool discover(std::vector<LibSsl>* libs, std::string* err);
-  void confirm(std::vector<LibSsl>& libs);
+  // The new binaries' (group, lib), in the order given; refusals appended to skipped and *refused.
+  std::vector<std::pair<Group*, Group::Lib*>> confirm(std::vector<LibSsl>& libs,
+                                                     std::vector<std::string>* refused = nullptr);
+  void queue_looks(const ehp_tls_hdr& h);
+  void run_due_looks();
+  void look(const Look& l);
+  uint64_t next_look_ns() const { return looks.empty() ? UINT64_MAX : looks.begin()->first; }
   void on_logged(const void* data, size_t size, const ProcInfo& p);
   void flush_logged();
   bool load(Group& g, std::string* err);
@@ -147,6 +185,8 @@ struct TlsProbe::Impl {
       }
       secrets_events.fetch_add(1, std::memory_order_relaxed);
       if (on_secrets && *on_secrets) (*on_secrets)(s, p);
+    } else if (h.kind == EHP_TLS_EV_EXEC) {
+      queue_looks(h);
     } else if (h.kind == EHP_TLS_EV_KEYLOG && size >= sizeof(ehp_tls_keylog_event)) {
       on_logged(data, size, p);
     } else if (h.kind == EHP_TLS_EV_DATA && size >= sizeof(ehp_tls_data_event)) {
@@ -198,7 +238,9 @@ bool TlsProbe::Impl::discover(std::vector<LibSsl>* libs, std::string* err) {
 }
 
 // Reads each library (never runs it) and confirms its offsets; identical layouts share a group.
-void TlsProbe::Impl::confirm(std::vector<LibSsl>& libs) {
+std::vector<std::pair<Group*, Group::Lib*>> TlsProbe::Impl::confirm(std::vector<LibSsl>& libs,
+                                                                    std::vector<std::string>* refused) {
+  std::vector<std::pair<Group*, Group::Lib*>> added;
   static const std::vector<std::unique_ptr<Stack>> kStacks = [] {
     std::vector<std::unique_ptr<Stack>> v;
     v.push_back(make_go_stack());  // first: a Go binary is nothing else's (and has no OpenSSL)
@@ -216,14 +258,26 @@ void TlsProbe::Impl::confirm(std::vector<LibSsl>& libs) {
     std::optional<Plan> plan;
     for (auto& st : kStacks)
       if ((plan = st->inspect(c))) break;
+    if (decided_files.size() < 65536) decided_files.insert({lib.file.dev(), lib.file.ino()});
     if (!plan) continue;
     if (!plan->refusal.empty()) {
+      std::lock_guard lk(mu);
       skipped.push_back(plan->refusal);
+      if (refused) refused->push_back(plan->refusal);
       continue;
     }
+    // A loaded group takes a new binary only when the programs its hooks need are loaded.
+    auto fits = [&](const Group& x) {
+      if (!(x.layout == plan->layout)) return false;
+      if (!x.skel) return true;
+      for (auto& h : plan->hooks)
+        if (bpf_program__fd(program(x.skel, h.prog)) < 0) return false;
+      return true;
+    };
+    std::lock_guard lk(mu);
     Group* g = nullptr;
     for (auto& x : groups)
-      if (x.layout == plan->layout) g = &x;
+      if (fits(x)) g = &x;
     if (!g) {
       groups.push_back({});
       g = &groups.back();
@@ -233,7 +287,9 @@ void TlsProbe::Impl::confirm(std::vector<LibSsl>& libs) {
     const uint32_t source = sources_.size() < 0xFFFF ? uint32_t(sources_.size() + 1) : 0;
     if (source) sources_.push_back(lib.path);
     g->libs.push_back({lib.path, plan->desc, std::move(plan->hooks), std::move(lib.file), false, source});
+    added.push_back({g, &g->libs.back()});
   }
+  return added;
 }
 
 // A secret the library logged: into the assembler; a completed session goes on like any other.
@@ -286,6 +342,116 @@ void TlsProbe::Impl::flush_logged() {
   logged_incomplete.store(assembler.incomplete_dropped(), std::memory_order_relaxed);
 }
 
+// ---- Late looks -------------------------------------------------------------------------------
+// A process exec'ed after the start may run a binary no process had mapped then. The uprobes of
+// a file take effect in every process that maps it, also one already running, so it is enough to
+// attach before the program's first handshake. The executable is mapped by the exec itself (a Go
+// program, OpenSSL linked into node): the first look, at once, sees it. A shared libssl is mapped
+// by the loader after the exec (or by dlopen, any time later): looked for again at 5 ms, 150 ms
+// and 1.5 s. Each look costs a read of /proc/PID/maps; files already decided, by the inode maps
+// names, are not opened again; new ones are read and inspected as at the start (scan_process).
+
+void TlsProbe::Impl::queue_looks(const ehp_tls_hdr& h) {
+  if (!late) return;
+  execs.fetch_add(1, std::memory_order_relaxed);
+  if (looks.size() + std::size(kLookDelaysNs) > kMaxLooksQueued) {
+    late_looks_skipped.fetch_add(std::size(kLookDelaysNs), std::memory_order_relaxed);
+    return;
+  }
+  {
+    std::lock_guard lk(pending_mu);
+    if (pending.size() >= kMaxPending) std::erase_if(pending, [&](auto& e) { return e.second <= h.ts_ns; });
+    if (pending.size() < kMaxPending) pending[h.pid] = h.ts_ns + kLookDelaysNs[std::size(kLookDelaysNs) - 1] + 100'000'000;
+  }
+  char comm[sizeof h.comm + 1] = {};
+  memcpy(comm, h.comm, sizeof h.comm);
+  for (uint64_t d : kLookDelaysNs) looks.emplace(h.ts_ns + d, Look{h.pid, h.ts_ns, comm});
+}
+
+void TlsProbe::Impl::run_due_looks() {
+  if (looks.empty()) return;
+  const uint64_t now = mono_ns();
+  while (!looks.empty() && looks.begin()->first <= now) {
+    Look l = std::move(looks.begin()->second);
+    looks.erase(looks.begin());
+    if (now - look_window_ns >= 1'000'000'000ull) {
+      look_window_ns = now;
+      looks_in_window = 0;
+    }
+    if (looks_in_window >= kMaxLooksPerSec) {
+      late_looks_skipped.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    ++looks_in_window;
+    late_looks.fetch_add(1, std::memory_order_relaxed);
+    look(l);
+  }
+}
+
+void TlsProbe::Impl::look(const Look& l) {
+  std::vector<LibSsl> found;
+  std::vector<std::string> refused;
+  scan_process(l.pid, late_scan, &refused,
+               [&](UntrustedFile f, const std::string& shown, const std::string& root, const std::string& dir) {
+                 if (decided_files.count({f.dev(), f.ino()})) return;  // traced or refused already
+                 LibSsl lib;
+                 lib.path = shown;
+                 lib.root = root;
+                 lib.dir = dir;
+                 lib.file = std::move(f);
+                 lib.pids.push_back(l.pid);
+                 found.push_back(std::move(lib));
+               });
+  if (!refused.empty()) {
+    std::lock_guard lk(mu);
+    skipped.insert(skipped.end(), refused.begin(), refused.end());
+  }
+  if (!found.empty()) {
+    auto added = confirm(found, &refused);
+    std::vector<std::string> traced;
+    {
+      std::lock_guard lk(mu);
+      const size_t skipped_before = skipped.size();
+      std::set<Group*> fresh;  // new layouts: their own BPF object, which attaches all their libs
+      for (auto& [g, lib] : added)
+        if (!g->skel) fresh.insert(g);
+      for (Group* g : fresh) {
+        // One ring more (added to the one poll() drains), the shared map of traced processes.
+        std::string err;
+        if (!load(*g, &err)) skipped.push_back("TLS library " + g->libs.front().path + ": " + err + "; not traced");
+      }
+      for (auto& [g, lib] : added) {
+        if (fresh.count(g) || !g->skel) continue;
+        std::string err;
+        const size_t before = g->links.size();
+        if (attach(*g, *lib, &err)) {
+          lib->attached = true;
+          continue;
+        }
+        while (g->links.size() > before) {
+          bpf_link__destroy(g->links.back());
+          g->links.pop_back();
+        }
+        skipped.push_back(err + "; not traced");
+      }
+      refused.insert(refused.end(), skipped.begin() + ptrdiff_t(skipped_before), skipped.end());
+      const uint64_t ms = (mono_ns() - l.exec_ns) / 1'000'000;
+      for (auto& [g, lib] : added)
+        if (lib->attached)
+          traced.push_back("tracing " + lib->desc + " (found after the start, in pid " + std::to_string(l.pid) + " " +
+                           l.comm + ": probes in place " + std::to_string(ms) + " ms after its exec)");
+    }
+    if (!traced.empty()) {
+      late_traced.fetch_add(traced.size(), std::memory_order_relaxed);
+      files_gen.fetch_add(1, std::memory_order_acq_rel);
+    }
+    if (opt.on_late)
+      for (auto& t : traced) opt.on_late(t);
+  }
+  if (opt.on_late)
+    for (auto& r : refused) opt.on_late(r);
+}
+
 // One BPF object per group: the offsets in rodata, then the hooks of each of its libraries,
 // then its ring joins the one ring_buffer poll() drains.
 bool TlsProbe::Impl::load(Group& g, std::string* err) {
@@ -316,6 +482,9 @@ bool TlsProbe::Impl::load(Group& g, std::string* err) {
       for (auto& h : lib.hooks) used |= program(g.skel, h.prog) == prog;
     if (!used) bpf_program__set_autoload(prog, false);
   }
+  // The exec records (late looks) come from the first object only, into its ring.
+  const bool exec_here = late && !exec_link && tgids_fd < 0;
+  bpf_program__set_autoload(g.skel->progs.ehp_exec, exec_here);
   // One map of traced processes for all groups: the first loaded object's.
   if (tgids_fd >= 0 && bpf_map__reuse_fd(g.skel->maps.ehp_tls_tgids, tgids_fd) != 0) {
     for (auto& lib : g.libs)
@@ -348,6 +517,14 @@ bool TlsProbe::Impl::load(Group& g, std::string* err) {
     skipped.push_back(e + "; not traced");
   }
   if (tgids_fd < 0) tgids_fd = fcntl(bpf_map__fd(g.skel->maps.ehp_tls_tgids), F_DUPFD_CLOEXEC, 0);
+  if (exec_here) {
+    exec_link = bpf_program__attach(g.skel->progs.ehp_exec);
+    if (!exec_link) {
+      late = false;
+      skipped.push_back(std::string("processes started after the start are not looked at: attaching the exec "
+                                    "tracepoint failed: ") + strerror(errno));
+    }
+  }
   int map_fd = bpf_map__fd(g.skel->maps.ehp_tls_events);
   if (!rb) {
     rb = ring_buffer__new(map_fd, &Impl::on_record, this, nullptr);
@@ -387,6 +564,8 @@ bool TlsProbe::Impl::attach(Group& g, Group::Lib& lib, std::string* err) {
 std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err, std::vector<std::string>* skipped_out) {
   auto impl = std::make_unique<Impl>();
   impl->opt = opt;
+  impl->late = opt.libssl_path.empty();
+  impl->late_scan.skip_decided = true;
   impl->realtime_minus_mono_ns = uint64_t(realtime_offset_ns());
   std::vector<LibSsl> libs;
   const bool found = impl->discover(&libs, err);
@@ -411,6 +590,7 @@ std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err, s
 }
 
 std::vector<std::string> TlsProbe::libraries() const {
+  std::lock_guard lk(impl_->mu);
   std::vector<std::string> out;
   for (auto& g : impl_->groups)
     for (auto& l : g.libs)
@@ -418,9 +598,33 @@ std::vector<std::string> TlsProbe::libraries() const {
   return out;
 }
 
-std::vector<std::string> TlsProbe::skipped() const { return impl_->skipped; }
+std::vector<std::string> TlsProbe::skipped() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->skipped;
+}
 
-std::vector<std::string> TlsProbe::sources() const { return impl_->sources_; }
+std::vector<std::string> TlsProbe::sources() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->sources_;
+}
+
+bool TlsProbe::process_pending(uint32_t pid) const {
+  if (!impl_->late) return false;
+  std::lock_guard lk(impl_->pending_mu);
+  auto it = impl_->pending.find(pid);
+  return it != impl_->pending.end() && it->second > mono_ns();
+}
+
+uint64_t TlsProbe::files_generation() const { return impl_->files_gen.load(std::memory_order_acquire); }
+
+bool TlsProbe::stop_late_looks() {
+  if (!impl_->late) return false;
+  impl_->late = false;
+  if (impl_->exec_link) bpf_link__destroy(impl_->exec_link);
+  impl_->exec_link = nullptr;
+  impl_->looks.clear();
+  return true;
+}
 
 bool TlsProbe::process_seen(uint32_t pid, uint64_t within_ns) const {
   uint64_t at = 0;
@@ -430,6 +634,7 @@ bool TlsProbe::process_seen(uint32_t pid, uint64_t within_ns) const {
 }
 
 std::vector<TlsProbe::FileId> TlsProbe::traced_files() const {
+  std::lock_guard lk(impl_->mu);
   std::vector<FileId> out;
   for (auto& g : impl_->groups)
     for (auto& l : g.libs)
@@ -447,13 +652,22 @@ int TlsProbe::poll(int timeout_ms,
   constexpr int kPollSliceMs = 10;
   int remaining = timeout_ms, n = 0;
   for (;;) {
+    impl_->run_due_looks();
     n = ring_buffer__consume(impl_->rb);
     if (n != 0 || remaining == 0) break;
-    const int slice = remaining < 0 ? kPollSliceMs : std::min(remaining, kPollSliceMs);
+    int slice = remaining < 0 ? kPollSliceMs : std::min(remaining, kPollSliceMs);
+    // Wake for the next late look too (at least 1 ms on).
+    if (const uint64_t next = impl_->next_look_ns(); next != UINT64_MAX) {
+      const uint64_t now = mono_ns();
+      const int until = next <= now ? 0 : int(std::min<uint64_t>((next - now + 999'999) / 1'000'000, kPollSliceMs));
+      slice = std::max(1, std::min(slice, until));
+    }
     n = ring_buffer__poll(impl_->rb, slice);
     if (n != 0) break;
-    if (remaining > 0) remaining -= slice;
+    if (remaining > 0) remaining = std::max(0, remaining - slice);
   }
+  // Looks queued by this call's exec records: the first is due now.
+  impl_->run_due_looks();
   impl_->flush_logged();
   impl_->on_secrets = nullptr;
   impl_->on_data = nullptr;
@@ -466,9 +680,14 @@ TlsProbe::Stats TlsProbe::stats() const {
   s.data_events = impl_->data_events.load(std::memory_order_relaxed);
   s.logged_secrets = impl_->logged_secrets.load(std::memory_order_relaxed);
   s.logged_incomplete = impl_->logged_incomplete.load(std::memory_order_relaxed);
+  s.execs = impl_->execs.load(std::memory_order_relaxed);
+  s.late_looks = impl_->late_looks.load(std::memory_order_relaxed);
+  s.late_looks_skipped = impl_->late_looks_skipped.load(std::memory_order_relaxed);
+  s.late_traced = impl_->late_traced.load(std::memory_order_relaxed);
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return s;
   std::vector<uint64_t> vals(ncpu);
+  std::lock_guard lk(impl_->mu);
   for (auto& g : impl_->groups) {
     if (!g.skel) continue;
     int fd = bpf_map__fd(g.skel->maps.ehp_tls_counters);
@@ -482,6 +701,7 @@ TlsProbe::Stats TlsProbe::stats() const {
     s.data_truncated += sum(EHP_TLS_CNT_DATA_TRUNCATED);
     s.read_faults += sum(EHP_TLS_CNT_READ_FAULT);
     s.null_secrets += sum(EHP_TLS_CNT_NULL_SECRETS);
+    s.exec_drops += sum(EHP_TLS_CNT_RING_DROP_EXEC);
   }
   return s;
 }

@@ -6,6 +6,9 @@
 // by reading it (accessor decoding, see libssl.h; its code never runs in ecapture-hp), loads
 // bpf/openssl.bpf.c with the offsets in rodata and attaches to the inode it read, with pid -1
 // (uprobes are per inode, so processes started later are covered). poll() drains the ring.
+// Without --libssl, binaries first run after the start are found too (late looks): every exec
+// is told by the kernel (bpf/openssl.bpf.c ehp_exec), and poll() reads that process's maps
+// right away and again 5 ms, 150 ms and 1.5 s later, then attaches what is new (see poll()).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -32,6 +35,9 @@ struct Options {
   // Tests only (Config::test_corrupt_tls13_secret_offset): TLS 1.3 handshake secrets are taken
   // this many bytes further on than read, as a wrong offset would read them. 0 = off.
   uint32_t corrupt_tls13_secret_offset = 0;
+  // Late looks (off with --libssl): each binary traced or refused after the start is told here,
+  // one line each, from the polling thread. Unset: the lines go to skipped()/libraries() only.
+  std::function<void(const std::string&)> on_late;
 };
 
 // The process that ran the handshake or the SSL call (base/process.h; gid is not read).
@@ -81,6 +87,15 @@ class TlsProbe {
     bool operator==(const FileId&) const = default;
   };
   std::vector<FileId> traced_files() const;
+  // True while process `pid` is being looked at for a TLS binary not yet traced (it exec'ed less
+  // than 1.6 s ago, the late looks' span): its keys may still come, once the probes are in place.
+  bool process_pending(uint32_t pid) const;
+  // Changes whenever traced_files() does (a binary traced after the start), so that a copy of it
+  // can be refreshed with one atomic load.
+  uint64_t files_generation() const;
+  // Stops the late looks (before the polling thread drops its privileges: they need them).
+  // False when they were not on.
+  bool stop_late_looks();
   // True when process `pid` started a traced handshake or logged a secret within `within_ns`
   // (the kernel marks it: bpf/openssl.bpf.c ehp_tls_tgids). Answers for processes that have
   // already exited, which /proc cannot.
@@ -89,7 +104,8 @@ class TlsProbe {
   // Drains the ring (waiting up to timeout_ms for the first record; records below the wakeup
   // threshold are seen within 10 ms, the ring is looked at that often). on_secrets runs for every
   // completed handshake; on_data for plaintext records (-m text). Returns records handled, or a
-  // negative errno.
+  // negative errno. Also runs the late looks that are due (on this thread: they load and attach
+  // BPF programs and add rings; the other methods may be called from any thread meanwhile).
   int poll(int timeout_ms, const std::function<void(const ehp::tls::Secrets&, const ProcInfo&)>& on_secrets,
            const std::function<void(const PlainData&)>& on_data = {});
 
@@ -101,6 +117,9 @@ class TlsProbe {
     uint64_t null_secrets;     // finished handshake but zero key material (not sent)
     uint64_t logged_secrets;     // secrets from a library's own secret logger, one per label
     uint64_t logged_incomplete;  // logged sessions that never got all their secrets (expired)
+    // Late looks: exec records, looks made, looks not made (over kMaxLooksPerSec or the queue
+    // full), exec records lost in the kernel (ring full), binaries traced after the start.
+    uint64_t execs, late_looks, late_looks_skipped, exec_drops, late_traced;
   };
   Stats stats() const;
 

@@ -3,6 +3,7 @@
 //   tls_go URL                 GET URL/req0..2 over three fresh connections: TLS 1.3, TLS 1.2
 //                              (MaxVersion), TLS 1.3. With KEYLOG set, Go's own key log
 //                              (Config.KeyLogWriter) is written there, to compare with.
+//                              DELAY_MS=N: sleep N ms first.
 //   tls_go idle                sleeps (a running process of the binary, for discovery)
 //   tls_go serve ADDR CERT KEY an HTTPS server
 package main
@@ -13,6 +14,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
+	"time"
 )
 
 func main() {
@@ -33,6 +36,11 @@ func main() {
 		}
 		defer f.Close()
 		keylog = f
+	}
+	// DELAY_MS: wait before the first request (tls_late.sh: the probes of a binary found after the
+	// start need tens of ms; this program's three requests take ~10 ms in all).
+	if ms, err := strconv.Atoi(os.Getenv("DELAY_MS")); err == nil {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
 	}
 	for i, maxv := range []uint16{tls.VersionTLS13, tls.VersionTLS12, tls.VersionTLS13} {
 		cfg := &tls.Config{InsecureSkipVerify: true, MaxVersion: maxv, KeyLogWriter: keylog}
