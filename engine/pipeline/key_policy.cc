@@ -79,8 +79,9 @@ bool TracedProcessPolicy::process_gives_keys(uint32_t pid, uint32_t uid) {
   if (o_.pid && *o_.pid != pid) return false;
   if (o_.uid && *o_.uid != uid) return false;
   if (o_.probe && o_.probe->process_seen(pid, kMarkValidNs)) return true;
-  // Exec'ed moments ago and still being looked at (the probe's late looks): its TLS binary may be
-  // traced before its handshake ends; hold (a delay at worst). Not cached: it is over in 1.6 s.
+  // Exec'ed after the start and found mapping a TLS binary not yet traced (the probe's late
+  // looks): its probes may be in place before its handshake ends; hold (a delay at worst). Not
+  // cached: it is over in 2 s.
   if (o_.probe && o_.probe->process_pending(pid)) return true;
   const uint64_t now = mono_ns();
   auto it = cache_.find(pid);

@@ -97,6 +97,7 @@ struct TlsProbe::Impl {
   std::multimap<uint64_t, Look> looks;  // by when due (mono ns)
   static constexpr size_t kMaxLooksQueued = 16384;
   static constexpr uint64_t kLookDelaysNs[] = {0, 5'000'000, 150'000'000, 1'500'000'000};
+  static constexpr uint64_t kPendingNs = 2'000'000'000;  // a found process's sessions are held this long
   static constexpr uint64_t kMaxLooksPerSec = 1000;
   uint64_t look_window_ns = 0, looks_in_window = 0;
   ProcessScan late_scan;
@@ -358,11 +359,6 @@ void TlsProbe::Impl::queue_looks(const ehp_tls_hdr& h) {
     late_looks_skipped.fetch_add(std::size(kLookDelaysNs), std::memory_order_relaxed);
     return;
   }
-  {
-    std::lock_guard lk(pending_mu);
-    if (pending.size() >= kMaxPending) std::erase_if(pending, [&](auto& e) { return e.second <= h.ts_ns; });
-    if (pending.size() < kMaxPending) pending[h.pid] = h.ts_ns + kLookDelaysNs[std::size(kLookDelaysNs) - 1] + 100'000'000;
-  }
   char comm[sizeof h.comm + 1] = {};
   memcpy(comm, h.comm, sizeof h.comm);
   for (uint64_t d : kLookDelaysNs) looks.emplace(h.ts_ns + d, Look{h.pid, h.ts_ns, comm});
@@ -407,6 +403,16 @@ void TlsProbe::Impl::look(const Look& l) {
     skipped.insert(skipped.end(), refused.begin(), refused.end());
   }
   if (!found.empty()) {
+    // Pending from now until its probes are in place (and a while after, for the policy's
+    // cache): the hold-back holds its sessions, whose keys can come once attached. Only a process
+    // that maps a new TLS candidate: every other exec'ed program (a gnutls client in a container
+    // on a router) is not held.
+    {
+      const uint64_t now = mono_ns();
+      std::lock_guard lk(pending_mu);
+      if (pending.size() >= kMaxPending) std::erase_if(pending, [&](auto& e) { return e.second <= now; });
+      if (pending.size() < kMaxPending) pending[l.pid] = now + kPendingNs;
+    }
     auto added = confirm(found, &refused);
     std::vector<std::string> traced;
     {

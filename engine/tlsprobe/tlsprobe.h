@@ -87,8 +87,9 @@ class TlsProbe {
     bool operator==(const FileId&) const = default;
   };
   std::vector<FileId> traced_files() const;
-  // True while process `pid` is being looked at for a TLS binary not yet traced (it exec'ed less
-  // than 1.6 s ago, the late looks' span): its keys may still come, once the probes are in place.
+  // True for 2 s after a look at process `pid` (exec'ed after the start) found a TLS binary not
+  // yet traced: its keys may still come, once the probes are in place. A process that maps no
+  // new candidate is never pending.
   bool process_pending(uint32_t pid) const;
   // Changes whenever traced_files() does (a binary traced after the start), so that a copy of it
   // can be refreshed with one atomic load.
