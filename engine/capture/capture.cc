@@ -39,6 +39,7 @@
 #include <thread>
 
 #include "abi/capture_abi.h"
+#include "base/bpf_links.h"
 #include "capture/attribution.h"
 #include "capture/record.h"
 #include "capture/tc_netlink.h"
@@ -167,6 +168,7 @@ struct Capture::Impl {
   // Attribution housekeeping.
   std::string attr_note;
   std::thread housekeeping;
+  std::thread unlink;  // detach(): destroys the tracepoint links while the stop goes on (~Impl joins)
   std::mutex hk_mu;
   std::condition_variable hk_cv;
   bool hk_stop = false;
@@ -338,6 +340,7 @@ void remove_leftovers(const std::vector<Interface>& ifaces, std::vector<std::str
 }
 
 Capture::Impl::~Impl() {
+  if (unlink.joinable()) unlink.join();  // before the object whose programs they ran
   for (auto& r : rings) {
     if (r->cons_map) munmap(r->cons_map, r->cons_len);
     if (r->prod_map) munmap(r->prod_map, r->prod_len);
@@ -716,7 +719,14 @@ void Capture::detach() {
     bpf_tc_hook_destroy(&hook);
   }
   im.clsact_created.clear();
-  for (auto* l : im.links) bpf_link__destroy(l);
+  // The tracepoint links: each waits ~0.1 s for the kernel (base/bpf_links.h), and nothing
+  // needs them gone before the drain, so they go on another thread while the stop continues.
+  if (im.unlink.joinable()) im.unlink.join();
+  try {
+    im.unlink = std::thread([links = std::move(im.links)]() mutable { destroy_links(links); });
+  } catch (...) {
+    destroy_links(im.links);
+  }
   im.links.clear();
   im.attached = false;
 }

@@ -17,9 +17,11 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 
 #include "abi/tls_abi.h"
+#include "base/bpf_links.h"
 #include "base/clock.h"
 #include "openssl.skel.h"
 #include "tlsprobe/libssl.h"
@@ -124,14 +126,30 @@ struct TlsProbe::Impl {
   // Set for the duration of poll().
   const std::function<void(const ehp::tls::Secrets&, const ProcInfo&)>* on_secrets = nullptr;
   const std::function<void(const PlainData&)>* on_data = nullptr;
+  // begin_detach(): the links being destroyed while the stop goes on.
+  std::thread detach_thread;
+  bool detaching = false;  // under mu: no late look attaches anything any more
+  std::vector<bpf_link*> take_links() {
+    std::vector<bpf_link*> links;
+    std::lock_guard lk(mu);
+    detaching = true;
+    if (exec_link) links.push_back(exec_link);
+    exec_link = nullptr;
+    for (auto& g : groups) {
+      links.insert(links.end(), g.links.begin(), g.links.end());
+      g.links.clear();
+    }
+    return links;
+  }
   ~Impl() {
-    if (exec_link) bpf_link__destroy(exec_link);
+    // Every link first, all at once (base/bpf_links.h), then the objects they ran.
+    if (detach_thread.joinable()) detach_thread.join();
+    std::vector<bpf_link*> links = take_links();
+    destroy_links(links);
     if (rb) ring_buffer__free(rb);
     if (tgids_fd >= 0) close(tgids_fd);
-    for (auto& g : groups) {
-      for (auto* l : g.links) bpf_link__destroy(l);
+    for (auto& g : groups)
       if (g.skel) openssl__destroy(g.skel);
-    }
   }
 
   bool discover(std::vector<LibSsl>* libs, std::string* err);
@@ -417,6 +435,7 @@ void TlsProbe::Impl::look(const Look& l) {
     std::vector<std::string> traced;
     {
       std::lock_guard lk(mu);
+      if (detaching) return;  // the stop has begun: nothing is attached any more
       const size_t skipped_before = skipped.size();
       std::set<Group*> fresh;  // new layouts: their own BPF object, which attaches all their libs
       for (auto& [g, lib] : added)
@@ -622,6 +641,16 @@ bool TlsProbe::process_pending(uint32_t pid) const {
 }
 
 uint64_t TlsProbe::files_generation() const { return impl_->files_gen.load(std::memory_order_acquire); }
+
+void TlsProbe::begin_detach() {
+  if (impl_->detach_thread.joinable()) return;
+  std::vector<bpf_link*> links = impl_->take_links();
+  try {
+    impl_->detach_thread = std::thread([links = std::move(links)]() mutable { destroy_links(links); });
+  } catch (...) {
+    destroy_links(links);
+  }
+}
 
 bool TlsProbe::stop_late_looks() {
   if (!impl_->late) return false;

@@ -90,6 +90,9 @@ class TlsProbe {
   // True for 2 s after a look at process `pid` (exec'ed after the start) found a TLS binary not
   // yet traced: its keys may still come, once the probes are in place. A process that maps no
   // new candidate is never pending.
+  // Starts detaching every uprobe and the exec tracepoint on another thread (each waits ~0.1 s
+  // for the kernel); the destructor waits for it. For the stop, once the last keys are drained.
+  void begin_detach();
   bool process_pending(uint32_t pid) const;
   // Changes whenever traced_files() does (a binary traced after the start), so that a copy of it
   // can be refreshed with one atomic load.
