@@ -17,6 +17,15 @@
 #              requests/s on long-lived connections (per-packet capture cost dominates).
 #   handshake  openssl s_server -www; openssl s_time -new for S s: one full TLS handshake per
 #              request (client and server both traced: key extraction cost dominates).
+#   node-handshake     the same client against a Node.js https server (node 22 from
+#              BUILD/node-cache, fetched by tools/fetch-node.sh when missing: OpenSSL 3.5 linked
+#              into the executable, traced through its secret logger).
+#   sysnode-handshake  the same against /usr/bin/node (Debian's: OpenSSL 3.0 linked in).
+#   go-handshake       the same against tools/gotls-server (Go crypto/tls, built here offline
+#              with the system's go; traced through writeKeyLog).
+#   These three are not in the default list. Every traced run of them must show ecapture-hp
+#   tracing the server binary and verifying its keys (exit summary's key check: > 0 verified,
+#   0 failed), or the benchmark stops: an untraced server would measure nothing.
 # Breakdown knobs (environment), for runs that take a piece of the capture away:
 #   EHP_EXTRA="tcp port 1"        extra arguments for ecapture-hp (a filter, -s 128, ...)
 #   EHP_OUTFILE=/dev/shm/x.pcapng  where the traced run writes (default: the build dir, on disk)
@@ -46,6 +55,15 @@ done
 EHP=$BUILD/ecapture-hp
 [[ -x $EHP ]] || { echo "bench-tls: $EHP missing" >&2; exit 2; }
 need_tools bench-tls ip openssl nghttpd h2load python3 taskset $PEERS
+has_workload() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+for w in $WORKLOADS; do
+  case $w in
+    h2 | handshake | node-handshake | sysnode-handshake | go-handshake) ;;
+    *) echo "bench-tls: unknown workload $w" >&2; exit 2 ;;
+  esac
+done
+has_workload sysnode-handshake && { [[ -x /usr/bin/node ]] || { echo "bench-tls: /usr/bin/node missing" >&2; exit 2; }; }
+has_workload go-handshake && need_tools bench-tls go
 [[ $(id -u) == 0 ]] || { echo "bench-tls: needs root" >&2; exit 2; }
 TAG=${EHP_BENCH_TAG:-p10}
 NSA=$TAG-bt-a
@@ -94,15 +112,51 @@ ip netns exec "$NSB" "${PIN_SRV[@]}" openssl s_server -accept 8443 -cert "$WORK/
 BG+=($!)
 wait_for listening 9443 && wait_for listening 8443 || { echo "bench-tls: servers did not start" >&2; exit 1; }
 
+# The other servers, each answering "ok\n" to every request, on the same CPU as the others.
+# SRV_BIN[workload]: the binary ecapture-hp must be seen tracing in that workload's traced runs.
+declare -A SRV_BIN=() SRV_PORT=([handshake]=8443 [node-handshake]=8444 [sysnode-handshake]=8446 [go-handshake]=8445)
+start_node() {  # start_node WORKLOAD NODE_BINARY
+  cat >"$WORK/server.js" <<'JS'
+const fs = require("fs"), https = require("https");
+const [port, key, cert] = process.argv.slice(2);
+https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (req, res) => res.end("ok\n"))
+  .listen(Number(port), "0.0.0.0");
+JS
+  SRV_BIN[$1]=$(readlink -f "$2")
+  ip netns exec "$NSB" "${PIN_SRV[@]}" "$2" "$WORK/server.js" "${SRV_PORT[$1]}" "$WORK/key.pem" "$WORK/cert.pem" \
+    >/dev/null 2>"$WORK/$1.log" &
+  BG+=($!)
+  wait_for listening "${SRV_PORT[$1]}" || { echo "bench-tls: $2 did not start:" >&2; cat "$WORK/$1.log" >&2; exit 1; }
+}
+if has_workload node-handshake; then
+  NODE22=$("$(dirname "${BASH_SOURCE[0]}")/fetch-node.sh" 22 "$BUILD/node-cache") ||
+    { echo "bench-tls: no node 22 for node-handshake (tools/fetch-node.sh failed)" >&2; exit 2; }
+  start_node node-handshake "$NODE22"
+fi
+has_workload sysnode-handshake && start_node sysnode-handshake /usr/bin/node
+if has_workload go-handshake; then
+  # Offline, standard library only; the build cache under the build directory (as tests/e2e/tls_go.sh).
+  (cd "$(dirname "${BASH_SOURCE[0]}")/gotls-server" &&
+    GOCACHE="$BUILD/go-cache" GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local GOPATH="$WORK/gopath" \
+      go build -o "$WORK/gotls-server" .) 2>"$WORK/go-build.log" ||
+    { echo "bench-tls: go build tools/gotls-server failed: $(head -3 "$WORK/go-build.log")" >&2; exit 1; }
+  SRV_BIN[go-handshake]=$WORK/gotls-server
+  ip netns exec "$NSB" "${PIN_SRV[@]}" "$WORK/gotls-server" ":${SRV_PORT[go-handshake]}" "$WORK/cert.pem" "$WORK/key.pem" \
+    >/dev/null 2>"$WORK/go-handshake.log" &
+  BG+=($!)
+  wait_for listening "${SRV_PORT[go-handshake]}" ||
+    { echo "bench-tls: gotls-server did not start:" >&2; cat "$WORK/go-handshake.log" >&2; exit 1; }
+fi
+
 # workload NAME -> requests/s on stdout
 workload() {
   case $1 in
     h2)
       ip netns exec "$NSA" "${PIN_CLI[@]}" h2load -D "$SECS" -c 4 -m 8 "https://$IPB:9443/small" 2>&1 |
         sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' ;;
-    handshake)
+    handshake | node-handshake | sysnode-handshake | go-handshake)
       # s_time prints "N connections in T real seconds"; new session per connection.
-      ip netns exec "$NSA" "${PIN_CLI[@]}" openssl s_time -connect "$IPB:8443" -new -time "$SECS" -www / 2>&1 |
+      ip netns exec "$NSA" "${PIN_CLI[@]}" openssl s_time -connect "$IPB:${SRV_PORT[$1]}" -new -time "$SECS" -www / 2>&1 |
         awk '/connections in .* real seconds/ {printf "%.1f\n", $1 / $4; exit}' ;;
   esac
 }
@@ -160,6 +214,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
         pk=$(sed -n 's/^ecapture-hp: \([0-9]*\) packets written.*/\1/p' "$WORK/ehp.log" | tail -1)
         mb=$(( $(stat -c %s "$WORK/traced.pcapng" 2>/dev/null || echo 0) / 1000000 ))
         extra=" (ecapture-hp wrote ${pk:-?} packets, ${mb} MB, ${keys:-?} DSBs)"
+        if [[ -n ${SRV_BIN[$w]:-} ]]; then
+          # Valid only if the server binary was traced and its keys proven on the packets.
+          b=${SRV_BIN[$w]}
+          kc=$(grep -F "ecapture-hp: key check $b:" "$WORK/ehp.log" | tail -1)
+          ver=$(sed -n 's/.*: \([0-9]*\) verified, \([0-9]*\) failed.*/\1 \2/p' <<<"$kc")
+          if ! grep -qF "tracing $b" "$WORK/ehp.log" || [[ -z $ver ]] || ((${ver% *} == 0 || ${ver#* } != 0)); then
+            echo "bench-tls: $w round $r: INVALID, ecapture-hp did not trace $b or did not verify its keys:" >&2
+            grep -F -e tracing -e "key check" -e "not trac" -e refus "$WORK/ehp.log" | head -20 >&2
+            exit 1
+          fi
+          extra+="; ${kc#ecapture-hp: key check }"
+        fi
       else
         extra=""
       fi

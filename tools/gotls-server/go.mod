@@ -1,0 +1,3 @@
+module ehpgotlsserver
+
+go 1.19
