@@ -155,9 +155,17 @@ workload() {
       ip netns exec "$NSA" "${PIN_CLI[@]}" h2load -D "$SECS" -c 4 -m 8 "https://$IPB:9443/small" 2>&1 |
         sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' ;;
     handshake | node-handshake | sysnode-handshake | go-handshake)
-      # s_time prints "N connections in T real seconds"; new session per connection.
-      ip netns exec "$NSA" "${PIN_CLI[@]}" openssl s_time -connect "$IPB:${SRV_PORT[$1]}" -new -time "$SECS" -www / 2>&1 |
-        awk '/connections in .* real seconds/ {printf "%.1f\n", $1 / $4; exit}' ;;
+      # s_time prints "N connections in T real seconds"; new session per connection. T is
+      # whole seconds, always -time + 1, while s_time runs until the wall clock's second after
+      # start + -time ticks: between -time and -time + 1 s, depending on the fraction of a second
+      # it started at (measured: -time 2 ran 2.0-3.0 s, said 3). Dividing by T biased each run
+      # down by 0-25% at -time 3, at random; the wall time measured here does not.
+      local t0 t1 n
+      t0=$(date +%s.%N)
+      n=$(ip netns exec "$NSA" "${PIN_CLI[@]}" openssl s_time -connect "$IPB:${SRV_PORT[$1]}" -new -time "$SECS" -www / 2>&1 |
+        awk '/connections in .* real seconds/ {print $1; exit}')
+      t1=$(date +%s.%N)
+      [[ -n $n ]] && awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f\n", n / (b - a)}' ;;
   esac
 }
 
@@ -185,7 +193,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
           echo "bench-tls: $tool did not start:" >&2; cat "$WORK/peer.log" >&2; exit 1
         fi
       elif ((traced)); then
-        ip netns exec "$NSB" ${EHP_WRAP:-} "$EHP" tls -m pcap -i "$VB" -w "${EHP_OUTFILE:-$WORK/traced.pcapng}" ${EHP_EXTRA:-} >/dev/null 2>"$WORK/ehp.log" &
+        # The server workloads trace only the server binary (--libssl): every key then comes
+        # from it and the key check proves it traced; EHP_BENCH_ALL_TLS=1 traces every TLS
+        # binary as without flags (the s_time client's libssl.so.3 too, as in "handshake").
+        only=()
+        [[ -n ${SRV_BIN[$w]:-} && ${EHP_BENCH_ALL_TLS:-0} != 1 ]] && only=(--libssl "${SRV_BIN[$w]}")
+        ip netns exec "$NSB" ${EHP_WRAP:-} "$EHP" tls -m pcap -i "$VB" -w "${EHP_OUTFILE:-$WORK/traced.pcapng}" "${only[@]}" ${EHP_EXTRA:-} >/dev/null 2>"$WORK/ehp.log" &
         EHP_PID=$!
         if ! wait_for grep -q capturing "$WORK/ehp.log"; then
           echo "bench-tls: ecapture-hp did not start:" >&2; cat "$WORK/ehp.log" >&2; exit 1
@@ -217,14 +230,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
         if [[ -n ${SRV_BIN[$w]:-} ]]; then
           # Valid only if the server binary was traced and its keys proven on the packets.
           b=${SRV_BIN[$w]}
-          kc=$(grep -F "ecapture-hp: key check $b:" "$WORK/ehp.log" | tail -1)
+          # (named as /proc/PID/root/PATH when found in a running process)
+          kc=$(grep -F -e "ecapture-hp: key check $b:" -e "root$b:" "$WORK/ehp.log" | grep "^ecapture-hp: key check" | tail -1)
           ver=$(sed -n 's/.*: \([0-9]*\) verified, \([0-9]*\) failed.*/\1 \2/p' <<<"$kc")
-          if ! grep -qF "tracing $b" "$WORK/ehp.log" || [[ -z $ver ]] || ((${ver% *} == 0 || ${ver#* } != 0)); then
+          if ! grep -qF -e "tracing $b (" -e "root$b (" "$WORK/ehp.log" || [[ -z $ver ]] || ((${ver% *} == 0 || ${ver#* } != 0)); then
             echo "bench-tls: $w round $r: INVALID, ecapture-hp did not trace $b or did not verify its keys:" >&2
             grep -F -e tracing -e "key check" -e "not trac" -e refus "$WORK/ehp.log" | head -20 >&2
             exit 1
           fi
           extra+="; ${kc#ecapture-hp: key check }"
+          extra=${extra//\/proc\/[0-9]*\/root\//\/}
         fi
       else
         extra=""
