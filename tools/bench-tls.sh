@@ -110,11 +110,13 @@ BG+=($!)
 ip netns exec "$NSB" "${PIN_SRV[@]}" openssl s_server -accept 8443 -cert "$WORK/cert.pem" -key "$WORK/key.pem" \
   -www -quiet -no_cache >/dev/null 2>&1 &
 BG+=($!)
+SSERVER_PID=$!
 wait_for listening 9443 && wait_for listening 8443 || { echo "bench-tls: servers did not start" >&2; exit 1; }
 
 # The other servers, each answering "ok\n" to every request, on the same CPU as the others.
 # SRV_BIN[workload]: the binary ecapture-hp must be seen tracing in that workload's traced runs.
-declare -A SRV_BIN=() SRV_PORT=([handshake]=8443 [node-handshake]=8444 [sysnode-handshake]=8446 [go-handshake]=8445)
+# SRV_PID[workload]: its server process (ip netns exec and taskset exec it: the same pid).
+declare -A SRV_PID=([handshake]=$SSERVER_PID) SRV_BIN=() SRV_PORT=([handshake]=8443 [node-handshake]=8444 [sysnode-handshake]=8446 [go-handshake]=8445)
 start_node() {  # start_node WORKLOAD NODE_BINARY
   cat >"$WORK/server.js" <<'JS'
 const fs = require("fs"), https = require("https");
@@ -126,6 +128,7 @@ JS
   ip netns exec "$NSB" "${PIN_SRV[@]}" "$2" "$WORK/server.js" "${SRV_PORT[$1]}" "$WORK/key.pem" "$WORK/cert.pem" \
     >/dev/null 2>"$WORK/$1.log" &
   BG+=($!)
+  SRV_PID[$1]=$!
   wait_for listening "${SRV_PORT[$1]}" || { echo "bench-tls: $2 did not start:" >&2; cat "$WORK/$1.log" >&2; exit 1; }
 }
 if has_workload node-handshake; then
@@ -144,11 +147,12 @@ if has_workload go-handshake; then
   ip netns exec "$NSB" "${PIN_SRV[@]}" "$WORK/gotls-server" ":${SRV_PORT[go-handshake]}" "$WORK/cert.pem" "$WORK/key.pem" \
     >/dev/null 2>"$WORK/go-handshake.log" &
   BG+=($!)
+  SRV_PID[go-handshake]=$!
   wait_for listening "${SRV_PORT[go-handshake]}" ||
     { echo "bench-tls: gotls-server did not start:" >&2; cat "$WORK/go-handshake.log" >&2; exit 1; }
 fi
 
-# workload NAME -> requests/s on stdout
+# workload NAME -> "requests/s [requests]" on stdout
 workload() {
   case $1 in
     h2)
@@ -165,7 +169,7 @@ workload() {
       n=$(ip netns exec "$NSA" "${PIN_CLI[@]}" openssl s_time -connect "$IPB:${SRV_PORT[$1]}" -new -time "$SECS" -www / 2>&1 |
         awk '/connections in .* real seconds/ {print $1; exit}')
       t1=$(date +%s.%N)
-      [[ -n $n ]] && awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f\n", n / (b - a)}' ;;
+      [[ -n $n ]] && awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f %d\n", n / (b - a), n}' ;;
   esac
 }
 
@@ -173,7 +177,7 @@ workload() {
 # every variant takes every slot once per cycle of rounds (the second slot of a round is slower).
 VARIANTS=(untraced ecapture-hp $PEERS)
 NV=${#VARIANTS[@]}
-printf 'workload\tround\ttraced\ttool\treq_per_s\n' >"$RESULTS"
+printf 'workload\tround\ttraced\ttool\treq_per_s\tsrv_cpu_us_per_req\n' >"$RESULTS"
 echo "bench-tls: ${SECS}s per measurement, $ROUNDS rounds, workloads [$WORKLOADS], variants [${VARIANTS[*]}]"
 for ((r = 1; r <= ROUNDS; r++)); do
   for w in $WORKLOADS; do
@@ -213,7 +217,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
         perf record -a -g -q -o "$EHP_BENCH_PERF.$w.$r.$traced" -- sleep "$SECS" 2>/dev/null &
         PERF_PID=$!
       fi
-      rps=$(workload "$w")
+      # The server's CPU time (user + system, which includes the uprobes' BPF programs run in
+      # its context) per request: less moved by other jobs on the machine than the rate.
+      spid=${SRV_PID[$w]:-}
+      c0=$([[ -n $spid ]] && cpu_ticks "$spid")
+      read -r rps nreq <<<"$(workload "$w")"
+      c1=$([[ -n $spid ]] && cpu_ticks "$spid")
+      us=""
+      [[ -n $c0 && -n $c1 && ${nreq:-0} -gt 0 ]] && us=$(awk -v a="$c0" -v b="$c1" -v n="$nreq" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN {printf "%.0f", (b - a) * 1e6 / hz / n}')
       [[ -n $PERF_PID ]] && wait "$PERF_PID"
       if ((traced >= 2)); then
         kill -INT "$PEER_PID"; wait "$PEER_PID"; PEER_PID=""
@@ -244,8 +256,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
       else
         extra=""
       fi
-      printf '%s\t%d\t%d\t%s\t%s\n' "$w" "$r" "$traced" "$tool" "${rps:-0}" >>"$RESULTS"
-      printf '  %-9s round %d %-11s %10s req/s%s\n' "$w" "$r" "$tool" "${rps:-FAILED}" "$extra"
+      printf '%s\t%d\t%d\t%s\t%s\t%s\n' "$w" "$r" "$traced" "$tool" "${rps:-0}" "$us" >>"$RESULTS"
+      printf '  %-9s round %d %-11s %10s req/s%s%s\n' "$w" "$r" "$tool" "${rps:-FAILED}" "${us:+, server $us us CPU/req}" "$extra"
     done
   done
 done
@@ -274,5 +286,15 @@ for w in dict.fromkeys(r["workload"] for r in rows):
         print("%-9s untraced %10.1f req/s  %-11s %10.1f req/s  ratio %.3f (median %.3f, rounds %s)  %s" % (
             w, st.median(base.values()), tool, st.median(tr.values()) if tr else float("nan"), gm,
             st.median(ratios) if ratios else float("nan"), " ".join("%.2f" % x for x in ratios), verdict))
+        # Server CPU per request, same rounds and cycles (a cost: > 1 means more CPU traced).
+        bc = {r["round"]: float(r["srv_cpu_us_per_req"]) for r in wr if r["tool"] == "untraced" and r["srv_cpu_us_per_req"]}
+        tc = {r["round"]: float(r["srv_cpu_us_per_req"]) for r in wr if r["tool"] == tool and r["srv_cpu_us_per_req"]}
+        ck = sorted((k for k in tc if bc.get(k)), key=int)
+        cr = [tc[k] / bc[k] for k in ck]
+        cj = cr[: len(cr) // cycle * cycle] or cr
+        if cj and min(cj) > 0:
+            print("%-9s   server CPU per request: untraced %.0f us, %s %.0f us, ratio %.3f (rounds %s)" % (
+                "", st.median(bc.values()), tool, st.median(tc.values()), st.geometric_mean(cj),
+                " ".join("%.2f" % x for x in cr)))
 print("results: %s" % sys.argv[1])
 PY
