@@ -521,20 +521,29 @@ int BPF_KPROBE(ehp_ssl_get_error, void *ssl)
 	return 0;
 }
 
+/* A key log record for one logged secret, its header filled (NULL: ring full, counted). */
+static __always_inline struct ehp_tls_keylog_event *reserve_keylog(__u16 lib)
+{
+	struct ehp_tls_keylog_event *e = bpf_ringbuf_reserve(&ehp_tls_events, sizeof(*e), 0);
+	if (!e) {
+		count(EHP_TLS_CNT_RING_DROP_SECRETS);
+		return NULL;
+	}
+	fill_hdr(&e->hdr, EHP_TLS_EV_KEYLOG);
+	e->lib = lib;
+	e->pad2 = 0;
+	return e;
+}
+
 SEC("uprobe")
 int BPF_KPROBE(ehp_ssl_log_secret, void *conn, const char *label, const __u8 *secret, __u64 len)
 {
 	if (!traced())
 		return 0;
 	mark_tls_process();
-	struct ehp_tls_keylog_event *e = bpf_ringbuf_reserve(&ehp_tls_events, sizeof(*e), 0);
-	if (!e) {
-		count(EHP_TLS_CNT_RING_DROP_SECRETS);
+	struct ehp_tls_keylog_event *e = reserve_keylog((__u16)bpf_get_attach_cookie(ctx));
+	if (!e)
 		return 0;
-	}
-	fill_hdr(&e->hdr, EHP_TLS_EV_KEYLOG);
-	e->lib = (__u16)bpf_get_attach_cookie(ctx);
-	e->pad2 = 0;
 	long n = bpf_probe_read_user_str(e->label, sizeof(e->label), label);
 	__u32 sl = len > EHP_TLS_SECRET_BYTES ? EHP_TLS_SECRET_BYTES : (__u32)len;
 	const char *base = conn;
@@ -580,14 +589,9 @@ int ehp_go_write_key_log(struct pt_regs *ctx)
 		count(EHP_TLS_CNT_READ_FAULT);
 		return 0;
 	}
-	struct ehp_tls_keylog_event *e = bpf_ringbuf_reserve(&ehp_tls_events, sizeof(*e), 0);
-	if (!e) {
-		count(EHP_TLS_CNT_RING_DROP_SECRETS);
+	struct ehp_tls_keylog_event *e = reserve_keylog((__u16)bpf_get_attach_cookie(ctx));
+	if (!e)
 		return 0;
-	}
-	fill_hdr(&e->hdr, EHP_TLS_EV_KEYLOG);
-	e->lib = (__u16)bpf_get_attach_cookie(ctx);
-	e->pad2 = 0;
 	/* Checked above; again here, on the values the reads use, for the verifier. */
 	__u32 ll = label_len < EHP_TLS_LABEL_BYTES ? (__u32)label_len : 0;
 	__u32 sl = secret_len <= EHP_TLS_SECRET_BYTES ? (__u32)secret_len : 0;
