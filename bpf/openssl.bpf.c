@@ -411,7 +411,11 @@ int BPF_KRETPROBE(ehp_handshake_ret, int ret)
 	return 0;
 }
 
-static __always_inline void read_entry(void *ssl, void *buf, void *readbytes, __u16 lib)
+/* SSL_read/SSL_write(_ex) entry: the per-call secrets fallback (struct-read stacks), and for
+ * -m text the args, kept in args_map until the call returns (io_return): only then is it known
+ * what was read, or what the library took (a write retried during the handshake, as Node.js
+ * does, would otherwise show its bytes several times). len_ptr: the _ex calls' size_t*. */
+static __always_inline void io_entry(void *args_map, void *ssl, const void *buf, void *len_ptr, __u16 lib)
 {
 	if (!traced())
 		return;
@@ -419,8 +423,8 @@ static __always_inline void read_entry(void *ssl, void *buf, void *readbytes, __
 		emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true, lib);
 	if (capture_plaintext) {
 		__u64 id = bpf_get_current_pid_tgid();
-		struct read_args a = { .ssl = (__u64)ssl, .buf = (__u64)buf, .readbytes = (__u64)readbytes };
-		bpf_map_update_elem(&ehp_tls_read_args, &id, &a, BPF_ANY);
+		struct read_args a = { .ssl = (__u64)ssl, .buf = (__u64)buf, .readbytes = (__u64)len_ptr };
+		bpf_map_update_elem(args_map, &id, &a, BPF_ANY);
 	}
 }
 
@@ -447,26 +451,12 @@ static __always_inline void io_return(void *args_map, long ret, bool is_ex, bool
 	emit_data((void *)args.ssl, (void *)args.buf, len, is_write);
 }
 
-static __always_inline void write_entry(void *ssl, const void *buf, void *written, __u16 lib)
-{
-	if (!traced())
-		return;
-	if (secrets_from_struct)
-		emit_secrets(ssl, EHP_TLS_SRC_IO_ENTRY, true, lib);
-	/* Copied at return (ehp_ssl_write_ret): what the library took. At entry, a write retried
-	 * while the handshake runs (Node.js does) showed the same bytes several times. */
-	if (capture_plaintext) {
-		__u64 id = bpf_get_current_pid_tgid();
-		struct read_args a = { .ssl = (__u64)ssl, .buf = (__u64)buf, .readbytes = (__u64)written };
-		bpf_map_update_elem(&ehp_tls_write_args, &id, &a, BPF_ANY);
-	}
-}
 
 /* int SSL_read(SSL *ssl, void *buf, int num); */
 SEC("uprobe")
 int BPF_KPROBE(ehp_ssl_read, void *ssl, void *buf, int num)
 {
-	read_entry(ssl, buf, 0, (__u16)bpf_get_attach_cookie(ctx));
+	io_entry(&ehp_tls_read_args, ssl, buf, 0, (__u16)bpf_get_attach_cookie(ctx));
 	return 0;
 }
 
@@ -481,7 +471,7 @@ int BPF_KRETPROBE(ehp_ssl_read_ret, int ret)
 SEC("uprobe")
 int BPF_KPROBE(ehp_ssl_read_ex, void *ssl, void *buf, __u64 num, void *readbytes)
 {
-	read_entry(ssl, buf, readbytes, (__u16)bpf_get_attach_cookie(ctx));
+	io_entry(&ehp_tls_read_args, ssl, buf, readbytes, (__u16)bpf_get_attach_cookie(ctx));
 	return 0;
 }
 
@@ -496,7 +486,7 @@ int BPF_KRETPROBE(ehp_ssl_read_ex_ret, int ret)
 SEC("uprobe")
 int BPF_KPROBE(ehp_ssl_write, void *ssl, const void *buf, int num)
 {
-	write_entry(ssl, buf, 0, (__u16)bpf_get_attach_cookie(ctx));
+	io_entry(&ehp_tls_write_args, ssl, buf, 0, (__u16)bpf_get_attach_cookie(ctx));
 	return 0;
 }
 
@@ -511,7 +501,7 @@ int BPF_KRETPROBE(ehp_ssl_write_ret, int ret)
 SEC("uprobe")
 int BPF_KPROBE(ehp_ssl_write_ex, void *ssl, const void *buf, __u64 num, void *written)
 {
-	write_entry(ssl, buf, written, (__u16)bpf_get_attach_cookie(ctx));
+	io_entry(&ehp_tls_write_args, ssl, buf, written, (__u16)bpf_get_attach_cookie(ctx));
 	return 0;
 }
 
@@ -531,20 +521,29 @@ int BPF_KPROBE(ehp_ssl_get_error, void *ssl)
 	return 0;
 }
 
+/* A key log record for one logged secret, its header filled (NULL: ring full, counted). */
+static __always_inline struct ehp_tls_keylog_event *reserve_keylog(__u16 lib)
+{
+	struct ehp_tls_keylog_event *e = bpf_ringbuf_reserve(&ehp_tls_events, sizeof(*e), 0);
+	if (!e) {
+		count(EHP_TLS_CNT_RING_DROP_SECRETS);
+		return NULL;
+	}
+	fill_hdr(&e->hdr, EHP_TLS_EV_KEYLOG);
+	e->lib = lib;
+	e->pad2 = 0;
+	return e;
+}
+
 SEC("uprobe")
 int BPF_KPROBE(ehp_ssl_log_secret, void *conn, const char *label, const __u8 *secret, __u64 len)
 {
 	if (!traced())
 		return 0;
 	mark_tls_process();
-	struct ehp_tls_keylog_event *e = bpf_ringbuf_reserve(&ehp_tls_events, sizeof(*e), 0);
-	if (!e) {
-		count(EHP_TLS_CNT_RING_DROP_SECRETS);
+	struct ehp_tls_keylog_event *e = reserve_keylog((__u16)bpf_get_attach_cookie(ctx));
+	if (!e)
 		return 0;
-	}
-	fill_hdr(&e->hdr, EHP_TLS_EV_KEYLOG);
-	e->lib = (__u16)bpf_get_attach_cookie(ctx);
-	e->pad2 = 0;
 	long n = bpf_probe_read_user_str(e->label, sizeof(e->label), label);
 	__u32 sl = len > EHP_TLS_SECRET_BYTES ? EHP_TLS_SECRET_BYTES : (__u32)len;
 	const char *base = conn;
@@ -590,14 +589,9 @@ int ehp_go_write_key_log(struct pt_regs *ctx)
 		count(EHP_TLS_CNT_READ_FAULT);
 		return 0;
 	}
-	struct ehp_tls_keylog_event *e = bpf_ringbuf_reserve(&ehp_tls_events, sizeof(*e), 0);
-	if (!e) {
-		count(EHP_TLS_CNT_RING_DROP_SECRETS);
+	struct ehp_tls_keylog_event *e = reserve_keylog((__u16)bpf_get_attach_cookie(ctx));
+	if (!e)
 		return 0;
-	}
-	fill_hdr(&e->hdr, EHP_TLS_EV_KEYLOG);
-	e->lib = (__u16)bpf_get_attach_cookie(ctx);
-	e->pad2 = 0;
 	/* Checked above; again here, on the values the reads use, for the verifier. */
 	__u32 ll = label_len < EHP_TLS_LABEL_BYTES ? (__u32)label_len : 0;
 	__u32 sl = secret_len <= EHP_TLS_SECRET_BYTES ? (__u32)secret_len : 0;

@@ -160,6 +160,7 @@ struct Correlator::Graph {
     switch (r) {
       case ehp::tls::KeyCheck::Verified: ++c.verified; break;
       case ehp::tls::KeyCheck::Unverifiable: ++c.unverifiable; break;
+      case ehp::tls::KeyCheck::NotCaptured: ++c.not_captured; break;
       case ehp::tls::KeyCheck::Failed:
         ++c.failed;
         if (on_key_failed && failed_reported.insert(source).second) on_key_failed(source, why);

@@ -50,6 +50,7 @@ struct SecretsEvent {
 struct KeyCheckCounts {
   uint32_t source = 0;
   uint64_t verified = 0, failed = 0, unverifiable = 0;
+  uint64_t not_captured = 0;  // keys of sessions not on the captured interfaces: not checked
 };
 
 struct CorrelatorStats {

@@ -89,7 +89,14 @@ uint16_t CaptureFileReader::u16(const uint8_t* p) const {
 
 int CaptureFileReader::next(CaptureRecord* rec, std::string* err) {
   if (truncated_at_ >= 0) return 0;
-  return pcapng_ ? next_pcapng(rec, err) : next_pcap(rec, err);
+  // A damaged file stays damaged: what follows the bad record is not read as records.
+  if (!damaged_.empty()) {
+    *err = damaged_;
+    return -1;
+  }
+  const int rc = pcapng_ ? next_pcapng(rec, err) : next_pcap(rec, err);
+  if (rc < 0) damaged_ = err->empty() ? "damaged file" : *err;
+  return rc;
 }
 
 int CaptureFileReader::next_pcap(CaptureRecord* rec, std::string* err) {

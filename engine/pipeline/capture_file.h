@@ -56,6 +56,7 @@ class CaptureFileReader {
   FILE* f_ = nullptr;
   std::string path_;
   bool pcapng_ = false;
+  std::string damaged_;  // set by the first -1 of next(), which then answers it again
   bool swapped_ = false;
   uint64_t off_ = 0;  // bytes consumed
   int64_t truncated_at_ = -1;

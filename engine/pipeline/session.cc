@@ -266,9 +266,12 @@ std::string CaptureSession::source_name(uint32_t source) const {
 
 namespace {
 std::string key_check_text(const std::string& name, const correlate::KeyCheckCounts& c) {
-  char buf[96];
-  snprintf(buf, sizeof buf, ": %llu verified, %llu failed, %llu unverifiable", (unsigned long long)c.verified,
-           (unsigned long long)c.failed, (unsigned long long)c.unverifiable);
+  char buf[160];
+  int n = snprintf(buf, sizeof buf, ": %llu verified, %llu failed, %llu unverifiable", (unsigned long long)c.verified,
+                   (unsigned long long)c.failed, (unsigned long long)c.unverifiable);
+  if (c.not_captured && n > 0 && size_t(n) < sizeof buf)
+    snprintf(buf + n, sizeof buf - size_t(n), "; %llu keyed sessions not on the captured interfaces",
+             (unsigned long long)c.not_captured);
   return "key check " + name + buf;
 }
 }  // namespace

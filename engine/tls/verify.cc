@@ -139,6 +139,7 @@ const char* key_check_name(KeyCheck k) {
     case KeyCheck::Verified: return "verified";
     case KeyCheck::Failed: return "failed";
     case KeyCheck::Unverifiable: return "unverifiable";
+    case KeyCheck::NotCaptured: return "not captured";
   }
   return "?";
 }
@@ -620,9 +621,8 @@ void KeyVerifier::tick(uint64_t now_ns) {
     if (at + cfg_.max_age_ns > now_ns) break;
     order_.pop_front();
     Session& s = *it->second;
-    decide(s, KeyCheck::Unverifiable,
-           !s.has_flow ? "its ClientHello was not captured"
-                       : (s.broken_why ? s.broken_why : "its first encrypted record was not captured in time"));
+    if (!s.has_flow) decide(s, KeyCheck::NotCaptured, "its ClientHello was not captured");
+    else decide(s, KeyCheck::Unverifiable, s.broken_why ? s.broken_why : "its first encrypted record was not captured in time");
   }
 }
 
@@ -633,9 +633,8 @@ void KeyVerifier::finish() {
     auto it = by_id_.find(id);
     if (it == by_id_.end()) continue;
     Session& s = *it->second;
-    decide(s, KeyCheck::Unverifiable,
-           !s.has_flow ? "its ClientHello was not captured"
-                       : (s.broken_why ? s.broken_why : "the capture ended before its first encrypted record"));
+    if (!s.has_flow) decide(s, KeyCheck::NotCaptured, "its ClientHello was not captured");
+    else decide(s, KeyCheck::Unverifiable, s.broken_why ? s.broken_why : "the capture ended before its first encrypted record");
   }
 }
 

@@ -33,7 +33,9 @@
 
 namespace ehp::tls {
 
-enum class KeyCheck : uint8_t { Verified, Failed, Unverifiable };
+// NotCaptured: keys whose session never showed on the captured interfaces (TLS on another
+// interface of the host): nothing to check them against, and not a sign of wrong offsets.
+enum class KeyCheck : uint8_t { Verified, Failed, Unverifiable, NotCaptured };
 const char* key_check_name(KeyCheck k);
 
 // ---- the checks themselves (pure functions, used by KeyVerifier and tested directly) ----------

@@ -30,7 +30,7 @@ clients() {  # the sessions of one run: 3 TLS 1.2 + 3 TLS 1.3 curls, one s_clien
 
 # key_counts LOG: "PATH VERIFIED FAILED UNVERIFIABLE" from the exit summary's key check lines.
 key_counts() {
-  sed -nE 's/^ecapture-hp: key check (.*): ([0-9]+) verified, ([0-9]+) failed, ([0-9]+) unverifiable$/\1 \2 \3 \4/p' "$1"
+  sed -nE 's/^ecapture-hp: key check (.*): ([0-9]+) verified, ([0-9]+) failed, ([0-9]+) unverifiable(; .*)?$/\1 \2 \3 \4/p' "$1"
 }
 
 LIBSSL=$(readlink -f /usr/lib/x86_64-linux-gnu/libssl.so.3)

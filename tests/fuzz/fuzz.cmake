@@ -13,6 +13,7 @@
 #   fuzz_translate      ehp::filter::translate -> kernel verifier (root) + verdict vs libpcap
 #   fuzz_filter         differential: translate vs userspace eBPF interpreter (tests/bpf/filter_ebpf_interp.h)
 #   fuzz_pcapng_prefix  ehp::pcapng::complete_prefix / scan_prefix
+#   fuzz_capture_file   the replay input reader (pipeline/capture_file: pcap, pcapng, DSBs, cut files)
 #   fuzz_seeds          seed corpus generator (not a fuzzer)
 if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
   message(FATAL_ERROR "EHP_FUZZ=ON needs clang (libFuzzer): configure with CC=clang CXX=clang++")
@@ -38,6 +39,9 @@ ehp_fuzz_target(fuzz_frame ehp_correlate)
 ehp_fuzz_target(fuzz_keylog ehp_correlate)
 ehp_fuzz_target(fuzz_ring_record ehp_correlate)
 ehp_fuzz_target(fuzz_pcapng_prefix ehp_output)
+# The reader alone: its source, not ehp_pipeline (BPF skeletons, TBB) it lives in.
+ehp_fuzz_target(fuzz_capture_file)
+target_sources(fuzz_capture_file PRIVATE ${CMAKE_SOURCE_DIR}/engine/pipeline/capture_file.cc)
 if(TARGET ehp_filter_testlib)
   # Only filter_test.skel.h is needed: depend on that skeleton alone rather than on ehp_bpf
   # (all skeletons), so a BPF program being edited elsewhere cannot break the fuzz build.

@@ -200,6 +200,20 @@ void pcapng_seeds() {
   put("fuzz_pcapng_prefix", file);
   put("fuzz_pcapng_prefix", Bytes(file.begin(), file.begin() + file.size() / 2));
   put("fuzz_pcapng_prefix", cat({file, file}));  // second section
+  // The replay reader: the same pcapng (DSB, EPBs, ISB), cut, two sections; and a classic pcap.
+  put("fuzz_capture_file", file);
+  put("fuzz_capture_file", Bytes(file.begin(), file.end() - 7));
+  put("fuzz_capture_file", cat({file, file}));
+  Bytes pcap = {0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0};
+  for (const auto& lf : frames()) {
+    if (lf.first != 1) continue;
+    const Bytes& f = lf.second;
+    const uint32_t hdr[4] = {0x80000000u, 0, uint32_t(f.size()), uint32_t(f.size())};  // a time past 2038
+    const auto* h = reinterpret_cast<const uint8_t*>(hdr);
+    pcap.insert(pcap.end(), h, h + sizeof hdr);
+    pcap.insert(pcap.end(), f.begin(), f.end());
+  }
+  put("fuzz_capture_file", pcap);
 }
 
 const char* const kExprs[] = {
