@@ -20,9 +20,11 @@ PORT=19481
 start_gnutls_serv "$PORT"
 URL="https://$PEER_IP:$PORT"
 # The Go and Node clients wait this long before their first request: a binary that needs a BPF
-# object of its own (a layout not traced at the start: Go, OpenSSL linked into node) had its
-# probes in place 28-106 ms after its exec on this 2-core VM (the object's load dominates), and
-# the Go client's three requests take ~11 ms in all. docs/usage.md says what is missed.
+# object of its own (OpenSSL linked into node, with its own offsets) had its probes in place
+# 52-101 ms after its exec on this 2-core VM (the object's load dominates); a Go program only
+# needs its uprobe attached to the Go object loaded at the start: 6-8 ms. The Go client's three
+# requests take ~11 ms in all, its first handshake starts ~3 ms after its exec: too early for
+# either. docs/usage.md says what is missed.
 DELAY_MS=300
 
 # late LABEL BIN ARGS...: capture, then start BIN; checks the tracing line and the decryption.
