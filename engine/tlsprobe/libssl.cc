@@ -20,7 +20,17 @@
 namespace ehp::tlsprobe {
 
 std::string OpenSslVersion::short_name() const {
-  return "OpenSSL " + std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
+  std::string out = "OpenSSL " + std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
+  // The letter or build suffix the text carries ("1.1.1w", "1.1.1v+quic"): read from the
+  // untrusted file, so only a few plain characters of it.
+  const size_t at = text.find(out);
+  if (at != 0) return out;
+  for (size_t i = out.size(); i < text.size() && i < out.size() + 12; ++i) {
+    const char ch = text[i];
+    if (!isalnum(uint8_t(ch)) && ch != '+' && ch != '-' && ch != '.' && ch != '_') break;
+    out += ch;
+  }
+  return out;
 }
 
 namespace {
@@ -38,7 +48,8 @@ struct MemOp {
 
 // Tiny x86_64 decoder for the shapes compilers emit in struct accessors:
 //   [REX] 8B/8D /r  (mov/lea r, [base+disp])   [REX] 0F B6/B7 /r (movzx)   [REX] 89 /r (store)
-// with ModRM mod 00 (no disp, rm != 4/5), 01 (disp8), 10 (disp32); no SIB.
+// with ModRM mod 00 (no disp, rm != 5), 01 (disp8), 10 (disp32); a SIB byte only without an
+// index ([rsp/r12 + disp]).
 std::optional<MemOp> decode_at(const std::string& c, size_t i) {
   size_t p = i;
   int rex = 0;
@@ -55,7 +66,13 @@ std::optional<MemOp> decode_at(const std::string& c, size_t i) {
   if (p >= c.size()) return std::nullopt;
   uint8_t modrm = c[p++];
   int mod = modrm >> 6, rm = modrm & 7;
-  if (mod == 3 || rm == 4 || (mod == 0 && rm == 5)) return std::nullopt;
+  if (mod == 3 || (mod == 0 && rm == 5)) return std::nullopt;
+  if (rm == 4) {  // SIB: only the no-index form [base + disp] (rsp/r12 as base need it)
+    if (p >= c.size()) return std::nullopt;
+    const uint8_t sib = c[p++];
+    if (((sib >> 3) & 7) != 4 || (rex & 2) || (sib & 7) == 5) return std::nullopt;
+    rm = sib & 7;
+  }
   int64_t disp = 0;
   if (mod == 1) {
     if (p + 1 > c.size()) return std::nullopt;
@@ -165,7 +182,7 @@ std::optional<OpenSslVersion> detect_version(const LibSsl& lib, const ElfFile& e
   return std::nullopt;
 }
 
-// The OpenSSL 3.0 ssl_st layout (3.0.19, proven end to end); 3.1 kept it.
+// The OpenSSL 3.0 ssl_st layout (3.0.19, proven end to end).
 constexpr ehp_tls_offsets kLayout30 = {
     .ssl_st_version_offset = 0x0,
     .ssl_st_rbio_offset = 0x10,
@@ -183,40 +200,16 @@ constexpr ehp_tls_offsets kLayout30 = {
     .ssl_cipher_st_id_offset = 0x18,
     .bio_st_num_offset = 0x38};
 
-// One row per layout series. Only 3.0 is proven on this machine (Debian 12 libssl3 3.0.19, read
-// by a uprobe and compared with curl's SSLKEYLOGFILE). The others come from public layout data
-// and are UNVERIFIED: they are used only when every exported accessor of the library, decoded
-// from the file, reads the fields the row names. The TLS 1.3 secret fields have no accessor; a
-// wrong one yields keys that decrypt nothing, never a crash (the probe reads user memory with
-// bpf_probe_read_user).
+// One row per layout series read by the struct stack: 3.0, proven on this machine (Debian 12
+// libssl3 3.0.19, read by a uprobe and compared with curl's SSLKEYLOGFILE) and confirmed on each
+// library by decoding its exported accessors. Every other OpenSSL since 1.1.1 is traced at its
+// own secret logger (stack_logger.cc), which needs no table: the rows this table once had for
+// 1.1.1 and 3.1, from public layout data and never proven, are gone (docs/architecture.md).
 const std::vector<OffsetTable>& offset_table() {
   static const std::vector<OffsetTable> t = {
-      {"3.0", true,
+      {"3.0",
        kLayout30,
        0x30},  // SSL_connect: cmp qword [rdi+0x30],0 (3.0.19)
-      // UNVERIFIED: 3.1.x kept the 3.0 ssl_st layout in public builds.
-      {"3.1", false,
-       kLayout30,
-       0x30},
-      // UNVERIFIED: 1.1.1f..w. s3 is a pointer; session->cipher moved between letters (0x1f0 in
-      // 1.1.1j, 0x1f8 in 1.1.1f), which the confirmation step catches.
-      {"1.1.1", false,
-       {.ssl_st_version_offset = 0x0,
-        .ssl_st_rbio_offset = 0x10,
-        .ssl_st_statem_in_init_offset = 0x64,
-        .ssl_st_s3_ptr_offset = 0xa8,
-        .ssl_st_s3_client_random_offset = 0xb8,
-        .ssl_st_session_offset = 0x510,
-        .ssl_st_handshake_secret_offset = 0x17c,
-        .ssl_st_handshake_traffic_hash_offset = 0x2fc,
-        .ssl_st_client_app_traffic_secret_offset = 0x33c,
-        .ssl_st_server_app_traffic_secret_offset = 0x37c,
-        .ssl_st_exporter_master_secret_offset = 0x3bc,
-        .ssl_session_st_master_key_offset = 0x50,
-        .ssl_session_st_cipher_offset = 0x1f8,
-        .ssl_cipher_st_id_offset = 0x18,
-        .bio_st_num_offset = 0x30},
-       0x30},
   };
   return t;
 }
@@ -444,18 +437,38 @@ std::optional<uint64_t> function_start(const ElfFile& elf, uint64_t vaddr) {
   return start;
 }
 
-// The one function that calls the key log callback at SSL_CTX+`field` (`call *field(%reg)`).
+// `call *%R` (FF /2, mod 11) at c[i], with its REX.B: the register called, else -1.
+int indirect_call_reg(std::string_view c, size_t i) {
+  size_t p = i;
+  int b = 0;
+  if (p < c.size() && uint8_t(c[p]) == 0x41) b = 8, ++p;
+  if (p + 2 > c.size() || uint8_t(c[p]) != 0xFF || (uint8_t(c[p + 1]) & 0xF8) != 0xD0) return -1;
+  return (uint8_t(c[p + 1]) & 7) | b;
+}
+
+// The one function that calls the key log callback at SSL_CTX+`field`: `call *field(%reg)`
+// (OpenSSL 1.1.1/3.0, BoringSSL), or `mov field(%reg),%R` with a `call *%R` within 40 bytes
+// (OpenSSL 3.5).
 std::optional<uint64_t> keylog_caller(const ElfFile& elf, int64_t field, std::string* why) {
   std::optional<uint64_t> found;
   bool ambiguous = false;
   int matches = 0;  // a library calls its key log callback in one place; a crafted one, anywhere
   elf.scan_code([&](uint64_t base_vaddr, std::string_view code) {
-    for (size_t i = 0; i + 6 <= code.size() && !ambiguous && matches < 64; ++i) {
-      if (uint8_t(code[i]) != 0xFF || (uint8_t(code[i + 1]) & 0xF8) != 0x90) continue;  // FF /2 mod=10
-      if ((uint8_t(code[i + 1]) & 7) == 4) continue;  // SIB form: not ours
-      int32_t d;
-      memcpy(&d, code.data() + i + 2, 4);
-      if (d != field) continue;
+    const std::string c(code);
+    for (size_t i = 0; i + 6 <= c.size() && !ambiguous && matches < 64; ++i) {
+      bool hit = false;
+      if (uint8_t(c[i]) == 0xFF && (uint8_t(c[i + 1]) & 0xF8) == 0x90) {
+        // FF /2 mod=10: [base + disp32], through a SIB byte without index for rsp/r12
+        const bool sib = (uint8_t(c[i + 1]) & 7) == 4;
+        if (sib && (i + 7 > c.size() || ((uint8_t(c[i + 2]) >> 3) & 7) != 4)) continue;
+        int32_t d;
+        memcpy(&d, c.data() + i + (sib ? 3 : 2), 4);
+        hit = d == field;
+      } else if (auto m = decode_at(c, i); m && m->op == 0x8B && m->wide && m->disp == field) {
+        for (size_t j = i + m->len; j < i + m->len + 40 && j + 2 <= c.size() && !hit; ++j)
+          hit = indirect_call_reg(code, j) == m->reg;
+      }
+      if (!hit) continue;
       ++matches;
       auto fn = function_start(elf, base_vaddr + i);
       if (!fn) continue;
@@ -472,6 +485,36 @@ std::optional<uint64_t> keylog_caller(const ElfFile& elf, int64_t field, std::st
   return found;
 }
 
+// A memory operand with displacement d in `code`: a decoded [reg+disp] access, or (disp32
+// forms the small decoder skips, such as SIB-indexed movzx) its 4 bytes.
+bool has_disp(const std::string& code, int64_t d) {
+  for (size_t i = 0; i < code.size(); ++i)
+    if (auto m = decode_at(code, i); m && m->disp == d) return true;
+  if (d < 128) return false;
+  char b[4];
+  const int32_t v = int32_t(d);
+  memcpy(b, &v, 4);
+  return code.find(std::string(b, 4)) != std::string::npos;
+}
+
+// The functions that call or jump to `target` directly (E8/E9 rel32), with the site: (start, site).
+std::vector<std::pair<uint64_t, uint64_t>> direct_callers(const ElfFile& elf, uint64_t target) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  std::set<uint64_t> sites;
+  elf.scan_code([&](uint64_t base_vaddr, std::string_view code) {
+    for (size_t i = 0; i + 5 <= code.size() && out.size() < 64; ++i) {
+      if (uint8_t(code[i]) != 0xE8 && uint8_t(code[i]) != 0xE9) continue;
+      int32_t rel;
+      memcpy(&rel, code.data() + i + 1, 4);
+      const uint64_t site = base_vaddr + i;
+      if (site + 5 + int64_t(rel) != target || !sites.insert(site).second) continue;
+      if (auto fn = function_start(elf, site)) out.emplace_back(*fn, site);
+    }
+    return out.size() >= 64;
+  });
+  return out;
+}
+
 }  // namespace
 
 std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string* why) {
@@ -480,9 +523,21 @@ std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string
     *why = "does not export SSL_get_client_random";
     return std::nullopt;
   }
+  auto place = client_random_place(elf.read_vaddr(acc->second, 96));
+  if (!place || place->second <= 0 || place->second > 0x4000 || place->first < 0 || place->first > 0x4000) {
+    *why = "SSL_get_client_random does not decode to a field of the connection";
+    return std::nullopt;
+  }
+  const auto [ptr, off] = *place;
+  // Code that hands that same field on: its displacement(s) must be in it.
+  auto reads_cr = [&](const std::string& code) { return has_disp(code, off) && (!ptr || has_disp(code, ptr)); };
   // The logger: exported as ssl_log_secret (OpenSSL linked into an executable), or, stripped
-  // (BoringSSL), the one function that calls SSL_CTX's key log callback, whose field the
-  // exported SSL_CTX_get_keylog_callback reads.
+  // (a shared libssl, BoringSSL), found from the one function that calls SSL_CTX's key log
+  // callback, whose field the exported SSL_CTX_get_keylog_callback reads: that function itself
+  // when it reads the client random (BoringSSL, and OpenSSL where the compiler inlined it),
+  // else the one function that calls it directly and passes it the client random (OpenSSL's
+  // ssl_log_secret calling nss_keylog_int, or, in 1.1.1, that function's body split out by the
+  // compiler after the callback check, which therefore runs only when a callback is set).
   uint64_t logger = 0;
   if (auto fn = elf.dynsym().find("ssl_log_secret"); fn != elf.dynsym().end() && elf.executable(fn->second)) {
     logger = fn->second;
@@ -496,27 +551,24 @@ std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string
     auto caller = keylog_caller(elf, *field, why);
     if (!caller) return std::nullopt;
     logger = *caller;
+    if (!reads_cr(elf.read_vaddr(logger, 768))) {
+      std::set<uint64_t> passing;
+      for (const auto& [fn, site] : direct_callers(elf, *caller)) {
+        // From the function's start to the call: the client random and its length (32).
+        if (site < fn || site - fn > 256) continue;
+        const std::string code = elf.read_vaddr(fn, size_t(site - fn));
+        if (reads_cr(code) && code.find(std::string("\xb9\x20\x00\x00\x00", 5)) != std::string::npos)
+          passing.insert(fn);
+      }
+      if (passing.size() != 1) {
+        *why = passing.empty() ? "no function passes the client random to the key log callback's caller"
+                               : "more than one function passes the client random to the key log callback's caller";
+        return std::nullopt;
+      }
+      logger = *passing.begin();
+    }
   }
-  auto place = client_random_place(elf.read_vaddr(acc->second, 96));
-  if (!place || place->second <= 0 || place->second > 0x4000 || place->first < 0 || place->first > 0x4000) {
-    *why = "SSL_get_client_random does not decode to a field of the connection";
-    return std::nullopt;
-  }
-  const auto [ptr, off] = *place;
-  // The logger hands that same field on: its displacement(s) must be in its code.
-  const std::string body = elf.read_vaddr(logger, 768);
-  // A memory operand with that displacement: a decoded [reg+disp] access, or (disp32 forms the
-  // small decoder skips, such as SIB-indexed movzx) its 4 bytes.
-  auto has_disp = [&](int64_t d) {
-    for (size_t i = 0; i < body.size(); ++i)
-      if (auto m = decode_at(body, i); m && m->disp == d) return true;
-    if (d < 128) return false;
-    char b[4];
-    const int32_t v = int32_t(d);
-    memcpy(b, &v, 4);
-    return body.find(std::string(b, 4)) != std::string::npos;
-  };
-  if (!elf.executable(logger) || !has_disp(off) || (ptr && !has_disp(ptr))) {
+  if (!elf.executable(logger) || !reads_cr(elf.read_vaddr(logger, 768))) {
     *why = "the secret logger does not read the client random where SSL_get_client_random does (" + hex(uint64_t(off)) + ")";
     return std::nullopt;
   }

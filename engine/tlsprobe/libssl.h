@@ -65,8 +65,7 @@ std::optional<LibSsl> named_libssl(const std::string& path, std::string* err);
 std::optional<OpenSslVersion> detect_version(const LibSsl& lib, const ElfFile& elf, std::string* err);
 
 struct OffsetTable {
-  const char* series;  // "1.1.1", "3.0", "3.1"
-  bool verified;       // true only for values proven end to end on a real library
+  const char* series;  // "3.0"
   ehp_tls_offsets off;
   uint32_t ssl_st_handshake_func_offset;  // locates the handshake functions (SSL_set_connect_state)
 };

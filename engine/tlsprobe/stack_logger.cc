@@ -20,7 +20,12 @@ class LoggerStack : public Stack {
 std::optional<Plan> LoggerStack::inspect(const Candidate& c) const {
   if (!c.elf) return std::nullopt;
   const ElfFile& elf = *c.elf;
-  if (!elf.exports("ssl_log_secret") && (c.version || !elf.exports("SSL_CTX_get_keylog_callback"))) return std::nullopt;
+  // A shared libssl of the one proven struct layout (OpenSSL 3.0, offset table) is read by the
+  // struct stack; every other OpenSSL since 1.1.1 (SSL_CTX_get_keylog_callback) is traced at
+  // its secret logger, found by reading the file.
+  const bool struct_layout = c.version && offsets_for(*c.version);
+  if (!elf.exports("ssl_log_secret") && (struct_layout || !elf.exports("SSL_CTX_get_keylog_callback")))
+    return std::nullopt;
   Plan plan;
   // BoringSSL's C++ API (namespace bssl) shows in its exported symbols.
   const std::string name = c.version ? c.version->short_name() : elf.exports_bssl() ? "BoringSSL" : "OpenSSL, version unknown";

