@@ -40,13 +40,9 @@ const volatile __u32 targ_pid = 0;  /* tgid to trace; 0 = all */
 const volatile __u32 targ_uid = 0;  /* uid to trace when filter_uid */
 const volatile bool filter_uid = false;
 const volatile bool capture_plaintext = false;
-/* false for secret-logger stacks (OpenSSL linked in, BoringSSL): their secrets come from the
- * logger, `off` is all zero, and SSL_read/SSL_write are hooked for -m text only. */
+/* false for the logged stacks (OpenSSL's and BoringSSL's secret logger, Go): their secrets come
+ * from the logger, `off` is all zero, and SSL_read/SSL_write are hooked for -m text only. */
 const volatile bool secrets_from_struct = true;
-/* The client random of the connection ssl_log_secret gets: at conn + cr_off, or, when cr_ptr_off
- * is set (1.1.1's s->s3 pointer), at *(conn + cr_ptr_off) + cr_off. */
-const volatile __u32 cr_ptr_off = 0;
-const volatile __u32 cr_off = 0;
 /* Wake the reader only when the unread bytes cross this (edge); below it the reader's poll
  * timeout collects the records. 0 = wake on every record. A wakeup is an irq_work self-IPI,
  * i.e. an APIC write (a VM exit under KVM) in the traced process's own thread, plus a context
@@ -535,13 +531,19 @@ static __always_inline struct ehp_tls_keylog_event *reserve_keylog(__u16 lib)
 	return e;
 }
 
+/* ssl_log_secret(conn, label, secret, len). Its BPF cookie says which binary (bits 0-15) and
+ * where that binary keeps the connection's client random (tlsprobe/stack.h logger_cookie): at
+ * conn + cr_off (bits 16-31), or, when cr_ptr_off (bits 32-47) is set (1.1.1's s->s3 pointer),
+ * at *(conn + cr_ptr_off) + cr_off. One loaded object serves every such binary. */
 SEC("uprobe")
 int BPF_KPROBE(ehp_ssl_log_secret, void *conn, const char *label, const __u8 *secret, __u64 len)
 {
 	if (!traced())
 		return 0;
 	mark_tls_process();
-	struct ehp_tls_keylog_event *e = reserve_keylog((__u16)bpf_get_attach_cookie(ctx));
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 cr_off = (cookie >> 16) & 0xffff, cr_ptr_off = (cookie >> 32) & 0xffff;
+	struct ehp_tls_keylog_event *e = reserve_keylog((__u16)cookie);
 	if (!e)
 		return 0;
 	long n = bpf_probe_read_user_str(e->label, sizeof(e->label), label);

@@ -206,6 +206,14 @@ bool ElfFile::open(const UntrustedFile& f, const std::string& shown, std::string
             sections_.emplace(want, Section{s.sh_addr, s.sh_offset, s.sh_size});
         }
   }
+  // A large .dynsym with a .gnu.hash (node's 90k symbols): the looked-up names only, by hash.
+  for (size_t i = 0; i < sh.size(); ++i)
+    if (sh[i].sh_type == SHT_GNU_HASH && sh[i].sh_link < sh.size() && sh[sh[i].sh_link].sh_type == SHT_DYNSYM &&
+        sh[sh[i].sh_link].sh_size > kHashLookupAbove && sh[sh[i].sh_link].sh_link < sh.size() &&
+        hash_lookups(sh[i], sh[sh[i].sh_link], sh[sh[sh[i].sh_link].sh_link])) {
+      hashed_ = true;
+      break;
+    }
   // One .dynsym and one .dynamic (a file that claims more is read once, not once per copy), at
   // most 4 relocation sections of 64 MiB together, names of at most 128 bytes, at most 8
   // libcrypto DT_NEEDED entries: work and memory stay bounded whatever the headers claim.
@@ -219,10 +227,12 @@ bool ElfFile::open(const UntrustedFile& f, const std::string& shown, std::string
     }
     if ((s.sh_type != SHT_DYNSYM && s.sh_type != SHT_DYNAMIC) || s.sh_link >= sh.size()) continue;
     bool& seen = s.sh_type == SHT_DYNSYM ? seen_dynsym : seen_dynamic;
-    if (seen) continue;
+    if (seen || (hashed_ && s.sh_type == SHT_DYNSYM)) continue;
     seen = true;
     std::string body, strtab;
-    if (!table(s, &body) || !table(sh[s.sh_link], &strtab)) {
+    // .dynamic's names (DT_NEEDED) are read one by one below: its string table is .dynstr, which
+    // a large executable's exports make megabytes long.
+    if (!table(s, &body) || (s.sh_type == SHT_DYNSYM && !table(sh[s.sh_link], &strtab))) {
       *err = shown + ": symbol tables missing or over " + std::to_string(kMaxTableBytes >> 20) + " MiB";
       return false;
     }
@@ -250,11 +260,57 @@ bool ElfFile::open(const UntrustedFile& f, const std::string& shown, std::string
         Elf64_Dyn d;
         memcpy(&d, body.data() + o, sizeof d);
         if (d.d_tag == DT_NULL) break;
-        if (d.d_tag != DT_NEEDED || needed_.size() >= 8 || d.d_un.d_val >= strtab.size()) continue;
-        const char* n = strtab.c_str() + d.d_un.d_val;
-        const size_t len = strnlen(n, std::min<size_t>(strtab.size() - d.d_un.d_val, 65));
+        const Elf64_Shdr& st = sh[s.sh_link];
+        if (d.d_tag != DT_NEEDED || needed_.size() >= 8 || st.sh_type == SHT_NOBITS || d.d_un.d_val >= st.sh_size ||
+            !in_file(st.sh_offset, st.sh_size))
+          continue;
+        char n[66] = {};
+        const size_t want = size_t(std::min<uint64_t>(65, st.sh_size - d.d_un.d_val));
+        if (!pread_all(fd_, n, want, st.sh_offset + d.d_un.d_val)) continue;
+        const size_t len = strnlen(n, want);
         if (len <= 64 && strncmp(n, "libcrypto.so", 12) == 0) needed_.emplace_back(n, len);
       }
+    }
+  }
+  return true;
+}
+
+// .gnu.hash: nbuckets, symoffset, bloom_size, bloom_shift, bloom[bloom_size] (64-bit words),
+// buckets[nbuckets], chain[] (one hash per symbol from symoffset, low bit = last of its bucket).
+// Each name costs a bucket, a bounded chain walk and, per matching hash, one symbol and one name
+// read. false (then the table is read whole) when the header does not fit the file.
+bool ElfFile::hash_lookups(const Elf64_Shdr& gh, const Elf64_Shdr& ds, const Elf64_Shdr& strs) {
+  auto in_file = [&](uint64_t off, uint64_t len) { return off <= size_ && len <= size_ - off; };
+  uint32_t hdr[4];
+  if (gh.sh_size < sizeof hdr || !in_file(gh.sh_offset, gh.sh_size) || !in_file(ds.sh_offset, ds.sh_size) ||
+      !in_file(strs.sh_offset, strs.sh_size) || gh.sh_size > kMaxTableBytes || ds.sh_entsize != sizeof(Elf64_Sym) ||
+      !pread_all(fd_, hdr, sizeof hdr, gh.sh_offset))
+    return false;
+  const uint64_t nbuckets = hdr[0], symoffset = hdr[1], bloom = hdr[2];
+  const uint64_t nsyms = ds.sh_size / sizeof(Elf64_Sym);
+  const uint64_t buckets_at = sizeof hdr + bloom * 8, chain_at = buckets_at + nbuckets * 4;
+  if (nbuckets == 0 || bloom > (1u << 24) || chain_at > gh.sh_size || symoffset > nsyms) return false;
+  for (const char* name : kLookedUpSymbols) {
+    uint32_t h = 5381;
+    for (const char* p = name; *p; ++p) h = h * 33 + uint8_t(*p);
+    const size_t len = strlen(name);
+    uint32_t idx;
+    if (!pread_all(fd_, &idx, 4, gh.sh_offset + buckets_at + (h % nbuckets) * 4)) return false;
+    for (int steps = 0; idx >= symoffset && idx < nsyms && steps < 4096; ++idx, ++steps) {
+      const uint64_t at = chain_at + (uint64_t(idx) - symoffset) * 4;
+      uint32_t h2;
+      if (at + 4 > gh.sh_size || !pread_all(fd_, &h2, 4, gh.sh_offset + at)) break;
+      if ((h2 | 1) == (h | 1)) {
+        Elf64_Sym sym;
+        char buf[64];
+        if (pread_all(fd_, &sym, sizeof sym, ds.sh_offset + idx * sizeof sym) && sym.st_name < strs.sh_size &&
+            strs.sh_size - sym.st_name > len && pread_all(fd_, buf, len + 1, strs.sh_offset + sym.st_name) &&
+            memcmp(buf, name, len) == 0 && buf[len] == '\0' && sym.st_shndx != SHN_UNDEF && sym.st_value != 0) {
+          dynsym_.emplace(name, sym.st_value);
+          break;
+        }
+      }
+      if (h2 & 1) break;
     }
   }
   return true;

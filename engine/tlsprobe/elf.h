@@ -11,6 +11,8 @@
 //     code bytes), each part under a size cap, and scans data segments in fixed-size chunks:
 //     memory stays bounded whatever sizes the file claims.
 #pragma once
+#include <elf.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -25,6 +27,16 @@ inline constexpr uint64_t kMaxBinaryBytes = 4ull << 30;      // a larger "librar
 inline constexpr uint64_t kMaxTableBytes = 32ull << 20;      // .dynsym, .dynstr, each
 inline constexpr uint64_t kMaxScanBytes = 192ull << 20;      // version-string scan, in total
 inline constexpr size_t kMaxSymbols = 1u << 16;               // SSL_*/TLS_* symbols kept
+// Past this many bytes of .dynsym (~11k symbols: node exports 90k, 10 MB with their names), the
+// symbols the probe looks up are found through .gnu.hash instead of a full read.
+inline constexpr uint64_t kHashLookupAbove = 256u << 10;
+// Every exported name the probe looks up (a lookup of another name finds nothing in a binary
+// read through .gnu.hash: add it here).
+inline constexpr const char* kLookedUpSymbols[] = {
+    "ssl_log_secret", "SSL_new", "SSL_CTX_get_keylog_callback", "SSL_get_client_random", "SSL_CIPHER_get_id",
+    "SSL_SESSION_get0_cipher", "SSL_SESSION_get_master_key", "SSL_do_handshake", "SSL_get_error", "SSL_get_rbio",
+    "SSL_get_session", "SSL_in_init", "SSL_read", "SSL_read_ex", "SSL_set_accept_state", "SSL_set_connect_state",
+    "SSL_version", "SSL_write", "SSL_write_ex", "TLS_client_method", "TLS_server_method"};
 
 class UntrustedFile {
  public:
@@ -118,6 +130,8 @@ class ElfFile {
   };
   int fd_ = -1;
   uint64_t size_ = 0;
+  bool hashed_ = false;  // symbols found through .gnu.hash (kLookedUpSymbols only)
+  bool hash_lookups(const Elf64_Shdr& gnu_hash, const Elf64_Shdr& dynsym, const Elf64_Shdr& dynstr);
   std::vector<Load> loads_;
   std::vector<Rela> relas_;
   std::map<std::string, uint64_t> dynsym_;

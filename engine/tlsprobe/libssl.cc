@@ -693,6 +693,7 @@ void scan_process(uint32_t pid, ProcessScan& st, std::vector<std::string>* refus
     const std::string range = line.substr(0, line.find(' '));
     std::string shown, root, err;
     auto f = open_candidate(pid, range, path, &shown, &root, &err);
+    std::shared_ptr<const ElfFile> exe_elf;
     // A process gone mid-look (a short-lived program): nothing to say, nothing decided.
     if (!f && st.skip_decided && access(proc.c_str(), F_OK) != 0) return;
     if (!libssl) {
@@ -714,9 +715,11 @@ void scan_process(uint32_t pid, ProcessScan& st, std::vector<std::string>* refus
         }
       }
       if (known == st.exe_verdict.end()) {
-        ElfFile elf;
+        auto e = std::make_shared<ElfFile>();
         std::string why;
-        known = st.exe_verdict.emplace(key, elf.open(*f, shown, &why) && (elf.exports("ssl_log_secret") || go_tls(elf))).first;
+        const bool tls = e->open(*f, shown, &why) && (e->exports("ssl_log_secret") || go_tls(*e));
+        known = st.exe_verdict.emplace(key, tls).first;
+        if (tls) exe_elf = std::move(e);  // reads `*f`'s fd, which moves on with it below
       }
       decide();
       if (!known->second) continue;
@@ -727,7 +730,7 @@ void scan_process(uint32_t pid, ProcessScan& st, std::vector<std::string>* refus
         refused->push_back("libssl " + shown + " (mapped by pid " + std::to_string(pid) + "): " + err + "; not traced");
       continue;
     }
-    on(std::move(*f), shown, root, dirname_of(path));
+    on(std::move(*f), shown, root, dirname_of(path), std::move(exe_elf));
   }
 }
 
@@ -736,7 +739,7 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
   std::map<std::pair<uint64_t, uint64_t>, size_t> by_inode;
   ProcessScan st;  // executables read once per scan
   auto add = [&](UntrustedFile f, const std::string& shown, const std::string& root, const std::string& dir,
-                 uint32_t pid) {
+                 uint32_t pid, std::shared_ptr<const ElfFile> elf) {
     auto key = std::make_pair(f.dev(), f.ino());
     auto it = by_inode.find(key);
     if (it != by_inode.end() && root == "/" && out[it->second].root != "/") {
@@ -752,13 +755,15 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
       l.root = root;
       l.dir = dir;
       l.file = std::move(f);
+      l.elf = std::move(elf);
       out.push_back(std::move(l));
     }
     if (pid && out[it->second].pids.size() < 64) out[it->second].pids.push_back(pid);
   };
   // The system library first: a flood of other candidates can never crowd it out.
   const std::string sys = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
-  if (std::string err; auto f = UntrustedFile::open_in_root("/", sys, &err)) add(std::move(*f), sys, "/", dirname_of(sys), 0);
+  if (std::string err; auto f = UntrustedFile::open_in_root("/", sys, &err))
+    add(std::move(*f), sys, "/", dirname_of(sys), 0, nullptr);
   constexpr size_t kMaxCandidates = 256;  // distinct TLS libraries kept open (one fd each)
   bool candidates_said = false;
   DIR* d = opendir("/proc");
@@ -768,7 +773,8 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
       unsigned long pid = strtoul(e->d_name, &end, 10);
       if (*end || !pid || pid > UINT32_MAX) continue;
       scan_process(uint32_t(pid), st, refused,
-                   [&](UntrustedFile f, const std::string& shown, const std::string& root, const std::string& dir) {
+                   [&](UntrustedFile f, const std::string& shown, const std::string& root, const std::string& dir,
+                       std::shared_ptr<const ElfFile> elf) {
                      if (out.size() >= kMaxCandidates && !by_inode.count({f.dev(), f.ino()})) {
                        if (!candidates_said)
                          refused->push_back("more than " + std::to_string(kMaxCandidates) +
@@ -776,7 +782,7 @@ std::vector<LibSsl> discover_libssl(std::vector<std::string>* refused) {
                        candidates_said = true;
                        return;
                      }
-                     add(std::move(f), shown, root, dir, uint32_t(pid));
+                     add(std::move(f), shown, root, dir, uint32_t(pid), std::move(elf));
                    });
     }
     closedir(d);

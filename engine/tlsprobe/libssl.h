@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <optional>
 #include <span>
@@ -31,6 +32,9 @@ struct LibSsl {
   std::string dir;          // its directory inside `root`
   UntrustedFile file;       // the inode that is read and traced (attached via file.fd_path())
   std::vector<uint32_t> pids;  // processes seen mapping it (empty for the system library)
+  // Already read over `file` (an executable that scan_process checked), else nullptr: a large
+  // executable (node: 10 MB of symbol tables) is then parsed once per look, not twice.
+  std::shared_ptr<const ElfFile> elf;
 };
 
 // The libssl.so* mapped by running processes (/proc/*/maps, each file opened exactly as mapped
@@ -51,8 +55,9 @@ struct ProcessScan {
   std::set<std::pair<uint64_t, uint64_t>> decided;
   size_t max_decided = 65536;  // a cache: cleared when full
 };
-using OnCandidate =
-    std::function<void(UntrustedFile file, const std::string& shown, const std::string& root, const std::string& dir)>;
+// `elf`: the file already read (an executable), else nullptr.
+using OnCandidate = std::function<void(UntrustedFile file, const std::string& shown, const std::string& root,
+                                       const std::string& dir, std::shared_ptr<const ElfFile> elf)>;
 // One process's share of discover_libssl: each libssl.so* it maps and its executable when that
 // carries a TLS stack (OpenSSL's secret logger, Go crypto/tls), opened as discover_libssl says.
 // Refusals go to *refused, once per path.

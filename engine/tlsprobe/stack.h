@@ -33,18 +33,24 @@ struct Hook {
   uint64_t file_offset;
   bool ret;          // a uretprobe
   std::string what;  // for messages: the symbol, or "offset 0x..."
+  uint64_t cookie = 0;  // per-binary values the program reads from its BPF cookie, above bit 16
+                        // (bits 0-15 name the binary): logger_cookie()
 };
 
-// What the BPF object needs in its rodata to read a binary's secrets.
+// The LogSecret hook's cookie bits: where its binary keeps the client random, conn + cr_off or
+// *(conn + cr_ptr_off) + cr_off (each < 0x10000; bpf/openssl.bpf.c ehp_ssl_log_secret).
+inline uint64_t logger_cookie(uint32_t cr_ptr_off, uint32_t cr_off) {
+  return (uint64_t(cr_ptr_off & 0xFFFF) << 32) | (uint64_t(cr_off & 0xFFFF) << 16);
+}
+
+// What the BPF object needs in its rodata to read a binary's secrets. Every binary whose
+// secrets arrive logged (OpenSSL's or BoringSSL's secret logger, Go's writeKeyLog) has the same
+// layout: what differs between them rides in the hooks' cookies, so one object serves them all
+// and a binary found after the start only needs its uprobes attached.
 struct Layout {
-  ehp_tls_offsets off{};                // struct-read stacks
-  bool logger = false;                  // secret-logger stacks:
-  uint32_t cr_ptr_off = 0, cr_off = 0;  //   where the client random sits in the connection
-  bool go = false;                      // Go crypto/tls: every secret is an argument
-  bool operator==(const Layout& o) const {
-    return memcmp(&off, &o.off, sizeof off) == 0 && logger == o.logger && cr_ptr_off == o.cr_ptr_off &&
-           cr_off == o.cr_off && go == o.go;
-  }
+  ehp_tls_offsets off{};  // struct-read stacks
+  bool logged = false;    // secrets come one by one from the library's own logger
+  bool operator==(const Layout& o) const { return memcmp(&off, &o.off, sizeof off) == 0 && logged == o.logged; }
 };
 
 // How one binary is traced, or why it is not.

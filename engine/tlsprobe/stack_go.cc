@@ -46,7 +46,7 @@ std::optional<Plan> GoStack::inspect(const Candidate& c) const {
     plan.refusal = head + kKeyLogFunc + " is not in a loaded segment; not traced";
     return plan;
   }
-  plan.layout.go = true;
+  plan.layout.logged = true;
   char at[64];
   snprintf(at, sizeof at, "%s@0x%llx", kKeyLogFunc, (unsigned long long)*off);
   plan.hooks.push_back({Prog::GoKeyLog, *off, false, at});

@@ -35,12 +35,10 @@ std::optional<Plan> LoggerStack::inspect(const Candidate& c) const {
     plan.refusal = "TLS library " + c.lib.path + " (" + name + "): " + why + "; not traced";
     return plan;
   }
-  plan.layout.logger = true;
-  plan.layout.cr_ptr_off = lg->cr_ptr_off;
-  plan.layout.cr_off = lg->cr_off;
+  plan.layout.logged = true;
   char at[32];
   snprintf(at, sizeof at, "offset 0x%llx", (unsigned long long)lg->file_offset);
-  plan.hooks.push_back({Prog::LogSecret, lg->file_offset, false, at});
+  plan.hooks.push_back({Prog::LogSecret, lg->file_offset, false, at, logger_cookie(lg->cr_ptr_off, lg->cr_off)});
   if (c.plaintext) {
     // -m text: the plaintext at SSL_read/SSL_write, exported by both kinds (Node.js exports
     // OpenSSL's API for addons). No struct is read: the connection's socket is not known.

@@ -268,12 +268,11 @@ std::vector<std::pair<Group*, Group::Lib*>> TlsProbe::Impl::confirm(std::vector<
     return v;
   }();
   for (auto& lib : libs) {
-    ElfFile elf;
+    ElfFile own;
     Candidate c{lib, nullptr, std::nullopt, {}, opt.plaintext, opt.force_io_fallback};
-    if (elf.open(lib.file, lib.path, &c.version_error)) {
-      c.elf = &elf;
-      c.version = detect_version(lib, elf, &c.version_error);
-    }
+    if (lib.elf) c.elf = lib.elf.get();  // read already, by the look that found it
+    else if (own.open(lib.file, lib.path, &c.version_error)) c.elf = &own;
+    if (c.elf) c.version = detect_version(lib, *c.elf, &c.version_error);
     std::optional<Plan> plan;
     for (auto& st : kStacks)
       if ((plan = st->inspect(c))) break;
@@ -406,13 +405,15 @@ void TlsProbe::Impl::look(const Look& l) {
   std::vector<LibSsl> found;
   std::vector<std::string> refused;
   scan_process(l.pid, late_scan, &refused,
-               [&](UntrustedFile f, const std::string& shown, const std::string& root, const std::string& dir) {
+               [&](UntrustedFile f, const std::string& shown, const std::string& root, const std::string& dir,
+                   std::shared_ptr<const ElfFile> elf) {
                  if (decided_files.count({f.dev(), f.ino()})) return;  // traced or refused already
                  LibSsl lib;
                  lib.path = shown;
                  lib.root = root;
                  lib.dir = dir;
                  lib.file = std::move(f);
+                 lib.elf = std::move(elf);
                  lib.pids.push_back(l.pid);
                  found.push_back(std::move(lib));
                });
@@ -496,17 +497,20 @@ bool TlsProbe::Impl::load(Group& g, std::string* err) {
   bpf_map__set_max_entries(g.skel->maps.ehp_tls_events, ring_bytes);
   // Wake the reader at 1/8 of the ring; below that poll() collects every kPollSliceMs.
   ro->wakeup_bytes = ring_bytes / 8;
-  ro->cr_ptr_off = g.layout.cr_ptr_off;
-  ro->cr_off = g.layout.cr_off;
-  ro->secrets_from_struct = !g.layout.logger;
+  ro->secrets_from_struct = !g.layout.logged;
   // A group loads only the programs its hooks use.
   bpf_program* prog;
   bpf_object__for_each_program(prog, g.skel->obj) {
     bool used = false;
     for (auto& lib : g.libs)
       for (auto& h : lib.hooks) used |= program(g.skel, h.prog) == prog;
-    // A Go group always has Go's program (the standby group below has no binary yet).
-    used |= g.layout.go && prog == program(g.skel, Prog::GoKeyLog);
+    // A logged group always has both loggers' programs and, for -m text, the plaintext ones:
+    // binaries found later only attach (the standby group below has no binary yet).
+    if (g.layout.logged) {
+      used |= prog == program(g.skel, Prog::GoKeyLog) || prog == program(g.skel, Prog::LogSecret);
+      if (opt.plaintext)
+        for (const auto& h : kPlaintextHooks) used |= prog == program(g.skel, h.prog);
+    }
     if (!used) bpf_program__set_autoload(prog, false);
   }
   // The exec records (late looks) come from the first object only, into its ring.
@@ -570,7 +574,7 @@ bool TlsProbe::Impl::load(Group& g, std::string* err) {
 bool TlsProbe::Impl::attach(Group& g, Group::Lib& lib, std::string* err) {
   for (auto& h : lib.hooks) {
     // The cookie names the binary in every record its hooks send (the key check's attribution).
-    LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = lib.source, .retprobe = h.ret);
+    LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = lib.source | h.cookie, .retprobe = h.ret);
     // pid -1: every process mapping this inode, now or later. With -p, the kernel's uprobe
     // filter (by mm) puts the breakpoint into that process only, so other processes using
     // the library take no trap at all (the BPF-side pid check stays as a second line).
@@ -605,12 +609,14 @@ std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err, s
   }
   for (auto& g : impl->groups)
     if (!impl->load(g, err)) return nullptr;
-  // A Go program started after the start needs no offsets of its own: with a Go object loaded
-  // already, a late look only attaches (~2 ms after its exec instead of ~30 ms for loading one),
-  // before the first handshake of even a short-lived client. Loaded once, when none is.
-  if (impl->late && std::none_of(impl->groups.begin(), impl->groups.end(), [](const Group& g) { return g.layout.go; })) {
+  // A Go program or a secret-logger binary (OpenSSL linked into node, a shared libssl other
+  // than 3.0, BoringSSL) started after the start needs no object of its own: with the logged
+  // object loaded already, a late look only attaches (~2 ms after its exec instead of ~30-100 ms
+  // for loading one), before the first handshake of even a short-lived client. Loaded once,
+  // when none is.
+  if (impl->late && std::none_of(impl->groups.begin(), impl->groups.end(), [](const Group& g) { return g.layout.logged; })) {
     Group standby;
-    standby.layout.go = true;
+    standby.layout.logged = true;
     impl->groups.push_back(std::move(standby));
     std::string e;
     if (!impl->load(impl->groups.back(), &e) || !impl->groups.back().skel) {

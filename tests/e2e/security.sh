@@ -339,4 +339,56 @@ check "SIGINT 0.3 s into start-up: exited within 1 s" test "$ok" = 0
 check "SIGINT during start-up: status 0 or 130 (rc=$RC)" test "$RC" -eq 0 -o "$RC" -eq 130
 check "SIGINT during start-up: no tc filter / clsact left on $HV" no_tc_left
 reset_tc
+# ---------------------------------------------------------------------------------------------
+# 6. The same hostile files first run *after* the start (the exec tracepoint's late looks): read,
+#    never run, refused by name, and the capture goes on and stops on time. Nobody runs: the
+#    evil libssl (constructor), the 512 MiB sparse one, the flipped copy of the system libssl,
+#    and an executable that exports ssl_log_secret (so it is inspected as OpenSSL linked in) with
+#    a constructor of its own.
+cat >"$WORK/evilexe.c" <<EOF
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+int ssl_log_secret(void *s, const char *l, const unsigned char *k, unsigned long n) { (void)s; (void)l; (void)k; return (int)n; }
+__attribute__((constructor)) static void ehp_evil(void) {
+  char line[64];
+  int n = snprintf(line, sizeof line, "%u %d\n", (unsigned)geteuid(), (int)getpid());
+  int fd = open("$MARK", O_WRONLY | O_APPEND | O_CREAT, 0666);
+  if (fd >= 0) { (void)!write(fd, line, (size_t)n); close(fd); }
+}
+int main(void) { sleep(3); return 0; }
+EOF
+gcc -O1 -rdynamic -o "$WORK/evilexe" "$WORK/evilexe.c" || { echo "FAIL: cannot build the evil executable"; exit 1; }
+install -m 0755 "$WORK/evilexe" "$PUB/x/evilexe"
+mkdir -p "$PUB/flip" && chmod 0755 "$PUB/flip" && install -m 0644 "$FLIP" "$PUB/flip/libssl.so.3"
+: >"$MARK"
+"$EHP" tls -m keylog --keylogfile "$WORK/k6.log" 2>"$WORK/6.err" &
+P=$!; BG_PIDS+=("$P")
+WAIT_S=10 wait_for grep -q capturing "$WORK/6.err"
+nobody_maps() {  # nobody_maps FILE: a process of nobody's that maps FILE for 3 s
+  "${NOBODY[@]}" "$PY" -c 'import mmap,sys,time; f=open(sys.argv[1],"rb"); m=mmap.mmap(f.fileno(),0,prot=mmap.PROT_READ); time.sleep(3)' "$1" &
+  BG_PIDS+=($!)
+}
+"${NOBODY[@]}" env LD_PRELOAD="$EVIL" sleep 3 &
+BG_PIDS+=($!)
+nobody_maps "$BIG"
+nobody_maps "$PUB/flip/libssl.so.3"
+"${NOBODY[@]}" "$PUB/x/evilexe" &
+BG_PIDS+=($!)
+sleep 2.5  # past the last look (1.5 s after each exec)
+check "late: ecapture-hp is still running after the hostile programs started" alive "$P"
+kill -INT "$P" 2>/dev/null
+exited_within 1 "$P"; ok=$?
+reap "$P"
+sed 's/^/  6| /' "$WORK/6.err" | head -12
+check "late: SIGINT exited within 1 s, status 0 (rc=$RC)" test "$ok" = 0 -a "$RC" -eq 0
+check "late: no hostile constructor ever ran as root ($(root_lines) euid-0 lines, $(grep -c '^65534 ' "$MARK") as nobody)" \
+  bash -c "test \$(grep -c '^0 ' '$MARK') = 0 && test \$(grep -c '^65534 ' '$MARK') -ge 2"
+check "late: the evil libssl is named as not traced" bash -c "grep -F '$EVIL' '$WORK/6.err' | grep -qiE 'refus|not trac'"
+check "late: the executable exporting ssl_log_secret is named as not traced" \
+  bash -c "grep -F '$PUB/x/evilexe' '$WORK/6.err' | grep -qiE 'refus|not trac'"
+check "late: the flipped libssl is named once ($(grep -cF "$PUB/flip/libssl.so.3" "$WORK/6.err"))" \
+  test "$(grep -cF "$PUB/flip/libssl.so.3" "$WORK/6.err")" = 1
+check "late: none of nobody's other files is traced (no 'tracing' line names $PUB/x or $PUB/big)" \
+  bash -c "! grep -E 'tracing $PUB/(x|big)/' '$WORK/6.err'"
 finish

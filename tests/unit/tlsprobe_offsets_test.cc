@@ -13,7 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <elf.h>
+
 #include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <map>
 #include <cstdlib>
 #include <filesystem>
 
@@ -248,6 +253,99 @@ TEST(TlsProbeOffsets, HostileFilesRefusedFast) {
   EXPECT_NE(err.find("symbolic link"), std::string::npos) << err;
   // ".." cannot climb out of the root it is resolved in.
   EXPECT_FALSE(UntrustedFile::open_in_root(dir.string(), "/../../../../usr/lib/x86_64-linux-gnu/libssl.so.3", &err));
+  std::filesystem::remove_all(dir);
+}
+
+// A large executable's exports are found through .gnu.hash (node: 90k symbols, 10 MB with their
+// names, read whole before): every looked-up name gets the value a full read of .dynsym gives.
+// Then the same file with its hash table scrambled: no crash, bounded, nothing wrong found.
+namespace {
+// name -> value of every defined .dynsym symbol, by a plain full read of the file.
+std::map<std::string, uint64_t> full_dynsym(const std::string& path) {
+  std::map<std::string, uint64_t> out;
+  std::string d;
+  {
+    FILE* f = fopen(path.c_str(), "rb");
+    if (!f) return out;
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) d.append(buf, n);
+    fclose(f);
+  }
+  Elf64_Ehdr eh;
+  memcpy(&eh, d.data(), sizeof eh);
+  for (int i = 0; i < eh.e_shnum; ++i) {
+    Elf64_Shdr s, str;
+    memcpy(&s, d.data() + eh.e_shoff + i * sizeof s, sizeof s);
+    if (s.sh_type != SHT_DYNSYM) continue;
+    memcpy(&str, d.data() + eh.e_shoff + s.sh_link * sizeof s, sizeof str);
+    for (uint64_t o = 0; o + sizeof(Elf64_Sym) <= s.sh_size; o += sizeof(Elf64_Sym)) {
+      Elf64_Sym sym;
+      memcpy(&sym, d.data() + s.sh_offset + o, sizeof sym);
+      if (sym.st_shndx != SHN_UNDEF && sym.st_value) out.emplace(d.data() + str.sh_offset + sym.st_name, sym.st_value);
+    }
+  }
+  return out;
+}
+}  // namespace
+
+TEST(TlsProbeOffsets, LargeExecutableSymbolsThroughGnuHash) {
+  const char* node = "/usr/bin/node";
+  if (access(node, R_OK) != 0) GTEST_SKIP() << node << " missing";
+  auto o = open_elf(node);
+  ASSERT_TRUE(o);
+  const auto all = full_dynsym(node);
+  ASSERT_GT(all.size(), 20000u) << "not a large symbol table: the hash path is not exercised";
+  size_t found = 0;
+  for (const char* name : kLookedUpSymbols) {
+    auto want = all.find(name);
+    auto got = o->elf.dynsym().find(name);
+    ASSERT_EQ(got != o->elf.dynsym().end(), want != all.end()) << name;
+    if (want == all.end()) continue;
+    EXPECT_EQ(got->second, want->second) << name;
+    ++found;
+  }
+  EXPECT_GE(found, 18u);
+  EXPECT_TRUE(o->elf.exports("ssl_log_secret"));
+  std::string why;
+  EXPECT_TRUE(locate_secret_logger(o->elf, &why)) << why;
+
+  // Scrambled .gnu.hash (chains that never end, buckets past the table): bounded, no crash, and
+  // whatever is found is still a real symbol of that name.
+  auto dir = std::filesystem::temp_directory_path() / ("ehp-hash-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string bad = (dir / "node").string();
+  std::filesystem::copy_file(node, bad);
+  {
+    FILE* f = fopen(bad.c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    Elf64_Ehdr eh;
+    ASSERT_EQ(fread(&eh, sizeof eh, 1, f), 1u);
+    for (int i = 0; i < eh.e_shnum; ++i) {
+      Elf64_Shdr s;
+      fseek(f, long(eh.e_shoff + i * sizeof s), SEEK_SET);
+      ASSERT_EQ(fread(&s, sizeof s, 1, f), 1u);
+      if (s.sh_type != SHT_GNU_HASH) continue;
+      uint32_t hdr[4];
+      fseek(f, long(s.sh_offset), SEEK_SET);
+      ASSERT_EQ(fread(hdr, sizeof hdr, 1, f), 1u);
+      // Every bucket and chain word from the header on: 0x00010000 (a far index, a hash
+      // whose low bit is never set: chains never end).
+      std::vector<uint32_t> junk((s.sh_size - 16 - uint64_t(hdr[2]) * 8) / 4, 0x00010000u);
+      fseek(f, long(s.sh_offset + 16 + uint64_t(hdr[2]) * 8), SEEK_SET);
+      ASSERT_EQ(fwrite(junk.data(), 4, junk.size(), f), junk.size());
+    }
+    fclose(f);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto b = open_elf(bad);
+  ASSERT_TRUE(b);
+  for (auto& [name, v] : b->elf.dynsym()) {
+    auto want = all.find(name);
+    ASSERT_NE(want, all.end()) << name;
+    EXPECT_EQ(v, want->second) << name;
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));  // a hang guard
   std::filesystem::remove_all(dir);
 }
 
