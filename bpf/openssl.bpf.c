@@ -615,6 +615,61 @@ int ehp_go_write_key_log(struct pt_regs *ctx)
 	return 0;
 }
 
+/* -m text for Go crypto/tls (Go 1.18+, amd64, register ABI: receiver in rax, b []byte in rbx, rcx,
+ * rdi; results in rax, rbx...; r14 holds the running goroutine, g).
+ *   func (c *Conn) Write(b []byte) (int, error): its entry, the bytes as the program hands them;
+ *   func (c *Conn) Read(b []byte) (int, error): its entry keeps (c, b) by goroutine, and uprobes
+ * on each of its RET instructions (engine/tlsprobe gobin.h go_ret_offsets; never a uretprobe,
+ * which Go's moving stacks forbid) copy the n bytes it returns. Keyed by goroutine, not thread:
+ * a Read that waits for the network resumes on whatever thread the scheduler gives it. */
+struct go_read_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 g;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH); /* LRU: a goroutine that never returns leaves no leak */
+	__uint(max_entries, 16384);
+	__type(key, struct go_read_key);
+	__type(value, struct read_args);
+} ehp_go_read_args SEC(".maps");
+
+SEC("uprobe")
+int ehp_go_write(struct pt_regs *ctx)
+{
+	if (!traced() || !capture_plaintext)
+		return 0;
+	if ((long)ctx->cx > 0)
+		emit_data((void *)ctx->ax, (const void *)ctx->bx, ctx->cx, true);
+	return 0;
+}
+
+SEC("uprobe")
+int ehp_go_read(struct pt_regs *ctx)
+{
+	if (!traced() || !capture_plaintext)
+		return 0;
+	struct go_read_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .g = ctx->r14 };
+	struct read_args a = { .ssl = ctx->ax, .buf = ctx->bx, .readbytes = ctx->cx };
+	bpf_map_update_elem(&ehp_go_read_args, &k, &a, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int ehp_go_read_ret(struct pt_regs *ctx)
+{
+	struct go_read_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .g = ctx->r14 };
+	struct read_args *a = bpf_map_lookup_elem(&ehp_go_read_args, &k);
+	if (!a)
+		return 0;
+	struct read_args args = *a;
+	bpf_map_delete_elem(&ehp_go_read_args, &k);
+	long n = (long)ctx->ax;
+	if (n > 0 && (__u64)n <= args.readbytes)
+		emit_data((void *)args.ssl, (const void *)args.buf, (__u64)n, false);
+	return 0;
+}
+
 /* Processes started after the capture: every exec (within -p/-u) is told to userspace, which
  * reads the new process's maps for a TLS binary not yet traced (engine/tlsprobe, late looks).
  * Loaded by the first BPF object only. Woken at once: the look races the program's first

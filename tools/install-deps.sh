@@ -7,7 +7,7 @@ PKGS=(
   # build
   build-essential cmake pkg-config clang llvm libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
   libpcap-dev libssl-dev libtbb-dev libconcurrentqueue-dev liburing-dev
-  libbenchmark-dev libgtest-dev libcli11-dev
+  libbenchmark-dev libgtest-dev libcli11-dev libzydis-dev
   # test peers
   tshark wireshark-common tcpdump curl nghttp2-server nghttp2-client iproute2 python3 openssl
   util-linux procps fio iputils-ping

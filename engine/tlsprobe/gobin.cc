@@ -2,6 +2,8 @@
 // Go build info and pclntab, read with fixed-size windows under a total budget (gobin.h).
 #include "tlsprobe/gobin.h"
 
+#include <Zydis/Zydis.h>
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -170,7 +172,7 @@ std::optional<GoBuild> go_build(const ElfFile& elf) {
   return out;
 }
 
-std::optional<uint64_t> go_func_entry(const ElfFile& elf, std::string_view name, std::string* why) {
+std::optional<uint64_t> go_func_entry(const ElfFile& elf, std::string_view name, std::string* why, uint64_t* end) {
   why->clear();
   auto h = find_header(elf);
   if (!h) {
@@ -224,9 +226,58 @@ std::optional<uint64_t> go_func_entry(const ElfFile& elf, std::string_view name,
       *why = "the function's entry is not in an executable segment";
       return std::nullopt;
     }
+    if (end) {
+      // functab has nfunc + 1 entries: the last one's entryoff is the end of the text.
+      auto next = w.u64(ftab + (i + 1) * 8);
+      if (!next || uint32_t(*next) <= entry_off) {
+        *why = "its function table gives no end for the function";
+        return std::nullopt;
+      }
+      *end = h->text_start + uint32_t(*next);
+    }
     return vaddr;
   }
   return std::nullopt;
+}
+
+std::optional<std::vector<uint64_t>> go_ret_offsets(const ElfFile& elf, uint64_t vaddr, uint64_t end,
+                                                    std::string* why) {
+  constexpr uint64_t kMaxFunctionBytes = 64 << 10;
+  auto fo = elf.file_offset(vaddr);
+  if (end <= vaddr || end - vaddr > kMaxFunctionBytes || !fo || !elf.executable(vaddr) || !elf.executable(end - 1) ||
+      elf.file_offset(end - 1) != *fo + (end - 1 - vaddr)) {
+    *why = "the function is not one piece of code under 64 KiB";
+    return std::nullopt;
+  }
+  std::vector<uint8_t> code(size_t(end - vaddr));
+  if (!elf.read_exact(*fo, code.data(), code.size())) {
+    *why = "the function's code cannot be read";
+    return std::nullopt;
+  }
+  ZydisDecoder dec;
+  ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+  std::vector<uint64_t> rets;
+  size_t at = 0;
+  // Go pads between functions with int3: decoding stops at the first one after the last RET.
+  while (at < code.size()) {
+    ZydisDecodedInstruction insn;
+    if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(&dec, nullptr, code.data() + at, code.size() - at, &insn))) {
+      *why = "an instruction at +" + std::to_string(at) + " does not decode";
+      return std::nullopt;
+    }
+    if (insn.mnemonic == ZYDIS_MNEMONIC_RET) rets.push_back(*fo + at);
+    if (insn.mnemonic == ZYDIS_MNEMONIC_INT3 && !rets.empty()) {
+      bool padding = true;  // int3 to the end: padding, not code
+      for (size_t k = at; k < code.size() && padding; ++k) padding = code[k] == 0xCC;
+      if (padding) break;
+    }
+    at += insn.length;
+  }
+  if (rets.empty() || rets.size() > 64) {
+    *why = rets.empty() ? "the function has no RET instruction" : "the function has more than 64 RET instructions";
+    return std::nullopt;
+  }
+  return rets;
 }
 
 }  // namespace ehp::tlsprobe

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "tlsprobe/elf.h"
 
@@ -28,6 +29,15 @@ std::optional<GoBuild> go_build(const ElfFile& elf);
 // header in a loaded segment, checked (pointer size 8, offsets inside the segment, textStart in
 // an executable segment). nullopt and *why empty: the binary has no such function; nullopt and
 // *why set: the table could not be read (one phrase).
-std::optional<uint64_t> go_func_entry(const ElfFile& elf, std::string_view name, std::string* why);
+// `end`, when given, gets the address where the function's code ends (the next function's entry
+// in the table, or the table's end of text).
+std::optional<uint64_t> go_func_entry(const ElfFile& elf, std::string_view name, std::string* why,
+                                      uint64_t* end = nullptr);
+
+// File offsets of the RET instructions of the code at [vaddr, end) (at most 64 KiB), found by
+// decoding every instruction from the start (Go emits no data inside functions): where uprobes
+// may sit to see a Go function return, which a uretprobe must not do (Go moves goroutine
+// stacks). nullopt + *why when an instruction does not decode or the range is not code.
+std::optional<std::vector<uint64_t>> go_ret_offsets(const ElfFile& elf, uint64_t vaddr, uint64_t end, std::string* why);
 
 }  // namespace ehp::tlsprobe

@@ -25,7 +25,7 @@ namespace ehp::tlsprobe {
 // The programs of bpf/openssl.bpf.c a hook can use.
 enum class Prog {
   Handshake, HandshakeRet, GetError, Read, ReadRet, ReadEx, ReadExRet, Write, WriteRet, WriteEx, WriteExRet, LogSecret,
-  GoKeyLog
+  GoKeyLog, GoWrite, GoRead, GoReadRet
 };
 
 struct Hook {

@@ -4,7 +4,8 @@
 // client and server, whether or not the program set a KeyLogWriter. Its arguments are the NSS
 // key log line's three parts (bpf/openssl.bpf.c ehp_go_write_key_log), so no struct layout is
 // read. The function is found in the runtime's function table (gobin.h), which binaries stripped
-// with -ldflags "-s -w" keep. Never a uretprobe: Go moves goroutine stacks.
+// with -ldflags "-s -w" keep. Never a uretprobe: Go moves goroutine stacks. -m text adds
+// (*Conn).Write's entry and (*Conn).Read's entry and RET instructions (bpf/openssl.bpf.c).
 #include <cstdio>
 
 #include "tlsprobe/gobin.h"
@@ -14,6 +15,8 @@ namespace ehp::tlsprobe {
 namespace {
 
 constexpr const char* kKeyLogFunc = "crypto/tls.(*Config).writeKeyLog";
+constexpr const char* kWriteFunc = "crypto/tls.(*Conn).Write";
+constexpr const char* kReadFunc = "crypto/tls.(*Conn).Read";
 
 class GoStack : public Stack {
  public:
@@ -50,8 +53,34 @@ std::optional<Plan> GoStack::inspect(const Candidate& c) const {
   char at[64];
   snprintf(at, sizeof at, "%s@0x%llx", kKeyLogFunc, (unsigned long long)*off);
   plan.hooks.push_back({Prog::GoKeyLog, *off, false, at});
-  plan.desc = c.lib.path + " (Go crypto/tls, " + ver + "; hook: " + at + ", entry only" +
-              (c.plaintext ? std::string("; keys only, no plaintext hooks") : std::string()) + ")";
+  std::string text;
+  if (c.plaintext) {
+    // -m text: (*Conn).Write's entry, (*Conn).Read's entry and every RET of it.
+    auto fail = [&](const std::string& what) {
+      plan.refusal = head + "-m text: " + what + "; not traced";
+      return plan;
+    };
+    std::string w;
+    uint64_t read_end = 0;
+    auto wr = go_func_entry(elf, kWriteFunc, &w);
+    auto wo = wr ? elf.file_offset(*wr) : std::nullopt;
+    if (!wo) return fail(w.empty() ? std::string("no ") + kWriteFunc : w);
+    auto rd = go_func_entry(elf, kReadFunc, &w, &read_end);
+    auto ro = rd ? elf.file_offset(*rd) : std::nullopt;
+    if (!ro) return fail(w.empty() ? std::string("no ") + kReadFunc : w);
+    auto rets = go_ret_offsets(elf, *rd, read_end, &w);
+    if (!rets) return fail(std::string(kReadFunc) + ": " + w);
+    plan.hooks.push_back({Prog::GoWrite, *wo, false, kWriteFunc});
+    plan.hooks.push_back({Prog::GoRead, *ro, false, kReadFunc});
+    for (uint64_t r : *rets) {
+      char ret_at[64];
+      snprintf(ret_at, sizeof ret_at, "%s RET@0x%llx", kReadFunc, (unsigned long long)r);
+      plan.hooks.push_back({Prog::GoReadRet, r, false, ret_at});
+    }
+    text = "; -m text: " + std::string(kWriteFunc) + " entry, " + kReadFunc + " entry and its " +
+           std::to_string(rets->size()) + " RET instructions";
+  }
+  plan.desc = c.lib.path + " (Go crypto/tls, " + ver + "; hook: " + at + ", entry only" + text + ")";
   return plan;
 }
 

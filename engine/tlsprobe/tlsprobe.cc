@@ -70,6 +70,9 @@ bpf_program* program(struct openssl* skel, Prog p) {
     case Prog::WriteExRet: return g.ehp_ssl_write_ex_ret;
     case Prog::LogSecret: return g.ehp_ssl_log_secret;
     case Prog::GoKeyLog: return g.ehp_go_write_key_log;
+    case Prog::GoWrite: return g.ehp_go_write;
+    case Prog::GoRead: return g.ehp_go_read;
+    case Prog::GoReadRet: return g.ehp_go_read_ret;
   }
   return nullptr;
 }
@@ -508,8 +511,10 @@ bool TlsProbe::Impl::load(Group& g, std::string* err) {
     // binaries found later only attach (the standby group below has no binary yet).
     if (g.layout.logged) {
       used |= prog == program(g.skel, Prog::GoKeyLog) || prog == program(g.skel, Prog::LogSecret);
-      if (opt.plaintext)
+      if (opt.plaintext) {
         for (const auto& h : kPlaintextHooks) used |= prog == program(g.skel, h.prog);
+        for (Prog p : {Prog::GoWrite, Prog::GoRead, Prog::GoReadRet}) used |= prog == program(g.skel, p);
+      }
     }
     if (!used) bpf_program__set_autoload(prog, false);
   }

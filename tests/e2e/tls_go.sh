@@ -8,7 +8,8 @@
 #  - found without flags: an idle process of it runs before the capture starts, the client is a
 #    new process started after (the uprobe is on the file); all 3 requests (TLS 1.3, 1.2, 1.3)
 #    decrypt from the pcapng alone;
-#  - `gotls --elfpath BIN -m keylog` writes exactly the lines Go's own KeyLogWriter writes.
+#  - `gotls --elfpath BIN -m keylog` writes exactly the lines Go's own KeyLogWriter writes;
+#  - `gotls --elfpath BIN -m text` shows the 3 requests as written and the 3 responses as read.
 # Then: `gotls --elfpath` with no process of the binary running decrypts from the pcapng; a Go
 # server (server-side secrets) with gnutls-cli clients, TLS 1.3 and 1.2, decrypts; a Go program
 # without crypto/tls is refused by name with --elfpath and is silent when found; a binary whose
@@ -69,6 +70,24 @@ for B in go-exe go-pie go-strip go-strip-pie; do
     bash -c "[[ \$(wc -l <'$WORK/go.keys') -eq 9 ]] && diff <(sort '$WORK/ehp.keys') <(sort '$WORK/go.keys') >/dev/null"
   [[ $(wc -l <"$WORK/ehp.keys") -eq 9 ]] ||
     { echo "  ecapture-hp said:"; sed 's/^/  /' "$WORK/k.log"; }
+
+  # -m text: what the client handed (*Conn).Write and what (*Conn).Read returned to it (uprobes
+  # on Read's RET instructions, found by decoding the function).
+  : >"$WORK/t.log"
+  "$EHP" gotls -m text --elfpath "$BIN" -q >"$WORK/text.out" 2>"$WORK/t.log" &
+  TP=$!
+  BG_PIDS+=("$TP")
+  wait_for grep -q capturing "$WORK/t.log"
+  "$BIN" "$URL" >/dev/null
+  sleep 0.5
+  kill -INT "$TP"; wait "$TP"; trc=$?
+  gets=$(grep -a -c "^GET /req[0-9] HTTP/1.1" "$WORK/text.out")
+  oks=$(grep -a -c "^HTTP/1.[01] 200" "$WORK/text.out")
+  check "$B: -m text: exit 0, traced with Read's RET instructions (rc=$trc)" \
+    bash -c "(( $trc == 0 )) && grep -q 'tracing $BIN (Go crypto/tls.*(\*Conn).Read entry and its [0-9]* RET instructions' '$WORK/t.log'"
+  check "$B: -m text: the 3 requests as the client wrote them ($gets) and the 3 responses it read ($oks)" \
+    bash -c "(( $gets == 3 && $oks == 3 )) && grep -a -q '^\[SSL_write\] .*comm=$B' '$WORK/text.out' && grep -a -q '^\[SSL_read\] .*comm=$B' '$WORK/text.out'"
+  ((gets == 3 && oks == 3)) || { sed 's/^/  t| /' "$WORK/t.log"; head -c 1500 "$WORK/text.out" | sed 's/^/  o| /'; }
 done
 
 # gotls --elfpath, no process of the binary running when the capture starts.
@@ -101,6 +120,18 @@ sh13=$(tshark -r "$WORK/server.pcapng" -Y 'tls.handshake.type == 2 && tls.handsh
 check "Go server: both requests and responses decrypt from the file alone ($reqs, $resp; $sh13 TLS 1.3)" \
   test "$reqs" -eq 2 -a "$resp" -eq 2 -a "$sh13" -eq 1
 check "Go server: the key check proves both sessions' keys" grep -q "key check .*go-pie: 2 verified, 0 failed" "$WORK/s.log"
+# -m text on the server: the request as (*Conn).Read returned it, the response as written.
+: >"$WORK/st.log"
+"$EHP" tls -m text -q >"$WORK/stext.out" 2>"$WORK/st.log" &
+TP=$!
+BG_PIDS+=("$TP")
+wait_for grep -q capturing "$WORK/st.log"
+printf 'GET /srvtext HTTP/1.0\r\n\r\n' | gnutls-cli --insecure -p "$SPORT" "$PEER_IP" >"$WORK/cli.out" 2>&1
+sleep 0.5
+kill -INT "$TP"; wait "$TP"
+check "Go server -m text: the request read and the response written" \
+  bash -c "grep -a -B1 '^GET /srvtext HTTP/1.0' '$WORK/stext.out' | grep -q '^\[SSL_read\] .*comm=go-pie' &&
+           grep -a -A1 '^\[SSL_write\] .*comm=go-pie' '$WORK/stext.out' | grep -q '^HTTP/1.0 200 OK'"
 
 # A Go program without crypto/tls: refused by name when named, silent when found.
 "$EHP" gotls -m keylog --keylogfile "$WORK/x.keys" --elfpath "$WORK/go-plain" -q 2>"$WORK/plain.log"
