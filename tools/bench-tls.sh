@@ -30,6 +30,8 @@
 #   EHP_EXTRA="tcp port 1"        extra arguments for ecapture-hp (a filter, -s 128, ...)
 #   EHP_OUTFILE=/dev/shm/x.pcapng  where the traced run writes (default: the build dir, on disk)
 #   EHP_WRAP="chrt -b 0"          a command ecapture-hp runs under
+#   EHP_B=/path/to/ecapture-hp    a second ecapture-hp binary, run as variant "ehp-b" in the same
+#                                 rounds (A/B of two builds on the same noise)
 # Target (issue 6): traced >= 95% of untraced, judged on the geometric mean of the per-round
 # ratios over whole cycles of rounds (the summary also prints the median and every round).
 set -uo pipefail
@@ -175,7 +177,7 @@ workload() {
 
 # Variants of a run: untraced, ecapture-hp, then each peer. The order rotates per round so that
 # every variant takes every slot once per cycle of rounds (the second slot of a round is slower).
-VARIANTS=(untraced ecapture-hp $PEERS)
+VARIANTS=(untraced ecapture-hp ${EHP_B:+ehp-b} $PEERS)
 NV=${#VARIANTS[@]}
 printf 'workload\tround\ttraced\ttool\treq_per_s\tsrv_cpu_us_per_req\n' >"$RESULTS"
 echo "bench-tls: ${SECS}s per measurement, $ROUNDS rounds, workloads [$WORKLOADS], variants [${VARIANTS[*]}]"
@@ -185,6 +187,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
     for ((k = 0; k < NV; k++)); do order+=" $(( (k + r - 1) % NV ))"; done
     for traced in $order; do
       tool=${VARIANTS[$traced]}
+      # traced: 0 untraced, 1 an ecapture-hp binary ($EHP or $EHP_B), 2 a peer tool.
+      bin=$EHP
+      case $tool in
+        untraced) traced=0 ;;
+        ecapture-hp) traced=1 ;;
+        ehp-b) traced=1; bin=$EHP_B ;;
+        *) traced=2 ;;
+      esac
       if ((traced >= 2)); then
         rm -f "$WORK/peer.pcapng"
         case $tool in
@@ -202,7 +212,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
         # binary as without flags (the s_time client's libssl.so.3 too, as in "handshake").
         only=()
         [[ -n ${SRV_BIN[$w]:-} && ${EHP_BENCH_ALL_TLS:-0} != 1 ]] && only=(--libssl "${SRV_BIN[$w]}")
-        ip netns exec "$NSB" ${EHP_WRAP:-} "$EHP" tls -m pcap -i "$VB" -w "${EHP_OUTFILE:-$WORK/traced.pcapng}" "${only[@]}" ${EHP_EXTRA:-} >/dev/null 2>"$WORK/ehp.log" &
+        ip netns exec "$NSB" ${EHP_WRAP:-} "$bin" tls -m pcap -i "$VB" -w "${EHP_OUTFILE:-$WORK/traced.pcapng}" "${only[@]}" ${EHP_EXTRA:-} >/dev/null 2>"$WORK/ehp.log" &
         EHP_PID=$!
         if ! wait_for grep -q capturing "$WORK/ehp.log"; then
           echo "bench-tls: ecapture-hp did not start:" >&2; cat "$WORK/ehp.log" >&2; exit 1

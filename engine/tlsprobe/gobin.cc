@@ -280,4 +280,27 @@ std::optional<std::vector<uint64_t>> go_ret_offsets(const ElfFile& elf, uint64_t
   return rets;
 }
 
+uint64_t go_probe_point(const ElfFile& elf, uint64_t vaddr) {
+  auto fo = elf.file_offset(vaddr);
+  if (!fo) return 0;
+  uint8_t code[32];
+  if (!elf.read_exact(*fo, code, sizeof code)) return *fo;
+  ZydisDecoder dec;
+  ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+  size_t at = 0;
+  for (int k = 0; k < 3; ++k) {
+    ZydisDecodedInstruction insn;
+    ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+    if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, code + at, sizeof code - at, &insn, ops))) return *fo;
+    const bool lea_r12 = k == 0 && insn.mnemonic == ZYDIS_MNEMONIC_LEA && ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+                         ops[0].reg.value == ZYDIS_REGISTER_R12;
+    const bool cmp = insn.mnemonic == ZYDIS_MNEMONIC_CMP && ops[1].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+                     ops[1].mem.base == ZYDIS_REGISTER_R14 && ops[1].mem.disp.value == 0x10;
+    if (insn.meta.category == ZYDIS_CATEGORY_COND_BR) return k > 0 ? *fo + at : *fo;
+    if (!lea_r12 && !cmp) return *fo;
+    at += insn.length;
+  }
+  return *fo;
+}
+
 }  // namespace ehp::tlsprobe

@@ -40,4 +40,12 @@ std::optional<uint64_t> go_func_entry(const ElfFile& elf, std::string_view name,
 // stacks). nullopt + *why when an instruction does not decode or the range is not code.
 std::optional<std::vector<uint64_t>> go_ret_offsets(const ElfFile& elf, uint64_t vaddr, uint64_t end, std::string* why);
 
+// Where an entry probe of the Go function at `vaddr` costs least: on the conditional jump of its
+// stack-growth check (`[lea -X(%rsp),%r12;] cmp 0x10(%r14),%rsp|%r12; jbe ...`), which the
+// kernel emulates, instead of the first instruction, which it single-steps out of line behind a
+// #DB trap (libssl.h emulated_probe_point). The instructions skipped write only r12 and the
+// flags, so every argument register still holds its argument there, and every call passes it.
+// The entry's file offset when the prologue has another shape.
+uint64_t go_probe_point(const ElfFile& elf, uint64_t vaddr);
+
 }  // namespace ehp::tlsprobe
