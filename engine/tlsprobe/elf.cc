@@ -206,6 +206,13 @@ bool ElfFile::open(const UntrustedFile& f, const std::string& shown, std::string
             sections_.emplace(want, Section{s.sh_addr, s.sh_offset, s.sh_size});
         }
   }
+  // .symtab (not read here: load_symtab), when it and its string table are in the file.
+  for (auto& s : sh)
+    if (s.sh_type == SHT_SYMTAB && s.sh_link < sh.size() && in_file(s.sh_offset, s.sh_size) &&
+        sh[s.sh_link].sh_type == SHT_STRTAB && in_file(sh[s.sh_link].sh_offset, sh[s.sh_link].sh_size)) {
+      symtab_ = SymtabAt{s.sh_offset, s.sh_size, sh[s.sh_link].sh_offset, sh[s.sh_link].sh_size};
+      break;
+    }
   // A large .dynsym with a .gnu.hash (node's 90k symbols): the looked-up names only, by hash.
   for (size_t i = 0; i < sh.size(); ++i)
     if (sh[i].sh_type == SHT_GNU_HASH && sh[i].sh_link < sh.size() && sh[sh[i].sh_link].sh_type == SHT_DYNSYM &&
@@ -427,6 +434,47 @@ bool ElfFile::scan_data(size_t overlap, const std::function<bool(std::string_vie
     }
   }
   return false;
+}
+
+bool ElfFile::symtab_mentions(std::string_view name) const {
+  if (!symtab_ || symtab_->str_size > kMaxTableBytes) return false;
+  const std::string want = std::string(1, '\0') + std::string(name) + std::string(1, '\0');
+  constexpr size_t kChunk = 1 << 20;
+  std::string buf(kChunk + want.size(), '\0');
+  for (uint64_t pos = 0; pos < symtab_->str_size;) {
+    const size_t n = size_t(std::min<uint64_t>(buf.size(), symtab_->str_size - pos));
+    if (!pread_all(fd_, buf.data(), n, symtab_->str_offset + pos)) return false;
+    if (std::string_view(buf.data(), n).find(want) != std::string_view::npos) return true;
+    if (n <= want.size()) break;
+    pos += n - want.size();
+  }
+  return false;
+}
+
+bool ElfFile::load_symtab() {
+  if (!symtab_ || symtab_loaded_) return symtab_loaded_;
+  if (symtab_->size > kMaxTableBytes || symtab_->str_size > kMaxTableBytes) return false;
+  std::string body(symtab_->size, '\0'), strtab(symtab_->str_size, '\0');
+  if (!pread_all(fd_, body.data(), body.size(), symtab_->offset) ||
+      !pread_all(fd_, strtab.data(), strtab.size(), symtab_->str_offset))
+    return false;
+  for (size_t o = 0; o + sizeof(Elf64_Sym) <= body.size(); o += sizeof(Elf64_Sym)) {
+    Elf64_Sym sym;
+    memcpy(&sym, body.data() + o, sizeof sym);
+    if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0 || ELF64_ST_TYPE(sym.st_info) != STT_FUNC ||
+        sym.st_name >= strtab.size())
+      continue;
+    const char* name = strtab.c_str() + sym.st_name;
+    const size_t room = strtab.size() - sym.st_name;
+    const bool wanted = (room >= 4 && (strncmp(name, "SSL_", 4) == 0 || strncmp(name, "TLS_", 4) == 0)) ||
+                        (room >= 15 && strncmp(name, "ssl_log_secret", 15) == 0);
+    const size_t len = strnlen(name, std::min<size_t>(room, 129));
+    if (!wanted || len > 128) continue;
+    if (dynsym_.size() >= kMaxSymbols) break;
+    dynsym_.emplace(std::string(name, len), sym.st_value);  // an exported one of that name wins
+  }
+  symtab_loaded_ = true;
+  return true;
 }
 
 }  // namespace ehp::tlsprobe

@@ -110,6 +110,15 @@ class ElfFile {
   };
   std::optional<Section> section(std::string_view name) const;
   bool has_sections() const { return has_sections_; }  // the file has section headers
+
+  // A static executable keeps OpenSSL's functions only in .symtab (not exported, not loaded):
+  // the file has one. symtab_mentions() looks for "\0name\0" in its string table (a bounded
+  // streaming read: cheap for an executable that is not a TLS candidate); load_symtab() adds the
+  // .symtab symbols the probe looks up (SSL_*, TLS_*, ssl_log_secret) to dynsym() where an
+  // exported one of the same name is not there. Both bounded like .dynsym.
+  bool has_symtab() const { return symtab_.has_value(); }
+  bool symtab_mentions(std::string_view name) const;
+  bool load_symtab();
   // A loaded segment (PT_LOAD) as it is in the file.
   struct Segment {
     uint64_t vaddr, filesz, offset;
@@ -140,6 +149,11 @@ class ElfFile {
   std::map<std::string, Section, std::less<>> sections_;
   bool bssl_ = false;
   bool has_sections_ = false;
+  struct SymtabAt {
+    uint64_t offset, size, str_offset, str_size;
+  };
+  std::optional<SymtabAt> symtab_;
+  bool symtab_loaded_ = false;
 };
 
 }  // namespace ehp::tlsprobe

@@ -159,6 +159,15 @@ std::optional<OpenSslVersion> scan_version(const ElfFile& elf) {
 
 }  // namespace
 
+std::optional<std::string> linked_openssl(const ElfFile& elf) {
+  if (auto v = scan_version(elf)) return v->short_name();
+  static constexpr std::string_view kMark = "ssl/ssl_lib.c";
+  bool found = false;
+  elf.scan_data(kMark.size(), [&](std::string_view chunk) { return found = chunk.find(kMark) != std::string_view::npos; });
+  if (found) return std::string("OpenSSL, version unknown");
+  return std::nullopt;
+}
+
 std::optional<OpenSslVersion> detect_version(const LibSsl& lib, const ElfFile& elf, std::string* err) {
   if (!elf.exports("SSL_new")) {
     *err = "does not export SSL_new: not a libssl";
@@ -717,7 +726,12 @@ void scan_process(uint32_t pid, ProcessScan& st, std::vector<std::string>* refus
       if (known == st.exe_verdict.end()) {
         auto e = std::make_shared<ElfFile>();
         std::string why;
-        const bool tls = e->open(*f, shown, &why) && (e->exports("ssl_log_secret") || go_tls(*e));
+        // OpenSSL linked in: exported, or (a static executable) in .symtab, looked for in its
+        // string table first so that other unstripped programs cost one bounded read.
+        const bool tls = e->open(*f, shown, &why) &&
+                         (e->exports("ssl_log_secret") || go_tls(*e) ||
+                          (e->has_symtab() && e->symtab_mentions("ssl_log_secret") && e->load_symtab() &&
+                           e->exports("ssl_log_secret")));
         known = st.exe_verdict.emplace(key, tls).first;
         if (tls) exe_elf = std::move(e);  // reads `*f`'s fd, which moves on with it below
       }

@@ -68,6 +68,11 @@ std::optional<LibSsl> named_libssl(const std::string& path, std::string* err);
 // Version from a string "OpenSSL X.Y.Z ... <date>" in the library's data segments, else in its
 // DT_NEEDED libcrypto (Debian's libssl.so.3 carries none). nullopt + *err when not found.
 std::optional<OpenSslVersion> detect_version(const LibSsl& lib, const ElfFile& elf, std::string* err);
+// OpenSSL linked into the file, whatever its symbols: "OpenSSL X.Y.Z" from its version text in
+// the file's own segments, else "OpenSSL, version unknown" when the file carries the source
+// file names OpenSSL's error calls compile in ("ssl/ssl_lib.c"; a static link often drops the
+// version text). nullopt: no sign of OpenSSL.
+std::optional<std::string> linked_openssl(const ElfFile& elf);
 
 struct OffsetTable {
   const char* series;  // "3.0"

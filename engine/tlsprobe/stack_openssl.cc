@@ -44,6 +44,14 @@ std::optional<Plan> OpenSslStack::inspect(const Candidate& c) const {
   const std::string& path = c.lib.path;
   const OffsetTable* row = c.version ? offsets_for(*c.version) : nullptr;
   std::string how, e;
+  if (c.elf && !c.version && !c.elf->exports("SSL_new")) {
+    // OpenSSL linked into an executable whose symbols are gone (strip): nothing to hook by.
+    if (auto v = linked_openssl(*c.elf)) {
+      plan.refusal = "TLS binary " + path + " (" + *v + ", linked in): stripped: neither ssl_log_secret nor " +
+                     "SSL_CTX_get_keylog_callback and SSL_get_client_random is in its .dynsym or .symtab; not traced";
+      return plan;
+    }
+  }
   if (!c.elf || !c.version) {
     plan.refusal = "libssl " + path + ": version unknown (" + c.version_error + "); struct offsets cannot be confirmed, not traced";
     return plan;

@@ -275,6 +275,10 @@ std::vector<std::pair<Group*, Group::Lib*>> TlsProbe::Impl::confirm(std::vector<
     Candidate c{lib, nullptr, std::nullopt, {}, opt.plaintext, opt.force_io_fallback};
     if (lib.elf) c.elf = lib.elf.get();  // read already, by the look that found it
     else if (own.open(lib.file, lib.path, &c.version_error)) c.elf = &own;
+    // A static executable named by the user (or found by its .symtab): OpenSSL's functions are
+    // in .symtab only.
+    if (c.elf == &own && !own.exports("SSL_new") && !own.exports("ssl_log_secret") && own.has_symtab())
+      own.load_symtab();
     if (c.elf) c.version = detect_version(lib, *c.elf, &c.version_error);
     std::optional<Plan> plan;
     for (auto& st : kStacks)
