@@ -60,7 +60,7 @@ enum ehp_tls_counter {
 	EHP_TLS_CNT_RING_DROP_SECRETS = 0, /* ringbuf reserve failed for a secrets record */
 	EHP_TLS_CNT_RING_DROP_DATA = 1,    /* ringbuf output failed for a data record */
 	EHP_TLS_CNT_DATA_TRUNCATED = 2,    /* data records shorter than the SSL call's length */
-	EHP_TLS_CNT_READ_FAULT = 3,        /* bpf_probe_read_user failed on the SSL struct */
+	EHP_TLS_CNT_READ_FAULT = 3,        /* a secret not readable: the SSL struct, a logger argument */
 	EHP_TLS_CNT_NULL_SECRETS = 4,      /* handshake finished but the key material read as zero */
 	EHP_TLS_CNT_RING_DROP_EXEC = 5,    /* ringbuf reserve failed for an exec record */
 	EHP_TLS_CNT__MAX = 8,

@@ -112,6 +112,11 @@ void report_logged_losses(const tlsprobe::TlsProbe& probe) {
     fprintf(stderr,
             "ecapture-hp: also lost: %llu TLS sessions whose secrets a library logged only in part (no keys written for them)\n",
             (unsigned long long)st.logged_incomplete);
+  if (st.read_faults)
+    fprintf(stderr,
+            "ecapture-hp: also lost: %llu reads of a traced process's memory that failed (secrets whose sessions "
+            "may not decrypt, or -m text data)\n",
+            (unsigned long long)st.read_faults);
   if (st.late_looks_skipped || st.exec_drops)
     fprintf(stderr,
             "ecapture-hp: also not looked at: %llu looks at processes started after the start (over the rate cap or "

@@ -174,17 +174,41 @@ std::optional<OpenSslVersion> detect_version(const LibSsl& lib, const ElfFile& e
     return std::nullopt;
   }
   if (auto v = scan_version(elf)) return v;
-  // OpenSSL 3 keeps OPENSSL_VERSION_TEXT in libcrypto only: look next to the libssl, then in
-  // the multiarch directories, all inside the library's own root and without following links.
-  const std::vector<std::string> dirs = {lib.dir, "/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu"};
+  // OpenSSL 3 keeps OPENSSL_VERSION_TEXT in libcrypto only. First the libcrypto a process that
+  // maps this libssl really mapped (the exact inode, wherever its loader found it, links
+  // resolved by the kernel); then next to the libssl, then in the multiarch directories, all
+  // inside the library's own root and without following links. A libcrypto next to it that
+  // cannot be read that way (a symbolic link) stops the search: the system's libcrypto would
+  // name another version (an /opt build of 3.4 is not the system's 3.0), and a version unknown
+  // is traced anyway (stack_logger.cc).
+  auto version_of = [&](std::optional<UntrustedFile> f, const std::string& n) -> std::optional<OpenSslVersion> {
+    ElfFile c;
+    std::string e;
+    if (!f || !c.open(*f, n, &e)) return std::nullopt;
+    return scan_version(c);
+  };
   for (auto& n : elf.needed()) {
     if (n.rfind("libcrypto.so", 0) != 0 || n.find('/') != std::string::npos) continue;
+    for (size_t i = 0; i < lib.pids.size() && i < 4; ++i) {
+      std::ifstream maps("/proc/" + std::to_string(lib.pids[i]) + "/maps");
+      std::string line;
+      for (int k = 0; k < 4096 && std::getline(maps, line); ++k) {
+        const size_t slash = line.rfind('/');
+        if (slash == std::string::npos || line.compare(slash + 1, std::string::npos, n) != 0) continue;
+        std::string e;
+        if (auto v = version_of(UntrustedFile::open_mapped(lib.pids[i], line.substr(0, line.find(' ')), &e), n)) return v;
+        break;
+      }
+    }
+    const std::vector<std::string> dirs = {lib.dir, "/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu"};
     for (auto& d : dirs) {
       std::string e;
       auto f = UntrustedFile::open_in_root(lib.root, d + "/" + n, &e);
-      ElfFile c;
-      if (!f || !c.open(*f, n, &e)) continue;
-      if (auto v = scan_version(c)) return v;
+      if (!f && d == lib.dir && e.find("symbolic link") != std::string::npos) {
+        *err = "its " + n + " is a symbolic link, not followed: version not read";
+        return std::nullopt;
+      }
+      if (auto v = version_of(std::move(f), n)) return v;
     }
   }
   *err = "no \"OpenSSL X.Y.Z\" version string in it or its libcrypto";
@@ -395,9 +419,15 @@ std::optional<std::pair<int, int64_t>> decode_add_imm(const std::string& c, size
 // (OpenSSL 1.1.1's s->s3, BoringSSL's ssl->s3). Returns (S or 0, D).
 std::optional<std::pair<int64_t, int64_t>> client_random_place(const std::string& c) {
   std::optional<std::pair<int, int64_t>> ptr;  // (register, S) of the last 64-bit load off rdi
+  // OpenSSL 3.2+ reads the object's type first (`mov (%rdi),%ecx`): a connection is used as it
+  // is, a QUIC object through a pointer to its inner connection. The pointer load that follows
+  // is that QUIC branch, not a field of the connection: the client random is at conn + D.
+  bool dispatch = false;
   for (size_t i = 0; i < c.size(); ++i) {
     if (auto m = decode_at(c, i)) {
-      if (m->op == 0x8B && m->wide && m->base == kRdi) ptr = std::pair{m->reg, m->disp};
+      if (m->op == 0x8B && !m->wide && m->base == kRdi && m->disp == 0 && !ptr) dispatch = true;
+      if (m->op == 0x8B && m->wide && m->base == kRdi && !dispatch) ptr = std::pair{m->reg, m->disp};
+      else if (m->op == 0x8B && m->wide && m->base == kRdi && dispatch && m->reg == kRdi) continue;
       else if (m->op == 0x8D && m->base == kRdi && !(ptr && ptr->first == kRdi)) return std::pair{int64_t(0), m->disp};
       else if (m->op == 0x8D && ptr && m->base == ptr->first) return std::pair{ptr->second, m->disp};
     }
@@ -408,7 +438,10 @@ std::optional<std::pair<int64_t, int64_t>> client_random_place(const std::string
 
 // The function around `vaddr`, from .eh_frame_hdr's binary search table and the FDE it names
 // (encodings checked: datarel sdata4 table, pcrel sdata4 pc_begin). nullopt when not covered.
-std::optional<uint64_t> function_start(const ElfFile& elf, uint64_t vaddr) {
+struct FnRange {
+  uint64_t start, end;
+};
+std::optional<FnRange> function_range(const ElfFile& elf, uint64_t vaddr) {
   const auto hdr_at = elf.eh_frame_hdr();
   if (!hdr_at) return std::nullopt;
   const std::string h = elf.read_vaddr(*hdr_at, 12);
@@ -443,7 +476,16 @@ std::optional<uint64_t> function_start(const ElfFile& elf, uint64_t vaddr) {
   if (fde_at + 8 + int64_t(pc_begin) != start || pc_range <= 0 || vaddr < start || vaddr >= start + uint64_t(pc_range) ||
       !elf.executable(start))
     return std::nullopt;
-  return start;
+  return FnRange{start, start + uint64_t(pc_range)};
+}
+std::optional<uint64_t> function_start(const ElfFile& elf, uint64_t vaddr) {
+  auto r = function_range(elf, vaddr);
+  return r ? std::optional<uint64_t>(r->start) : std::nullopt;
+}
+
+// A function's own code (at most 4 KiB), within its FDE's range.
+std::string function_code(const ElfFile& elf, const FnRange& f) {
+  return elf.read_vaddr(f.start, size_t(std::min<uint64_t>(f.end - f.start, 4096)));
 }
 
 // `call *%R` (FF /2, mod 11) at c[i], with its REX.B: the register called, else -1.
@@ -455,16 +497,18 @@ int indirect_call_reg(std::string_view c, size_t i) {
   return (uint8_t(c[p + 1]) & 7) | b;
 }
 
-// The one function that calls the key log callback at SSL_CTX+`field`: `call *field(%reg)`
+// The functions that call the key log callback at SSL_CTX+`field`: `call *field(%reg)`
 // (OpenSSL 1.1.1/3.0, BoringSSL), or `mov field(%reg),%R` with a `call *%R` within 40 bytes
-// (OpenSSL 3.5).
-std::optional<uint64_t> keylog_caller(const ElfFile& elf, int64_t field, std::string* why) {
-  std::optional<uint64_t> found;
-  bool ambiguous = false;
-  int matches = 0;  // a library calls its key log callback in one place; a crafted one, anywhere
+// (OpenSSL 3.5). A library calls its callback in one or two places (two where the compiler
+// inlined nss_keylog_int into both its callers); an unrelated indirect call through the same
+// displacement of another struct can match too (3.3's QUIC packet writer): at most 8 kept,
+// the caller tells them apart. Empty + *why when none, or when a crafted file has dozens.
+std::vector<FnRange> keylog_callers(const ElfFile& elf, int64_t field, std::string* why) {
+  std::vector<FnRange> found;
+  int matches = 0;
   elf.scan_code([&](uint64_t base_vaddr, std::string_view code) {
     const std::string c(code);
-    for (size_t i = 0; i + 6 <= c.size() && !ambiguous && matches < 64; ++i) {
+    for (size_t i = 0; i + 6 <= c.size() && matches < 64; ++i) {
       bool hit = false;
       if (uint8_t(c[i]) == 0xFF && (uint8_t(c[i + 1]) & 0xF8) == 0x90) {
         // FF /2 mod=10: [base + disp32], through a SIB byte without index for rsp/r12
@@ -479,18 +523,18 @@ std::optional<uint64_t> keylog_caller(const ElfFile& elf, int64_t field, std::st
       }
       if (!hit) continue;
       ++matches;
-      auto fn = function_start(elf, base_vaddr + i);
-      if (!fn) continue;
-      if (found && *found != *fn) ambiguous = true;
-      found = fn;
+      auto fn = function_range(elf, base_vaddr + i);
+      if (!fn || std::any_of(found.begin(), found.end(), [&](const FnRange& f) { return f.start == fn->start; }))
+        continue;
+      found.push_back(*fn);
     }
-    return ambiguous || matches >= 64;
+    return matches >= 64;
   });
-  if (matches >= 64) ambiguous = true;
-  if (!found || ambiguous) {
-    *why = found ? "more than one function calls the key log callback" : "no function calls the key log callback";
-    return std::nullopt;
+  if (matches >= 64 || found.size() > 8) {
+    *why = "dozens of functions call through the key log callback's field";
+    return {};
   }
+  if (found.empty()) *why = "no function calls the key log callback";
   return found;
 }
 
@@ -526,7 +570,7 @@ std::vector<std::pair<uint64_t, uint64_t>> direct_callers(const ElfFile& elf, ui
 
 }  // namespace
 
-std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string* why) {
+std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string* why, const OpenSslVersion* version) {
   auto acc = elf.dynsym().find("SSL_get_client_random");
   if (acc == elf.dynsym().end()) {
     *why = "does not export SSL_get_client_random";
@@ -537,16 +581,20 @@ std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string
     *why = "SSL_get_client_random does not decode to a field of the connection";
     return std::nullopt;
   }
-  const auto [ptr, off] = *place;
+  // OpenSSL 3 keeps the client random inside the connection (1.1.1 behind its s3 pointer).
+  const int64_t ptr = version && version->major >= 3 ? 0 : place->first, off = place->second;
   // Code that hands that same field on: its displacement(s) must be in it.
   auto reads_cr = [&](const std::string& code) { return has_disp(code, off) && (!ptr || has_disp(code, ptr)); };
   // The logger: exported as ssl_log_secret (OpenSSL linked into an executable), or, stripped
-  // (a shared libssl, BoringSSL), found from the one function that calls SSL_CTX's key log
-  // callback, whose field the exported SSL_CTX_get_keylog_callback reads: that function itself
-  // when it reads the client random (BoringSSL, and OpenSSL where the compiler inlined it),
-  // else the one function that calls it directly and passes it the client random (OpenSSL's
-  // ssl_log_secret calling nss_keylog_int, or, in 1.1.1, that function's body split out by the
-  // compiler after the callback check, which therefore runs only when a callback is set).
+  // (a shared libssl, BoringSSL), found from the functions that call SSL_CTX's key log
+  // callback, whose field the exported SSL_CTX_get_keylog_callback reads: the one of them that
+  // reads the client random itself (BoringSSL; OpenSSL where the compiler inlined the
+  // formatting into ssl_log_secret, as node's builds and upstream's -O3 builds do, into
+  // ssl_log_rsa_client_key_exchange too, which has no client random), else the one function
+  // that calls one of them directly and passes it the client random and its length 32
+  // (Debian's builds: ssl_log_secret calling nss_keylog_int, or, in 1.1.1, that function's
+  // body split out by the compiler after the callback check, which runs only when a callback
+  // is set).
   uint64_t logger = 0;
   if (auto fn = elf.dynsym().find("ssl_log_secret"); fn != elf.dynsym().end() && elf.executable(fn->second)) {
     logger = fn->second;
@@ -557,18 +605,27 @@ std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string
       *why = "exports neither ssl_log_secret nor a decodable SSL_CTX_get_keylog_callback";
       return std::nullopt;
     }
-    auto caller = keylog_caller(elf, *field, why);
-    if (!caller) return std::nullopt;
-    logger = *caller;
-    if (!reads_cr(elf.read_vaddr(logger, 768))) {
+    const auto callers = keylog_callers(elf, *field, why);
+    if (callers.empty()) return std::nullopt;
+    std::set<uint64_t> reading;
+    for (const auto& f : callers)
+      if (reads_cr(function_code(elf, f))) reading.insert(f.start);
+    if (reading.size() > 1) {
+      *why = "more than one function calls the key log callback with the client random";
+      return std::nullopt;
+    }
+    if (reading.size() == 1) {
+      logger = *reading.begin();
+    } else {
       std::set<uint64_t> passing;
-      for (const auto& [fn, site] : direct_callers(elf, *caller)) {
-        // From the function's start to the call: the client random and its length (32).
-        if (site < fn || site - fn > 256) continue;
-        const std::string code = elf.read_vaddr(fn, size_t(site - fn));
-        if (reads_cr(code) && code.find(std::string("\xb9\x20\x00\x00\x00", 5)) != std::string::npos)
-          passing.insert(fn);
-      }
+      for (const auto& c : callers)
+        for (const auto& [fn, site] : direct_callers(elf, c.start)) {
+          // From the function's start to the call: the client random and its length (32).
+          if (site < fn || site - fn > 256) continue;
+          const std::string code = elf.read_vaddr(fn, size_t(site - fn));
+          if (reads_cr(code) && code.find(std::string("\xb9\x20\x00\x00\x00", 5)) != std::string::npos)
+            passing.insert(fn);
+        }
       if (passing.size() != 1) {
         *why = passing.empty() ? "no function passes the client random to the key log callback's caller"
                                : "more than one function passes the client random to the key log callback's caller";
@@ -577,7 +634,9 @@ std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string
       logger = *passing.begin();
     }
   }
-  if (!elf.executable(logger) || !reads_cr(elf.read_vaddr(logger, 768))) {
+  auto range = function_range(elf, logger);
+  const std::string own = range ? function_code(elf, *range) : elf.read_vaddr(logger, 768);
+  if (!elf.executable(logger) || !reads_cr(own)) {
     *why = "the secret logger does not read the client random where SSL_get_client_random does (" + hex(uint64_t(off)) + ")";
     return std::nullopt;
   }

@@ -115,7 +115,10 @@ struct SecretLogger {
   uint32_t cr_ptr_off = 0;       // 0, or the s3 pointer's offset in the connection (1.1.1)
   uint32_t cr_off = 0;           // client random: conn + cr_off, or *(conn + cr_ptr_off) + cr_off
 };
-std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string* why);
+// `version`: the library's OpenSSL version when known (3.x keeps the client random inside the
+// connection: no pointer hop, whatever the accessor's other branches load).
+std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string* why,
+                                                 const OpenSslVersion* version = nullptr);
 
 // check_accessors with every accessor required to decode: on success *how says what confirmed
 // the offsets; false + *err otherwise.

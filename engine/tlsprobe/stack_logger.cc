@@ -30,7 +30,7 @@ std::optional<Plan> LoggerStack::inspect(const Candidate& c) const {
   // BoringSSL's C++ API (namespace bssl) shows in its exported symbols.
   const std::string name = c.version ? c.version->short_name() : elf.exports_bssl() ? "BoringSSL" : "OpenSSL, version unknown";
   std::string why;
-  auto lg = locate_secret_logger(elf, &why);
+  auto lg = locate_secret_logger(elf, &why, c.version ? &*c.version : nullptr);
   if (!lg) {
     plan.refusal = "TLS library " + c.lib.path + " (" + name + "): " + why + "; not traced";
     return plan;
