@@ -550,17 +550,26 @@ bool has_disp(const std::string& code, int64_t d) {
   return code.find(std::string(b, 4)) != std::string::npos;
 }
 
-// The functions that call or jump to `target` directly (E8/E9 rel32), with the site: (start, site).
+// The functions that call or jump to `target` directly (call/jmp rel32, jmp rel8), with the site:
+// (start, site).
 std::vector<std::pair<uint64_t, uint64_t>> direct_callers(const ElfFile& elf, uint64_t target) {
   std::vector<std::pair<uint64_t, uint64_t>> out;
   std::set<uint64_t> sites;
   elf.scan_code([&](uint64_t base_vaddr, std::string_view code) {
-    for (size_t i = 0; i + 5 <= code.size() && out.size() < 64; ++i) {
-      if (uint8_t(code[i]) != 0xE8 && uint8_t(code[i]) != 0xE9) continue;
-      int32_t rel;
-      memcpy(&rel, code.data() + i + 1, 4);
+    for (size_t i = 0; i + 2 <= code.size() && out.size() < 64; ++i) {
+      const uint8_t op = uint8_t(code[i]);
       const uint64_t site = base_vaddr + i;
-      if (site + 5 + int64_t(rel) != target || !sites.insert(site).second) continue;
+      uint64_t to;
+      if ((op == 0xE8 || op == 0xE9) && i + 5 <= code.size()) {
+        int32_t rel;
+        memcpy(&rel, code.data() + i + 1, 4);
+        to = site + 5 + int64_t(rel);
+      } else if (op == 0xEB) {  // jmp rel8: a tail call to a function laid out close by
+        to = site + 2 + int8_t(code[i + 1]);
+      } else {
+        continue;
+      }
+      if (to != target || !sites.insert(site).second) continue;
       if (auto fn = function_start(elf, site)) out.emplace_back(*fn, site);
     }
     return out.size() >= 64;

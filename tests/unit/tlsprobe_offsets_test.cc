@@ -179,6 +179,39 @@ TEST(TlsProbeOffsets, SecretLoggerFoundInStrippedSystemLibrary) {
   SSL_CTX_free(ctx);
 }
 
+// The shapes the locator must handle in real builds, as tiny assembled libraries
+// (tests/unit/shapes/*.S, read from the disassembly of upstream 3.2-3.4 -O3 and Debian 1.1.1w):
+// SSL_test_expected_logger marks the function the probe must sit on.
+namespace {
+void expect_logger(const char* path, const OpenSslVersion* v, uint32_t ptr, uint32_t off) {
+  auto o = open_elf(path);
+  ASSERT_TRUE(o);
+  std::string why;
+  auto lg = locate_secret_logger(o->elf, &why, v);
+  ASSERT_TRUE(lg) << path << ": " << why;
+  auto want = o->elf.dynsym().find("SSL_test_expected_logger");
+  ASSERT_NE(want, o->elf.dynsym().end());
+  EXPECT_EQ(lg->file_offset, *o->elf.file_offset(want->second)) << path;
+  EXPECT_EQ(lg->cr_ptr_off, ptr) << path;
+  EXPECT_EQ(lg->cr_off, off) << path;
+}
+}  // namespace
+
+TEST(TlsProbeOffsets, SecretLoggerShapesOfRealBuilds) {
+  // -O3 3.4: two functions call the callback (nss_keylog_int inlined into both callers), the
+  // QUIC writer calls through the same displacement, SSL_get_client_random dispatches on the
+  // object type: the one that reads the client random, at conn+0x148, no pointer hop.
+  OpenSslVersion v34;
+  v34.major = 3, v34.minor = 4, v34.patch = 6;
+  expect_logger(EHP_SHAPE_34_O3, &v34, 0, 0x148);
+  expect_logger(EHP_SHAPE_34_O3, nullptr, 0, 0x148);  // the type dispatch alone says no hop
+  // Debian 1.1.1w: the body split out after the callback check calls it; ssl_log_secret, which
+  // passes the client random (through the s3 pointer) and 32, is the one to hook.
+  OpenSslVersion v111;
+  v111.major = 1, v111.minor = 1, v111.patch = 1;
+  expect_logger(EHP_SHAPE_111_SPLIT, &v111, 0xa8, 0xb8);
+}
+
 TEST(TlsProbeOffsets, DecoderCatchesDriftedSession) {
   auto off = table30();
   off.ssl_st_session_offset = 0x938;
