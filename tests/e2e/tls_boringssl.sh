@@ -7,7 +7,8 @@
 #  - found without flags: a process mapping libssl.so.0 runs when the capture starts; the
 #    client is a new process;
 #  - all 3 requests (TLS 1.3, 1.2, 1.3) decrypt from the pcapng alone;
-#  - -m keylog writes exactly the lines the client's own key log callback wrote.
+#  - -m keylog writes exactly the lines the client's own key log callback wrote;
+#  - server side: the same program serving gnutls-cli (TLS 1.3 and 1.2): both decrypt.
 TAG=bssl
 source "$(dirname "$0")/lib.sh"
 setup_veth 139
@@ -45,6 +46,27 @@ sleep 0.5
 kill -INT "$KP"; wait "$KP"
 check "-m keylog lines == the client's own key log ($(wc -l <"$WORK/ehp.keys") vs $(wc -l <"$WORK/own.keys"))" \
   bash -c "[[ -s '$WORK/own.keys' ]] && diff <(sort '$WORK/ehp.keys') <(sort '$WORK/own.keys') >/dev/null"
+
+# Server side: the same program as a BoringSSL HTTPS server in the namespace (started before the
+# capture: found without flags), gnutls-cli clients (not traced), TLS 1.3 and TLS 1.2.
+SPORT=19446
+ip netns exec "$NS" "$CLIENT" serve "$SPORT" "$WORK/cert.pem" "$WORK/key.pem" "$WORK/srv.keys" 2 &
+BG_PIDS+=($!)
+wait_for ns_listening "$SPORT"
+start_ehp "$WORK/s.log" tls -m pcap -i "$HV" -w "$WORK/srv.pcapng" tcp port "$SPORT"
+for prio in NORMAL NORMAL:-VERS-TLS1.3; do
+  printf 'GET /srv HTTP/1.0\r\n\r\n' | timeout 10 gnutls-cli --insecure --priority "$prio" -p "$SPORT" "$PEER_IP" >"$WORK/cli.out" 2>&1
+done
+sleep 0.5
+stop_ehp
+DEC=(-d "tcp.port==$SPORT,tls")
+reqs=$(tshark "${DEC[@]}" -r "$WORK/srv.pcapng" -Y 'http.request.uri == "/srv"' 2>/dev/null | wc -l)
+resp=$(tshark "${DEC[@]}" -r "$WORK/srv.pcapng" -Y 'http.response.code == 200' 2>/dev/null | wc -l)
+sh13=$(tshark "${DEC[@]}" -r "$WORK/srv.pcapng" -Y 'tls.handshake.type == 2 && tls.handshake.extensions.supported_version == 0x0304' 2>/dev/null | wc -l)
+check "server: both requests and responses decrypt from the file alone ($reqs, $resp; $sh13 TLS 1.3)" \
+  test "$reqs" -eq 2 -a "$resp" -eq 2 -a "$sh13" -eq 1
+check "server: the key check proves both sessions' keys" grep -q "key check .*libssl.so.0: 2 verified, 0 failed" "$WORK/s.log"
+[[ $FAIL -eq 0 ]] || sed 's/^/  s| /' "$WORK/s.log"
 
 # -m text (issue 14 item 6): the plaintext at SSL_write/SSL_read of the BoringSSL client.
 "$EHP" tls -m text -q >"$WORK/text.out" 2>"$WORK/t.log" &
