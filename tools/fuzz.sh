@@ -19,7 +19,7 @@ secs=${1:-60}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_FUZZ:-$root/build-fuzz}
 jobs=${FUZZ_JOBS:-2}
-all_targets="fuzz_frame fuzz_keylog fuzz_ring_record fuzz_pcapng_prefix fuzz_capture_file fuzz_translate fuzz_filter"
+all_targets="fuzz_frame fuzz_keylog fuzz_ring_record fuzz_pcapng_prefix fuzz_capture_file fuzz_elf fuzz_translate fuzz_filter"
 targets=${FUZZ_TARGETS:-$all_targets}
 
 # libFuzzer ships in libclang-rt-14-dev, which clang only recommends: check it links.

@@ -550,9 +550,9 @@ bool has_disp(const std::string& code, int64_t d) {
   return code.find(std::string(b, 4)) != std::string::npos;
 }
 
-// The functions that call or jump to `target` directly (call/jmp rel32, jmp rel8), with the site:
-// (start, site).
-std::vector<std::pair<uint64_t, uint64_t>> direct_callers(const ElfFile& elf, uint64_t target) {
+// The functions that call or jump to one of `targets` directly (call/jmp rel32, jmp rel8), with
+// the site: (start, site). One pass over the code, at most 64 sites.
+std::vector<std::pair<uint64_t, uint64_t>> direct_callers(const ElfFile& elf, const std::set<uint64_t>& targets) {
   std::vector<std::pair<uint64_t, uint64_t>> out;
   std::set<uint64_t> sites;
   elf.scan_code([&](uint64_t base_vaddr, std::string_view code) {
@@ -569,7 +569,7 @@ std::vector<std::pair<uint64_t, uint64_t>> direct_callers(const ElfFile& elf, ui
       } else {
         continue;
       }
-      if (to != target || !sites.insert(site).second) continue;
+      if (!targets.count(to) || !sites.insert(site).second) continue;
       if (auto fn = function_start(elf, site)) out.emplace_back(*fn, site);
     }
     return out.size() >= 64;
@@ -626,15 +626,15 @@ std::optional<SecretLogger> locate_secret_logger(const ElfFile& elf, std::string
     if (reading.size() == 1) {
       logger = *reading.begin();
     } else {
-      std::set<uint64_t> passing;
-      for (const auto& c : callers)
-        for (const auto& [fn, site] : direct_callers(elf, c.start)) {
-          // From the function's start to the call: the client random and its length (32).
-          if (site < fn || site - fn > 256) continue;
-          const std::string code = elf.read_vaddr(fn, size_t(site - fn));
-          if (reads_cr(code) && code.find(std::string("\xb9\x20\x00\x00\x00", 5)) != std::string::npos)
-            passing.insert(fn);
-        }
+      std::set<uint64_t> passing, starts;
+      for (const auto& c : callers) starts.insert(c.start);
+      for (const auto& [fn, site] : direct_callers(elf, starts)) {
+        // From the function's start to the call: the client random and its length (32).
+        if (site < fn || site - fn > 256) continue;
+        const std::string code = elf.read_vaddr(fn, size_t(site - fn));
+        if (reads_cr(code) && code.find(std::string("\xb9\x20\x00\x00\x00", 5)) != std::string::npos)
+          passing.insert(fn);
+      }
       if (passing.size() != 1) {
         *why = passing.empty() ? "no function passes the client random to the key log callback's caller"
                                : "more than one function passes the client random to the key log callback's caller";

@@ -14,6 +14,7 @@
 #   fuzz_filter         differential: translate vs userspace eBPF interpreter (tests/bpf/filter_ebpf_interp.h)
 #   fuzz_pcapng_prefix  ehp::pcapng::complete_prefix / scan_prefix
 #   fuzz_capture_file   the replay input reader (pipeline/capture_file: pcap, pcapng, DSBs, cut files)
+#   fuzz_elf            engine/tlsprobe's binary readers (ELF tables, secret-logger locator, Go pclntab, RETs)
 #   fuzz_seeds          seed corpus generator (not a fuzzer)
 if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
   message(FATAL_ERROR "EHP_FUZZ=ON needs clang (libFuzzer): configure with CC=clang CXX=clang++")
@@ -51,6 +52,11 @@ if(TARGET ehp_filter_testlib)
   ehp_fuzz_target(fuzz_filter ehp_filter_testlib)
 endif()
 
+# The binary readers alone: their sources and Zydis, not ehp_tlsprobe (BPF skeletons).
+ehp_fuzz_target(fuzz_elf Zydis::Zydis)
+target_sources(fuzz_elf PRIVATE ${CMAKE_SOURCE_DIR}/engine/tlsprobe/elf.cc ${CMAKE_SOURCE_DIR}/engine/tlsprobe/libssl.cc
+                                ${CMAKE_SOURCE_DIR}/engine/tlsprobe/gobin.cc)
+
 # The generator is an ordinary program (no libFuzzer main), sanitized like the rest.
 add_executable(fuzz_seeds ${EHP_FUZZ_DIR}/fuzz_seeds.cc)
 target_compile_options(fuzz_seeds PRIVATE -fsanitize=address,undefined)
@@ -58,6 +64,11 @@ target_link_options(fuzz_seeds PRIVATE -fsanitize=address,undefined)
 target_include_directories(fuzz_seeds PRIVATE ${CMAKE_SOURCE_DIR}/engine ${CMAKE_SOURCE_DIR}/bpf)
 target_link_libraries(fuzz_seeds PRIVATE ehp_correlate ehp_output ehp_filter)
 set_target_properties(fuzz_seeds PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz)
+# fuzz_elf's seeds: the assembled code shapes of real libssl builds (tests/unit/shapes) and the
+# system's libssl, copied by fuzz_seeds.
+add_dependencies(fuzz_seeds shape_openssl34_o3 shape_openssl111_split)
+target_compile_definitions(fuzz_seeds PRIVATE
+  EHP_ELF_SEEDS="$<TARGET_FILE:shape_openssl34_o3>:$<TARGET_FILE:shape_openssl111_split>:/usr/lib/x86_64-linux-gnu/libssl.so.3")
 
 # One target that builds everything tools/fuzz.sh runs (binaries land in <build>/fuzz/).
 add_custom_target(fuzz_all DEPENDS ${EHP_FUZZ_TARGETS} fuzz_seeds)

@@ -276,6 +276,28 @@ void dictionaries() {
 
 }  // namespace
 
+// fuzz_elf: whole binaries, read as they are (EHP_ELF_SEEDS, ':'-separated paths); one that is
+// missing is skipped.
+void elf_seeds() {
+#ifdef EHP_ELF_SEEDS
+  std::string list = EHP_ELF_SEEDS;
+  for (size_t at = 0; at <= list.size();) {
+    size_t next = list.find(':', at);
+    if (next == std::string::npos) next = list.size();
+    const std::string path = list.substr(at, next - at);
+    at = next + 1;
+    FILE* f = path.empty() ? nullptr : std::fopen(path.c_str(), "rb");
+    if (!f) continue;
+    Bytes b;
+    uint8_t buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) b.insert(b.end(), buf, buf + n);
+    std::fclose(f);
+    put("fuzz_elf", b);
+  }
+#endif
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s <corpus dir>\n", argv[0]);
@@ -288,6 +310,7 @@ int main(int argc, char** argv) {
   keylog_seeds();
   pcapng_seeds();
   filter_seeds();
+  elf_seeds();
   dictionaries();
   if (g_failures) std::fprintf(stderr, "fuzz_seeds: %d failures\n", g_failures);
   return g_failures ? 1 : 0;
