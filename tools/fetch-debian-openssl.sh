@@ -10,9 +10,8 @@
 # release's openssl under its own dynamic loader and C library (a newer libcrypto needs a newer
 # glibc than this machine's), then prints the wrapper's path. The libssl it maps is
 # DESTDIR/SUITE/root/usr/lib/x86_64-linux-gnu/libssl.so.*. Idempotent: a wrapper that already
-# runs `version` is kept. Packages are fetched with apt-get under a private configuration (the
-# machine's mirror and keyring: signatures and hashes are checked as for any install); nothing
-# is installed on the machine.
+# runs `version` is kept. The packages come from tools/fetch-debian.sh (the machine's mirror
+# and keyring; nothing is installed on the machine).
 # Exit codes: 0 ok, 2 usage / no such package, 3 mirror unreachable.
 set -euo pipefail
 
@@ -32,38 +31,7 @@ case $suite in
   *) libssl=libssl3t64 ;;
 esac
 
-# The machine's Debian mirror: the first URI of its Debian sources (deb822 or one-line form).
-mirror=$(awk '/^URIs:/ && $2 ~ /\/debian\/?$/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-[[ -n $mirror ]] || mirror=$(awk '$1 == "deb" && $0 ~ /\/debian\/? / {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' \
-                               /etc/apt/sources.list 2>/dev/null || true)
-[[ -n $mirror ]] || { echo "fetch-debian-openssl: no Debian mirror in the machine's apt sources" >&2; exit 3; }
-
-apt_dir=$dest/apt
-rm -rf "$apt_dir" "$dest/root"
-mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs" "$dest/root"
-echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >"$apt_dir/sources.list"
-opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
-      -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o APT::Sandbox::User=root
-      -o Acquire::Retries=1 -o Acquire::http::Timeout=30)
-if ! timeout 300 apt-get "${opts[@]}" update >"$apt_dir/update.log" 2>&1 ||
-   grep -Eq '^(Err|W: Failed)' "$apt_dir/update.log"; then
-  echo "fetch-debian-openssl: $suite's package list cannot be had from the mirror: $(grep -m1 -E 'Err|Failed' "$apt_dir/update.log" || tail -n1 "$apt_dir/update.log")" >&2
-  exit 3
-fi
-# Each at the suite's own version (the machine's installed one may be newer, and apt would
-# otherwise pick it).
-pkgs=()
-for p in libc6 "$libssl" openssl zlib1g libzstd1; do
-  v=$(apt-cache "${opts[@]}" madison "$p" 2>/dev/null | awk -F'|' 'NR == 1 {gsub(/ /, "", $2); print $2}')
-  [[ -n $v ]] || { echo "fetch-debian-openssl: $suite has no package $p" >&2; exit 2; }
-  pkgs+=("$p=$v")
-done
-if ! (cd "$apt_dir/debs" && timeout 300 apt-get "${opts[@]}" download "${pkgs[@]}" >"$apt_dir/download.log" 2>&1); then
-  echo "fetch-debian-openssl: apt-get download ${pkgs[*]} ($suite) failed: $(grep -m1 -E '^E:' "$apt_dir/download.log" || tail -n1 "$apt_dir/download.log")" >&2
-  exit 2
-fi
-for d in "$apt_dir"/debs/*.deb; do dpkg-deb -x "$d" "$dest/root"; done
-rm -rf "$apt_dir"
+bash "$(dirname "${BASH_SOURCE[0]}")/fetch-debian.sh" "$suite" "$dest" libc6 "$libssl" openssl zlib1g libzstd1
 
 # The release's loader (merged /usr or not), by its real file rather than a symlink.
 loader=$(find "$dest/root" -name 'ld-linux-x86-64.so.2' \( -type f -o -type l \) | head -n1)
