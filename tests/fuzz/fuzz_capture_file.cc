@@ -24,17 +24,8 @@ constexpr const char* kT = "fuzz_capture_file";
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const int fd = memfd_create("fuzz_capture_file", MFD_CLOEXEC);
+  const int fd = ehp::fuzz::input_file(kT, data, size);
   if (fd < 0) return 0;
-  size_t done = 0;
-  while (done < size) {
-    const ssize_t w = write(fd, data + done, size - done);
-    if (w <= 0) {
-      close(fd);
-      return 0;
-    }
-    done += size_t(w);
-  }
   std::string err;
   auto r = ehp::pipeline::CaptureFileReader::open("/proc/self/fd/" + std::to_string(fd), &err);
   if (!r) {
