@@ -127,6 +127,18 @@ std::optional<UntrustedFile> UntrustedFile::open_mapped(uint32_t pid, const std:
 
 namespace {
 
+// The length of the name at strtab[idx] when it is one the probe looks up (SSL_*, TLS_*,
+// ssl_log_secret; at most 128 bytes), else 0. Every other name costs nothing to keep.
+size_t wanted_name(const std::string& strtab, uint64_t idx) {
+  if (idx >= strtab.size()) return 0;
+  const char* name = strtab.c_str() + idx;
+  const size_t room = strtab.size() - idx;
+  const bool wanted = (room >= 4 && (strncmp(name, "SSL_", 4) == 0 || strncmp(name, "TLS_", 4) == 0)) ||
+                      (room >= 15 && strncmp(name, "ssl_log_secret", 15) == 0);
+  const size_t len = wanted ? strnlen(name, std::min<size_t>(room, 129)) : 0;
+  return len <= 128 ? len : 0;
+}
+
 bool pread_all(int fd, void* out, size_t n, uint64_t off) {
   auto* p = static_cast<char*>(out);
   while (n > 0) {
@@ -250,12 +262,11 @@ bool ElfFile::open(const UntrustedFile& f, const std::string& shown, std::string
         if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
         // Only the names the probe looks up are kept: a hostile table of millions of symbols
         // costs no memory beyond its bounded read.
-        const char* name = sym.st_name < strtab.size() ? strtab.c_str() + sym.st_name : "";
-        const size_t room = sym.st_name < strtab.size() ? strtab.size() - sym.st_name : 0;
-        if (strncmp(name, "_ZN4bssl", std::min<size_t>(room, 8)) == 0 && room >= 8) bssl_ = true;
-        const bool wanted = (room >= 4 && (strncmp(name, "SSL_", 4) == 0 || strncmp(name, "TLS_", 4) == 0)) ||
-                            (room >= 15 && strncmp(name, "ssl_log_secret", 15) == 0);
-        if (!wanted || strnlen(name, std::min<size_t>(room, 129)) > 128) continue;
+        if (sym.st_name < strtab.size() && strtab.size() - sym.st_name >= 8 &&
+            strncmp(strtab.c_str() + sym.st_name, "_ZN4bssl", 8) == 0)
+          bssl_ = true;
+        const size_t len = wanted_name(strtab, sym.st_name);
+        if (!len) continue;
         if (dynsym_.size() >= kMaxSymbols) {
           *err = shown + ": more than " + std::to_string(kMaxSymbols) + " SSL_/TLS_ symbols";
           return false;
@@ -461,17 +472,11 @@ bool ElfFile::load_symtab() {
   for (size_t o = 0; o + sizeof(Elf64_Sym) <= body.size(); o += sizeof(Elf64_Sym)) {
     Elf64_Sym sym;
     memcpy(&sym, body.data() + o, sizeof sym);
-    if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0 || ELF64_ST_TYPE(sym.st_info) != STT_FUNC ||
-        sym.st_name >= strtab.size())
-      continue;
-    const char* name = strtab.c_str() + sym.st_name;
-    const size_t room = strtab.size() - sym.st_name;
-    const bool wanted = (room >= 4 && (strncmp(name, "SSL_", 4) == 0 || strncmp(name, "TLS_", 4) == 0)) ||
-                        (room >= 15 && strncmp(name, "ssl_log_secret", 15) == 0);
-    const size_t len = strnlen(name, std::min<size_t>(room, 129));
-    if (!wanted || len > 128) continue;
+    if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0 || ELF64_ST_TYPE(sym.st_info) != STT_FUNC) continue;
+    const size_t len = wanted_name(strtab, sym.st_name);
+    if (!len) continue;
     if (dynsym_.size() >= kMaxSymbols) break;
-    dynsym_.emplace(std::string(name, len), sym.st_value);  // an exported one of that name wins
+    dynsym_.emplace(strtab.substr(sym.st_name, len), sym.st_value);  // an exported one of that name wins
   }
   symtab_loaded_ = true;
   return true;

@@ -280,9 +280,9 @@ std::optional<std::vector<uint64_t>> go_ret_offsets(const ElfFile& elf, uint64_t
   return rets;
 }
 
-uint64_t go_probe_point(const ElfFile& elf, uint64_t vaddr) {
+std::optional<uint64_t> go_probe_point(const ElfFile& elf, uint64_t vaddr) {
   auto fo = elf.file_offset(vaddr);
-  if (!fo) return 0;
+  if (!fo) return std::nullopt;
   uint8_t code[32];
   if (!elf.read_exact(*fo, code, sizeof code)) return *fo;
   ZydisDecoder dec;

@@ -45,7 +45,8 @@ std::optional<std::vector<uint64_t>> go_ret_offsets(const ElfFile& elf, uint64_t
 // kernel emulates, instead of the first instruction, which it single-steps out of line behind a
 // #DB trap (libssl.h emulated_probe_point). The instructions skipped write only r12 and the
 // flags, so every argument register still holds its argument there, and every call passes it.
-// The entry's file offset when the prologue has another shape.
-uint64_t go_probe_point(const ElfFile& elf, uint64_t vaddr);
+// The entry's file offset when the prologue has another shape; nullopt when the entry is in no
+// loaded segment.
+std::optional<uint64_t> go_probe_point(const ElfFile& elf, uint64_t vaddr);
 
 }  // namespace ehp::tlsprobe

@@ -50,7 +50,7 @@ struct MemOp {
 //   [REX] 8B/8D /r  (mov/lea r, [base+disp])   [REX] 0F B6/B7 /r (movzx)   [REX] 89 /r (store)
 // with ModRM mod 00 (no disp, rm != 5), 01 (disp8), 10 (disp32); a SIB byte only without an
 // index ([rsp/r12 + disp]).
-std::optional<MemOp> decode_at(const std::string& c, size_t i) {
+std::optional<MemOp> decode_at(std::string_view c, size_t i) {
   size_t p = i;
   int rex = 0;
   if (p < c.size() && (uint8_t(c[p]) & 0xF0) == 0x40) rex = uint8_t(c[p++]);
@@ -506,8 +506,7 @@ int indirect_call_reg(std::string_view c, size_t i) {
 std::vector<FnRange> keylog_callers(const ElfFile& elf, int64_t field, std::string* why) {
   std::vector<FnRange> found;
   int matches = 0;
-  elf.scan_code([&](uint64_t base_vaddr, std::string_view code) {
-    const std::string c(code);
+  elf.scan_code([&](uint64_t base_vaddr, std::string_view c) {
     for (size_t i = 0; i + 6 <= c.size() && matches < 64; ++i) {
       bool hit = false;
       if (uint8_t(c[i]) == 0xFF && (uint8_t(c[i + 1]) & 0xF8) == 0x90) {
@@ -519,7 +518,7 @@ std::vector<FnRange> keylog_callers(const ElfFile& elf, int64_t field, std::stri
         hit = d == field;
       } else if (auto m = decode_at(c, i); m && m->op == 0x8B && m->wide && m->disp == field) {
         for (size_t j = i + m->len; j < i + m->len + 40 && j + 2 <= c.size() && !hit; ++j)
-          hit = indirect_call_reg(code, j) == m->reg;
+          hit = indirect_call_reg(c, j) == m->reg;
       }
       if (!hit) continue;
       ++matches;

@@ -45,7 +45,7 @@ std::optional<Plan> GoStack::inspect(const Candidate& c) const {
     return plan;
   }
   // On the stack check's conditional jump, which the kernel emulates (gobin.h go_probe_point).
-  auto off = elf.file_offset(*vaddr) ? std::optional<uint64_t>(go_probe_point(elf, *vaddr)) : std::nullopt;
+  auto off = go_probe_point(elf, *vaddr);
   if (!off) {
     plan.refusal = head + kKeyLogFunc + " is not in a loaded segment; not traced";
     return plan;
@@ -64,10 +64,10 @@ std::optional<Plan> GoStack::inspect(const Candidate& c) const {
     std::string w;
     uint64_t read_end = 0;
     auto wr = go_func_entry(elf, kWriteFunc, &w);
-    auto wo = wr && elf.file_offset(*wr) ? std::optional<uint64_t>(go_probe_point(elf, *wr)) : std::nullopt;
+    auto wo = wr ? go_probe_point(elf, *wr) : std::nullopt;
     if (!wo) return fail(w.empty() ? std::string("no ") + kWriteFunc : w);
     auto rd = go_func_entry(elf, kReadFunc, &w, &read_end);
-    auto ro = rd && elf.file_offset(*rd) ? std::optional<uint64_t>(go_probe_point(elf, *rd)) : std::nullopt;
+    auto ro = rd ? go_probe_point(elf, *rd) : std::nullopt;
     if (!ro) return fail(w.empty() ? std::string("no ") + kReadFunc : w);
     auto rets = go_ret_offsets(elf, *rd, read_end, &w);
     if (!rets) return fail(std::string(kReadFunc) + ": " + w);

@@ -629,7 +629,7 @@ std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err, s
     impl->groups.push_back(std::move(standby));
     std::string e;
     if (!impl->load(impl->groups.back(), &e) || !impl->groups.back().skel) {
-      // Not fatal: late Go programs then load their own object, as before.
+      // Not fatal: a late logged binary then loads its own object.
       if (impl->groups.back().skel) openssl__destroy(impl->groups.back().skel);
       impl->groups.pop_back();
     }

@@ -65,8 +65,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto entry = go_func_entry(elf, "crypto/tls.(*Config).writeKeyLog", &why, &end)) {
     if (auto fo = elf.file_offset(*entry)) {
       in_file(*fo, "Go function");
-      const uint64_t p = go_probe_point(elf, *entry);
-      if (p < *fo || p > *fo + 32) fail(kT, "Go probe point outside the function's first 32 bytes");
+      const auto p = go_probe_point(elf, *entry);
+      if (!p || *p < *fo || *p > *fo + 32) fail(kT, "Go probe point missing or outside the function's first 32 bytes");
       if (auto rets = go_ret_offsets(elf, *entry, end, &why)) {
         uint64_t last = 0;
         for (uint64_t r : *rets) {
