@@ -24,6 +24,9 @@ struct Config {
   bool reattach = true;
   std::string filter;  // pcap filter expression (trailing args or -f)
   std::string libssl;
+  // Late attaches (no --libssl) set /sys/kernel/rcu_expedited for their few ms (tlsprobe/expedite.h);
+  // --no-rcu-expedite: never touch it (their probes then come ~10 ms later).
+  bool rcu_expedite = true;
   std::optional<uint32_t> pid, uid;
   uint32_t snaplen = 262144;
   std::vector<int> cpus;  // empty = all online

@@ -230,6 +230,9 @@ int main(int argc, char** argv) {
       tls->add_option("--libssl", cfg.libssl, "The libssl to trace (default: every libssl in use, plus the system one)");
   tls->add_option("--elfpath", cfg.libssl, "The binary to trace, e.g. a Go program (as --libssl; eCapture's gotls flag)")
       ->excludes(libssl_opt);
+  tls->add_flag("--no-rcu-expedite{false}", cfg.rcu_expedite,
+                "Never set /sys/kernel/rcu_expedited: by default it is 1 for the ~1 ms of attaching to a TLS program "
+                "started after the start, then 0 again, so its probes are in place in ~2 ms instead of ~10-20 ms");
   tls->add_option("-p,--pid", cfg.pid, "Only this process")->check(kWholeNumber);
   tls->add_option("-u,--uid", cfg.uid, "Only this user id")->check(kWholeNumber);
   tls->add_option("--mapsize", f.mapsize_kb, "Ring buffer size per CPU in KiB, a power of two (default 32768)")

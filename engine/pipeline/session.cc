@@ -83,6 +83,7 @@ bool compile_filter(const Config& cfg, std::vector<struct bpf_insn>* body, std::
 std::unique_ptr<tlsprobe::TlsProbe> open_probe(const Config& cfg, bool plaintext, std::string* err) {
   tlsprobe::Options to;
   to.libssl_path = cfg.libssl;
+  to.rcu_expedite = cfg.rcu_expedite;
   to.pid = cfg.pid;
   to.uid = cfg.uid;
   to.plaintext = plaintext;

@@ -24,6 +24,7 @@
 #include "base/bpf_links.h"
 #include "base/clock.h"
 #include "openssl.skel.h"
+#include "tlsprobe/expedite.h"
 #include "tlsprobe/libssl.h"
 #include "tlsprobe/stack.h"
 #include "tls/assembler.h"
@@ -109,6 +110,7 @@ struct TlsProbe::Impl {
   // Binaries already decided (traced or refused) by the inode read: not inspected again. Bounded.
   std::set<std::pair<uint64_t, uint64_t>> decided_files;
   std::atomic<uint64_t> execs{0}, late_looks{0}, late_looks_skipped{0}, late_traced{0};
+  RcuExpedite rcu;  // set around a late attach (polling thread)
   // Processes under late looks (pid -> until, mono ns), asked by the hold-back's thread.
   mutable std::mutex pending_mu;
   std::unordered_map<uint32_t, uint64_t> pending;
@@ -444,6 +446,7 @@ void TlsProbe::Impl::look(const Look& l) {
     {
       std::lock_guard lk(mu);
       if (detaching) return;  // the stop has begun: nothing is attached any more
+      RcuExpedite::Scope expedited(rcu);  // the uprobe registration's grace period: ~1 ms, not 7-18
       const size_t skipped_before = skipped.size();
       std::set<Group*> fresh;  // new layouts: their own BPF object, which attaches all their libs
       for (auto& [g, lib] : added)
@@ -472,7 +475,8 @@ void TlsProbe::Impl::look(const Look& l) {
       for (auto& [g, lib] : added)
         if (lib->attached)
           traced.push_back("tracing " + lib->desc + " (found after the start, in pid " + std::to_string(l.pid) + " " +
-                           l.comm + ": probes in place " + std::to_string(ms) + " ms after its exec)");
+                           l.comm + ": probes in place " + std::to_string(ms) + " ms after its exec" +
+                           (expedited.set() ? ", RCU expedited for the attach)" : ")"));
     }
     if (!traced.empty()) {
       late_traced.fetch_add(traced.size(), std::memory_order_relaxed);
@@ -641,6 +645,15 @@ std::unique_ptr<TlsProbe> TlsProbe::open(const Options& opt, std::string* err, s
   if (!attached) {
     *err = impl->skipped.empty() ? "no TLS library could be traced" : impl->skipped.back();
     return nullptr;
+  }
+  if (impl->late && opt.rcu_expedite) {
+    std::string why;
+    if (!impl->rcu.open(opt.rcu_dir, &why)) {
+      impl->skipped.push_back("programs started after the start get their probes ~10-20 ms after their exec, not ~2 ms "
+                              "(the kernel's RCU grace periods cannot be expedited for the attach: " + why +
+                              "); one that handshakes sooner misses its first sessions");
+      if (skipped_out) *skipped_out = impl->skipped;
+    }
   }
   return std::unique_ptr<TlsProbe>(new TlsProbe(std::move(impl)));
 }

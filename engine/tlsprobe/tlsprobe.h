@@ -38,6 +38,9 @@ struct Options {
   // Late looks (off with --libssl): each binary traced or refused after the start is told here,
   // one line each, from the polling thread. Unset: the lines go to skipped()/libraries() only.
   std::function<void(const std::string&)> on_late;
+  // Late attaches run with the kernel's RCU grace periods expedited (expedite.h); false: never.
+  bool rcu_expedite = true;
+  std::string rcu_dir = "/sys/kernel";  // tests: a stand-in directory for the knob
 };
 
 // The process that ran the handshake or the SSL call (base/process.h; gid is not read).

@@ -20,3 +20,8 @@ foreach(shape openssl34_o3 openssl111_split)
 endforeach()
 target_compile_definitions(tlsprobe_offsets_test PRIVATE
   EHP_SHAPE_34_O3="$<TARGET_FILE:shape_openssl34_o3>" EHP_SHAPE_111_SPLIT="$<TARGET_FILE:shape_openssl111_split>")
+
+# The RCU knob guard of late attaches, on stand-in files (no root needed).
+add_executable(tlsprobe_expedite_test ${EHP_TEST_DIR}/unit/tlsprobe_expedite_test.cc)
+target_link_libraries(tlsprobe_expedite_test PRIVATE ehp_tlsprobe GTest::gtest_main)
+gtest_discover_tests(tlsprobe_expedite_test TEST_PREFIX "tlsprobe." PROPERTIES LABELS unit)
