@@ -4,7 +4,8 @@
 # release's own C library) from the machine's Debian mirror, to test ecapture-hp against real
 # shared libssl builds other than the system's:
 #
-#   tools/fetch-debian-openssl.sh SUITE DESTDIR     SUITE: bullseye (1.1.1), trixie (3.5), sid
+#   tools/fetch-debian-openssl.sh SUITE DESTDIR     SUITE: bullseye (1.1.1), trixie (3.5), sid,
+#                                                   plucky (Ubuntu 25.04: 3.4)
 #
 # Unpacks into DESTDIR/SUITE/root and writes DESTDIR/SUITE/openssl, a wrapper that runs that
 # release's openssl under its own dynamic loader and C library (a newer libcrypto needs a newer
