@@ -179,7 +179,7 @@ workload() {
 # every variant takes every slot once per cycle of rounds (the second slot of a round is slower).
 VARIANTS=(untraced ecapture-hp ${EHP_B:+ehp-b} $PEERS)
 NV=${#VARIANTS[@]}
-printf 'workload\tround\ttraced\ttool\treq_per_s\tsrv_cpu_us_per_req\n' >"$RESULTS"
+printf 'workload\tround\ttraced\ttool\treq_per_s\tsrv_cpu_us_per_req\tehp_cpu_us_per_req\n' >"$RESULTS"
 echo "bench-tls: ${SECS}s per measurement, $ROUNDS rounds, workloads [$WORKLOADS], variants [${VARIANTS[*]}]"
 for ((r = 1; r <= ROUNDS; r++)); do
   for w in $WORKLOADS; do
@@ -229,13 +229,19 @@ for ((r = 1; r <= ROUNDS; r++)); do
       fi
       # The server's CPU time (user + system, which includes the uprobes' BPF programs run in
       # its context) per request: less moved by other jobs on the machine than the rate.
+      # ecapture-hp's own CPU per request too (its threads share the two CPUs with the client and
+      # the server, so on a machine this small it is taken from one of them).
       spid=${SRV_PID[$w]:-}
+      epid=$( ((traced == 1)) && echo "$EHP_PID")
       c0=$([[ -n $spid ]] && cpu_ticks "$spid")
+      e0=$([[ -n $epid ]] && cpu_ticks "$epid")
       read -r rps nreq <<<"$(workload "$w")"
       c1=$([[ -n $spid ]] && cpu_ticks "$spid")
-      us=""
-      [[ -n $c0 && -n $c1 && ${nreq:-0} -gt 0 ]] && us=$(awk -v a="$c0" -v b="$c1" -v n="$nreq" -v hz="$(getconf CLK_TCK)" \
-        'BEGIN {printf "%.0f", (b - a) * 1e6 / hz / n}')
+      e1=$([[ -n $epid ]] && cpu_ticks "$epid")
+      per_req() { [[ -n $1 && -n $2 && ${nreq:-0} -gt 0 ]] && awk -v a="$1" -v b="$2" -v n="$nreq" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN {printf "%.0f", (b - a) * 1e6 / hz / n}'; }
+      us=$(per_req "$c0" "$c1")
+      eus=$(per_req "$e0" "$e1")
       [[ -n $PERF_PID ]] && wait "$PERF_PID"
       if ((traced >= 2)); then
         kill -INT "$PEER_PID"; wait "$PEER_PID"; PEER_PID=""
@@ -266,8 +272,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
       else
         extra=""
       fi
-      printf '%s\t%d\t%d\t%s\t%s\t%s\n' "$w" "$r" "$traced" "$tool" "${rps:-0}" "$us" >>"$RESULTS"
-      printf '  %-9s round %d %-11s %10s req/s%s%s\n' "$w" "$r" "$tool" "${rps:-FAILED}" "${us:+, server $us us CPU/req}" "$extra"
+      printf '%s\t%d\t%d\t%s\t%s\t%s\t%s\n' "$w" "$r" "$traced" "$tool" "${rps:-0}" "$us" "$eus" >>"$RESULTS"
+      printf '  %-9s round %d %-11s %10s req/s%s%s%s\n' "$w" "$r" "$tool" "${rps:-FAILED}" "${us:+, server $us us CPU/req}" \
+        "${eus:+, ecapture-hp $eus us CPU/req}" "$extra"
     done
   done
 done
@@ -306,5 +313,9 @@ for w in dict.fromkeys(r["workload"] for r in rows):
             print("%-9s   server CPU per request: untraced %.0f us, %s %.0f us, ratio %.3f (rounds %s)" % (
                 "", st.median(bc.values()), tool, st.median(tc.values()), st.geometric_mean(cj),
                 " ".join("%.2f" % x for x in cr)))
+        ec = [float(r["ehp_cpu_us_per_req"]) for r in wr if r["tool"] == tool and r.get("ehp_cpu_us_per_req")]
+        if ec:
+            print("%-9s   ecapture-hp's own CPU per request: median %.0f us (rounds %s)" % (
+                "", st.median(ec), " ".join("%.0f" % x for x in ec)))
 print("results: %s" % sys.argv[1])
 PY
