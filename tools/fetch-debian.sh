@@ -10,7 +10,7 @@
 # Unpacks every PKG at SUITE's own version into DESTDIR/root (DESTDIR/root.pkgs lists them: a
 # second call with the same list does nothing). apt-get runs under a private configuration with
 # the machine's mirror and keyring, so signatures and hashes are checked as for any install.
-# SUITE may also be an Ubuntu release (plucky, questing: OpenSSL versions Debian never shipped):
+# SUITE may also be an Ubuntu release (plucky: OpenSSL 3.4, jammy: Go 1.17, versions Debian never shipped):
 # those come from Ubuntu's archive ($EHP_UBUNTU_MIRROR overrides it), checked against Ubuntu's
 # archive keyring, itself taken from Debian's signed ubuntu-keyring package (trixie).
 # Exit codes: 0 ok, 2 usage / no such package, 3 mirror unreachable.
@@ -32,20 +32,22 @@ mirror=$(awk '/^URIs:/ && $2 ~ /\/debian\/?$/ {print $2; exit}' /etc/apt/sources
                                /etc/apt/sources.list 2>/dev/null || true)
 [[ -n $mirror ]] || { echo "fetch-debian: no Debian mirror in the machine's apt sources" >&2; exit 3; }
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+components=main
 case $suite in
-  noble | plucky | questing | resolute)
+  jammy | noble | plucky | questing | resolute)
     # Ubuntu's keyring comes from Debian (signed by Debian's keys, checked by apt): the trust
     # chain is Debian's archive key -> ubuntu-keyring -> the Ubuntu release's InRelease.
     bash "${BASH_SOURCE[0]}" trixie "$dest/ubuntu-keyring" ubuntu-keyring
     keyring=$dest/ubuntu-keyring/root/usr/share/keyrings/ubuntu-archive-keyring.gpg
     [[ -f $keyring ]] || { echo "fetch-debian: Debian's ubuntu-keyring has no ubuntu-archive-keyring.gpg" >&2; exit 2; }
-    mirror=${EHP_UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu} ;;
+    mirror=${EHP_UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}
+    components="main universe" ;;  # Ubuntu keeps older Go toolchains (golang-1.17) in universe
 esac
 
 apt_dir=$dest/apt
 rm -rf "$apt_dir" "$dest/root" "$dest/root.pkgs"
 mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs" "$dest/root"
-echo "deb [signed-by=$keyring] $mirror $suite main" >"$apt_dir/sources.list"
+echo "deb [signed-by=$keyring] $mirror $suite $components" >"$apt_dir/sources.list"
 opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
       -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o APT::Sandbox::User=root
       -o Acquire::Retries=1 -o Acquire::http::Timeout=30)

@@ -86,6 +86,10 @@ GoBuild parse_build_info(std::string_view bytes) {
 struct PcHeader {
   uint64_t vaddr, file_off, end_off;  // the header; the end of the region it may use (file)
   uint64_t nfunc, text_start, funcname_off, cu_off, pcln_off;
+  // Go 1.16-1.17 (magic 0xfffffffa): no textStart; functab holds (entry pc, funcoff) pointer
+  // pairs and each _func starts with its entry pc (absolute, relocated in a PIE), then nameOff.
+  // Go 1.18+: (entryOff, funcOff) uint32 pairs relative to textStart; _func (entryOff, nameOff).
+  bool pointers = false;
 };
 
 // Checks a pclntab header at file offset `off` (vaddr `vaddr`) whose table must end by `end`.
@@ -94,20 +98,27 @@ std::optional<PcHeader> check_header(const ElfFile& elf, uint64_t vaddr, uint64_
   if (end < off || end - off < sizeof h || !elf.read_exact(off, h, sizeof h)) return std::nullopt;
   uint32_t magic;
   memcpy(&magic, h, 4);
-  if ((magic != 0xfffffff0 && magic != 0xfffffff1) || h[4] != 0 || h[5] != 0 || h[6] != 1 || h[7] != 8)
+  if ((magic != 0xfffffff0 && magic != 0xfffffff1 && magic != 0xfffffffa) || h[4] != 0 || h[5] != 0 || h[6] != 1 ||
+      h[7] != 8)
     return std::nullopt;
   auto u64 = [&](size_t o) {
     uint64_t v;
     memcpy(&v, h + o, 8);
     return v;
   };
-  PcHeader p{vaddr, off, end, u64(8), 0, u64(32), u64(40), u64(64)};
+  // The five table offsets follow nfunc and nfiles; 1.18 put textStart before them.
+  const bool pointers = magic == 0xfffffffa;
+  const size_t t = pointers ? 24 : 32;
+  const size_t header = pointers ? 64 : 72;
+  PcHeader p{vaddr, off, end, u64(8), 0, u64(t), u64(t + 8), u64(t + 32), pointers};
   const uint64_t size = end - off;
+  const uint64_t pair = pointers ? 16 : 8;
   // Tables in this order: funcnametab, cutab, filetab, pctab, then functab and the _func records.
-  if (p.nfunc == 0 || p.nfunc > kMaxFuncs || p.funcname_off < sizeof h || p.funcname_off >= p.cu_off ||
-      p.cu_off > u64(48) || u64(48) > u64(56) || u64(56) > p.pcln_off || p.pcln_off > size ||
-      (p.nfunc + 1) * 8 > size - p.pcln_off)
+  if (p.nfunc == 0 || p.nfunc > kMaxFuncs || p.funcname_off < header || p.funcname_off >= p.cu_off ||
+      p.cu_off > u64(t + 16) || u64(t + 16) > u64(t + 24) || u64(t + 24) > p.pcln_off || p.pcln_off > size ||
+      (p.nfunc + 1) * pair > size - p.pcln_off)
     return std::nullopt;
+  if (pointers) return p;  // entries are absolute: checked one by one where used
   // A pointer: relocated in a PIE (pointer_at reads the relocation's addend).
   auto ts = elf.pointer_at(vaddr + 24);
   if (!ts || !elf.executable(*ts)) return std::nullopt;
@@ -134,7 +145,9 @@ std::optional<PcHeader> find_header(const ElfFile& elf) {
       if (!elf.read_exact(s.offset + pos, buf.data(), n)) break;
       budget -= n;
       for (size_t i = 0; i + 8 <= n; i += 8) {
-        if (buf[i + 1] != 0xff || buf[i + 2] != 0xff || buf[i + 3] != 0xff || (buf[i] & 0xfe) != 0xf0) continue;
+        if (buf[i + 1] != 0xff || buf[i + 2] != 0xff || buf[i + 3] != 0xff ||
+            ((buf[i] & 0xfe) != 0xf0 && buf[i] != 0xfa))
+          continue;
         if (auto p = check_header(elf, s.vaddr + pos + i, s.offset + pos + i, s.offset + s.filesz)) return p;
       }
       pos += n & ~size_t(7);
@@ -146,12 +159,34 @@ std::optional<PcHeader> find_header(const ElfFile& elf) {
 
 }  // namespace
 
+// Go 1.17 and older: the build info at `vaddr` holds a pointer (at +16) to runtime.buildVersion,
+// a string header {data pointer, length}; pointers relocated in a PIE (pointer_at). Little endian
+// only (flags bit 0 clear).
+GoBuild pointed_build_info(const ElfFile& elf, uint64_t vaddr) {
+  GoBuild b;
+  auto hdr = elf.pointer_at(vaddr + 16);
+  auto data = hdr ? elf.pointer_at(*hdr) : std::nullopt;
+  auto len_off = hdr ? elf.file_offset(*hdr + 8) : std::nullopt;
+  uint64_t len = 0;
+  if (!data || !len_off || !elf.read_exact(*len_off, &len, 8) || len == 0 || len > 128) return b;
+  auto data_off = elf.file_offset(*data);
+  std::string v(size_t(len), '\0');
+  if (!data_off || !elf.read_exact(*data_off, v.data(), v.size())) return b;
+  b.version = std::move(v);
+  for (char& c : b.version)
+    if (uint8_t(c) < 0x20 || uint8_t(c) > 0x7e) c = '?';  // shown in messages
+  parse_version(&b);
+  return b;
+}
+
 std::optional<GoBuild> go_build(const ElfFile& elf) {
   if (auto s = elf.section(".go.buildinfo")) {
     char b[32 + 10 + 128];
     const size_t n = size_t(std::min<uint64_t>(sizeof b, s->size));
-    if (n >= 16 && elf.read_exact(s->offset, b, n) && memcmp(b, kBuildInfoMagic, kBuildInfoMagicLen) == 0 && b[14] == 8)
+    if (n >= 16 && elf.read_exact(s->offset, b, n) && memcmp(b, kBuildInfoMagic, kBuildInfoMagicLen) == 0 && b[14] == 8) {
+      if ((uint8_t(b[15]) & 3) == 0 && n >= 32) return pointed_build_info(elf, s->addr);
       return parse_build_info(std::string_view(b, n));
+    }
   }
   // A file with section headers names it (the Go linker and external linkers keep the name); only
   // a file without any (sstrip) has its loaded segments searched for the magic, followed by
@@ -176,7 +211,7 @@ std::optional<uint64_t> go_func_entry(const ElfFile& elf, std::string_view name,
   why->clear();
   auto h = find_header(elf);
   if (!h) {
-    *why = "no Go 1.18+ function table (pclntab) found";
+    *why = "no Go 1.16+ function table (pclntab) found";
     return std::nullopt;
   }
   // The name's offset in funcnametab: NUL-terminated names, the table starting with one.
@@ -200,40 +235,62 @@ std::optional<uint64_t> go_func_entry(const ElfFile& elf, std::string_view name,
     }
   }
   if (!name_off) return std::nullopt;  // no such function
-  // functab: nfunc (entryoff, funcoff) pairs; each _func starts (entryOff, nameOff).
+  // functab: nfunc (entryoff, funcoff) pairs; each _func starts (entryOff, nameOff). Go 1.16-1.17:
+  // (entry, funcoff) pointer pairs; each _func starts (entry, nameOff).
   // Two windows, each moving forward: the pairs, and the _func records they point to (in order).
   Window w(elf, h->file_off, h->end_off), fw(elf, h->file_off, h->end_off);
   const uint64_t ftab = h->file_off + h->pcln_off;
+  const uint64_t pair = h->pointers ? 16 : 8;
+  // Entry i's address: textStart + entryOff, or (1.16-1.17) the pointer, relocated in a PIE.
+  auto entry_at = [&](uint64_t i) -> std::optional<uint64_t> {
+    if (!h->pointers) {
+      auto e = w.u64(ftab + i * 8);
+      return e ? std::optional<uint64_t>(h->text_start + uint32_t(*e)) : std::nullopt;
+    }
+    return elf.pointer_at(h->vaddr + h->pcln_off + i * 16);
+  };
   for (uint64_t i = 0; i < h->nfunc; ++i) {
-    auto e = w.u64(ftab + i * 8);
-    if (!e) {
+    auto e = w.u64(ftab + i * pair);
+    auto fo = h->pointers ? w.u64(ftab + i * pair + 8) : e;
+    if (!e || !fo) {
       *why = "its function table is cut short";
       return std::nullopt;
     }
-    const uint32_t entry_off = uint32_t(*e), func_off = uint32_t(*e >> 32);
-    auto f = fw.u64(ftab + func_off);
-    if (!f) {
+    const uint64_t func_off = h->pointers ? *fo : uint32_t(*e >> 32);
+    if (func_off > h->end_off - ftab) {
       *why = "its function table points outside itself";
       return std::nullopt;
     }
-    if (uint32_t(*f >> 32) != *name_off) continue;
-    if (uint32_t(*f) != entry_off) {
+    // The _func's entry (as stored: both the same kind of value) and its nameOff.
+    auto f = fw.u64(ftab + func_off);
+    auto f_name = h->pointers ? fw.u32(ftab + func_off + 8) : (f ? std::optional<uint32_t>(uint32_t(*f >> 32)) : std::nullopt);
+    if (!f || !f_name) {
+      *why = "its function table points outside itself";
+      return std::nullopt;
+    }
+    if (*f_name != *name_off) continue;
+    if (h->pointers ? *f != *e : uint32_t(*f) != uint32_t(*e)) {
       *why = "its function table is inconsistent";
       return std::nullopt;
     }
-    const uint64_t vaddr = h->text_start + entry_off;
+    auto entry = entry_at(i);
+    if (!entry) {
+      *why = "its function table is cut short";
+      return std::nullopt;
+    }
+    const uint64_t vaddr = *entry;
     if (!elf.executable(vaddr)) {
       *why = "the function's entry is not in an executable segment";
       return std::nullopt;
     }
     if (end) {
-      // functab has nfunc + 1 entries: the last one's entryoff is the end of the text.
-      auto next = w.u64(ftab + (i + 1) * 8);
-      if (!next || uint32_t(*next) <= entry_off) {
+      // functab has nfunc + 1 entries: the last one's entry is the end of the text.
+      auto next = entry_at(i + 1);
+      if (!next || *next <= vaddr) {
         *why = "its function table gives no end for the function";
         return std::nullopt;
       }
-      *end = h->text_start + uint32_t(*next);
+      *end = *next;
     }
     return vaddr;
   }

@@ -19,13 +19,14 @@ struct GoBuild {
   int major = 0, minor = 0;
 };
 // nullopt: not a Go binary (no build info: neither a .go.buildinfo section nor its magic
-// "\xff Go buildinf:" in a loaded segment). Build info in the pre-1.18 form (pointers, no
-// inline version) gives major = minor = 0 and an empty version.
+// "\xff Go buildinf:" in a loaded segment). Build info in the pre-1.18 form (pointers to the
+// version string) is followed in a .go.buildinfo section; where it cannot be (no sections, or
+// pointers that lead nowhere) it gives major = minor = 0 and an empty version.
 std::optional<GoBuild> go_build(const ElfFile& elf);
 
 // Virtual address of the entry of the Go function `name` (e.g. "crypto/tls.(*Config).writeKeyLog"),
-// from the pclntab of Go 1.18 and later (header magic 0xfffffff0 for 1.18-1.19, 0xfffffff1 for
-// 1.20+): found as the .gopclntab section or, in a PIE where it sits inside .data.rel.ro, by its
+// from the pclntab of Go 1.16 and later (header magic 0xfffffffa for 1.16-1.17, 0xfffffff0 for
+// 1.18-1.19, 0xfffffff1 for 1.20+): found as the .gopclntab section or, in a PIE where it sits inside .data.rel.ro, by its
 // header in a loaded segment, checked (pointer size 8, offsets inside the segment, textStart in
 // an executable segment). nullopt and *why empty: the binary has no such function; nullopt and
 // *why set: the table could not be read (one phrase).

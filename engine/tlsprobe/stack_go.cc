@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Go crypto/tls: an entry uprobe on crypto/tls.(*Config).writeKeyLog, which Go 1.18+ calls for
+// Go crypto/tls: an entry uprobe on crypto/tls.(*Config).writeKeyLog, which Go 1.17+ calls for
 // every secret of every handshake (TLS 1.2's CLIENT_RANDOM, TLS 1.3's four traffic secrets),
 // client and server, whether or not the program set a KeyLogWriter. Its arguments are the NSS
 // key log line's three parts (bpf/openssl.bpf.c ehp_go_write_key_log), so no struct layout is
@@ -32,9 +32,9 @@ std::optional<Plan> GoStack::inspect(const Candidate& c) const {
   Plan plan;
   const std::string ver = build->version.empty() ? "Go, version unknown" : build->version;
   const std::string head = "Go binary " + c.lib.path + " (" + ver + "): ";
-  // Go 1.17 introduced the register ABI the probe reads; the function table it parses is 1.18's.
-  if (build->major != 1 || build->minor < 18) {
-    plan.refusal = head + "Go older than 1.18 is not traced (stack-based calling convention or an older function table); not traced";
+  // Go 1.17 introduced the register ABI the probe reads (amd64); older ones pass arguments on the stack.
+  if (build->major != 1 || build->minor < 17) {
+    plan.refusal = head + "Go older than 1.17 is not traced (arguments on the stack, before the register calling convention); not traced";
     return plan;
   }
   std::string why;

@@ -13,9 +13,9 @@
 # Then: `gotls --elfpath` with no process of the binary running decrypts from the pcapng; a Go
 # server (server-side secrets) with gnutls-cli clients, TLS 1.3 and 1.2, decrypts; a Go program
 # without crypto/tls is refused by name with --elfpath and is silent when found; a binary whose
-# function table is damaged is refused in one line; Debian 13's Go 1.24 (fetched from the mirror)
-# builds the client again, non-PIE and stripped PIE: found, decrypted, keylog and text. Skips
-# (exit 77) only when go is missing.
+# function table is damaged is refused in one line; Debian 13's Go 1.24 and Ubuntu 22.04's Go 1.17
+# (fetched from their archives) build the client again, non-PIE and stripped PIE: found,
+# decrypted, keylog and text. Skips (exit 77) only when go is missing.
 TAG=go
 source "$(dirname "$0")/lib.sh"
 command -v go >/dev/null || { echo "SKIP: go missing (apt-get install golang-go)"; exit 77; }
@@ -165,42 +165,51 @@ PY
 "$EHP" gotls -m keylog --keylogfile "$WORK/x.keys" --elfpath "$WORK/go-bad" -q 2>"$WORK/bad.log"
 rc=$?
 check "damaged pclntab: refused in one line, exit $rc ($(head -c 160 "$WORK/bad.log"))" \
-  bash -c "[[ $rc -ne 0 && \$(wc -l <'$WORK/bad.log') -eq 1 ]] && grep -q 'go-bad (go1\.19.*): no Go 1.18+ function table' '$WORK/bad.log'"
+  bash -c "[[ $rc -ne 0 && \$(wc -l <'$WORK/bad.log') -eq 1 ]] && grep -q 'go-bad (go1\.19.*): no Go 1.16+ function table' '$WORK/bad.log'"
 
-# A newer Go: Debian 13's toolchain (1.24; Go 1.20+ function tables have another header), fetched
-# from the machine's mirror by tools/fetch-debian-go.sh and cached under the build directory.
-# The same client, non-PIE and stripped PIE: found without flags and decrypted, -m keylog equals
-# its KeyLogWriter, -m text shows what it wrote and read.
-GOROOT_NEW=$(bash "$(dirname "$0")/../../tools/fetch-debian-go.sh" trixie "$BUILD_DIR/deb-cache" 2>"$WORK/fetchgo.err")
-rc=$?
-if [[ $rc -eq 3 ]]; then
-  echo "SKIP (newer Go): $(cat "$WORK/fetchgo.err")"
-elif [[ $rc -ne 0 ]]; then
-  check "newer Go: fetched ($(cat "$WORK/fetchgo.err"))" false
-else
-  NEWGO=$("$GOROOT_NEW/bin/go" version | awk '{print $3}')
-  mkdir -p "$WORK/src-new"
-  cp "$WORK/src/main.go" "$WORK/src/go.mod" "$WORK/src-new/"
+# Other Go toolchains: Debian 13's (1.24; Go 1.20+ function tables have another header) and
+# Ubuntu 22.04's 1.17 (the first with the register calling convention; its function table is the
+# 1.16 form, with pointers, and its build info points to the version instead of holding it),
+# fetched by tools/fetch-debian-go.sh and cached under the build directory. The same client,
+# non-PIE and stripped PIE: found without flags and decrypted, -m keylog equals its KeyLogWriter,
+# -m text shows what it wrote and read. Ubuntu's archive is another host: when it cannot be
+# reached only the 1.17 part is skipped, with one line.
+other_go() {  # other_go SUITE [1.NN]
+  local goroot rc v flags ogo
+  goroot=$(bash "$(dirname "$0")/../../tools/fetch-debian-go.sh" "$1" "$BUILD_DIR/deb-cache" ${2:-} 2>"$WORK/fetchgo.err")
+  rc=$?
+  if [[ $rc -eq 3 ]]; then
+    echo "SKIP (Go of $1): $(cat "$WORK/fetchgo.err")"
+    return
+  elif [[ $rc -ne 0 ]]; then
+    check "Go of $1: fetched ($(cat "$WORK/fetchgo.err"))" false
+    return
+  fi
+  ogo=$("$goroot/bin/go" version | awk '{print $3}')
+  rm -rf "$WORK/src-other"
+  mkdir -p "$WORK/src-other"
+  cp "$WORK/src/main.go" "$WORK/src-other/"
+  printf 'module ehptlsgo\n\ngo 1.17\n' >"$WORK/src-other/go.mod"
   for v in exe strip-pie; do
     flags=(); [[ $v == strip-pie ]] && flags=(-buildmode=pie -ldflags "-s -w")
-    (cd "$WORK/src-new" && GOROOT=$GOROOT_NEW GOCACHE="$BUILD_DIR/go-cache-new" "$GOROOT_NEW/bin/go" build -o "$WORK/new-$v" "${flags[@]}" .) \
-      2>"$WORK/build.err" || { echo "FAIL: $NEWGO build: $(cat "$WORK/build.err")"; exit 1; }
-    BIN=$WORK/new-$v
+    (cd "$WORK/src-other" && GOROOT=$goroot GOCACHE="$BUILD_DIR/go-cache-$ogo" "$goroot/bin/go" build -o "$WORK/$ogo-$v" "${flags[@]}" .) \
+      2>"$WORK/build.err" || { echo "FAIL: $ogo build: $(cat "$WORK/build.err")"; exit 1; }
+    BIN=$WORK/$ogo-$v
     "$BIN" idle & IDLE=$!; BG_PIDS+=("$IDLE")
     sleep 0.3
-    start_ehp "$WORK/n.log" tls -m pcap -i "$HV" -w "$WORK/new-$v.pcapng" tcp port "$PORT"
+    start_ehp "$WORK/n.log" tls -m pcap -i "$HV" -w "$WORK/$ogo-$v.pcapng" tcp port "$PORT"
     "$BIN" "$URL" >/dev/null
     sleep 0.5
     stop_ehp
     kill "$IDLE" 2>/dev/null; wait "$IDLE" 2>/dev/null
-    check "$NEWGO $v: traced without flags" grep -q "tracing $BIN (Go crypto/tls, $NEWGO" "$WORK/n.log"
-    check_three_sessions "$NEWGO $v" "$WORK/new-$v.pcapng"
+    check "$ogo $v: traced without flags" grep -q "tracing $BIN (Go crypto/tls, $ogo" "$WORK/n.log"
+    check_three_sessions "$ogo $v" "$WORK/$ogo-$v.pcapng"
     rm -f "$WORK/ehp.keys" "$WORK/go.keys"
     start_ehp "$WORK/k.log" gotls -m keylog --keylogfile "$WORK/ehp.keys" --elfpath "$BIN" -q
     KEYLOG="$WORK/go.keys" "$BIN" "$URL" >/dev/null
     sleep 0.5
     stop_ehp
-    check "$NEWGO $v: -m keylog lines == its KeyLogWriter's ($(wc -l <"$WORK/ehp.keys") vs $(wc -l <"$WORK/go.keys"))" \
+    check "$ogo $v: -m keylog lines == its KeyLogWriter's ($(wc -l <"$WORK/ehp.keys") vs $(wc -l <"$WORK/go.keys"))" \
       bash -c "[[ \$(wc -l <'$WORK/go.keys') -eq 9 ]] && diff <(sort '$WORK/ehp.keys') <(sort '$WORK/go.keys') >/dev/null"
     : >"$WORK/t.log"
     "$EHP" gotls -m text --elfpath "$BIN" -q >"$WORK/text.out" 2>"$WORK/t.log" &
@@ -209,8 +218,10 @@ else
     "$BIN" "$URL" >/dev/null
     sleep 0.5
     kill -INT "$TP"; wait "$TP"
-    check "$NEWGO $v: -m text: 3 requests written, 3 responses read" \
+    check "$ogo $v: -m text: 3 requests written, 3 responses read" \
       bash -c "(( \$(grep -a -c '^GET /req[0-9] HTTP/1.1' '$WORK/text.out') == 3 && \$(grep -a -c '^HTTP/1.[01] 200' '$WORK/text.out') == 3 ))"
   done
-fi
+}
+other_go trixie
+other_go jammy 1.17
 finish
