@@ -431,8 +431,12 @@ static __always_inline void io_return(void *args_map, long ret, bool is_ex, bool
 	struct read_args *a = bpf_map_lookup_elem(args_map, &id);
 	__u64 len = 0;
 
-	if (!a)
+	if (!a) {
+		/* A uretprobe fires only for a call whose entry probe ran: the entry was evicted. */
+		if (capture_plaintext && traced())
+			count(EHP_TLS_CNT_IO_UNSEEN);
 		return;
+	}
 	struct read_args args = *a;
 	bpf_map_delete_elem(args_map, &id);
 	if (is_ex) {
@@ -688,8 +692,12 @@ int ehp_go_read_ret(struct pt_regs *ctx)
 {
 	struct go_read_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .g = ctx->r14 };
 	struct read_args *a = bpf_map_lookup_elem(&ehp_go_read_args, &k);
-	if (!a)
+	if (!a) {
+		/* A read begun before the attach (a goroutine parked in it), or its entry evicted. */
+		if (capture_plaintext && traced())
+			count(EHP_TLS_CNT_IO_UNSEEN);
 		return 0;
+	}
 	struct read_args args = *a;
 	bpf_map_delete_elem(&ehp_go_read_args, &k);
 	long n = (long)ctx->ax;

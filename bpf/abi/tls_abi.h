@@ -63,6 +63,8 @@ enum ehp_tls_counter {
 	EHP_TLS_CNT_READ_FAULT = 3,        /* a secret not readable: the SSL struct, a logger argument */
 	EHP_TLS_CNT_NULL_SECRETS = 4,      /* handshake finished but the key material read as zero */
 	EHP_TLS_CNT_RING_DROP_EXEC = 5,    /* ringbuf reserve failed for an exec record */
+	EHP_TLS_CNT_IO_UNSEEN = 6,         /* -m text: a read/write returned whose entry was not kept
+					    * (begun before the attach, or crowded out of the LRU map) */
 	EHP_TLS_CNT__MAX = 8,
 };
 

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "abi/tls_abi.h"
 #include "base/clock.h"
 #include "filter/filter.h"
 #include "output/create.h"
@@ -630,6 +631,17 @@ int run_keylog_or_text(const Config& cfg, StopSignals& sig, const DropUser* drop
           (unsigned long long)null_keys.load(), (unsigned long long)dups.load(),
           (unsigned long long)probe->stats().ring_drops);
   report_logged_losses(*probe);
+  if (cfg.mode == Mode::Text) {
+    const auto st = probe->stats();
+    if (st.data_truncated)
+      fprintf(stderr, "ecapture-hp: -m text: %llu reads or writes shown cut to their first %u bytes (the call moved more)\n",
+              (unsigned long long)st.data_truncated, unsigned(EHP_TLS_MAX_DATA_BYTES));
+    if (st.io_unseen)
+      fprintf(stderr,
+              "ecapture-hp: -m text: also not shown: %llu reads or writes whose call began unseen (before its probes "
+              "were attached, or its entry crowded out of the 16384-call map)\n",
+              (unsigned long long)st.io_unseen);
+  }
   if (failed) return 1;  // said at once, when it happened
   if (!closed) return fail(close_err);
   return 0;

@@ -778,6 +778,7 @@ TlsProbe::Stats TlsProbe::stats() const {
     };
     s.ring_drops += sum(EHP_TLS_CNT_RING_DROP_SECRETS) + sum(EHP_TLS_CNT_RING_DROP_DATA);
     s.data_truncated += sum(EHP_TLS_CNT_DATA_TRUNCATED);
+    s.io_unseen += sum(EHP_TLS_CNT_IO_UNSEEN);
     s.read_faults += sum(EHP_TLS_CNT_READ_FAULT);
     s.null_secrets += sum(EHP_TLS_CNT_NULL_SECRETS);
     s.exec_drops += sum(EHP_TLS_CNT_RING_DROP_EXEC);

@@ -120,6 +120,7 @@ class TlsProbe {
     uint64_t secrets_events, data_events;
     uint64_t ring_drops;       // counted in-kernel (secrets + data)
     uint64_t data_truncated;   // data records shorter than the call (EHP_TLS_MAX_DATA_BYTES)
+    uint64_t io_unseen;        // -m text: calls that returned with their entry not kept (no data)
     uint64_t read_faults;      // secrets not readable from the process (struct or logger arguments)
     uint64_t null_secrets;     // finished handshake but zero key material (not sent)
     uint64_t logged_secrets;     // secrets from a library's own secret logger, one per label

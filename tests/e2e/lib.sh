@@ -74,14 +74,17 @@ make_cert() {
     -subj /CN=ehp-test -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
 }
 
-# A threaded HTTPS server in the namespace (python ssl) on PORT.
+# A threaded HTTPS server in the namespace (python ssl) on PORT. With DELAY_PATH and DELAY_S in
+# the environment, the answer to that path comes DELAY_S seconds late (a client parked in a read).
 start_py_https() {
   local port=$1
   cat >"$WORK/https.py" <<'PY'
-import http.server, ssl, sys
+import http.server, os, ssl, sys, time
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
+        if self.path == os.environ.get("DELAY_PATH"):
+            time.sleep(float(os.environ.get("DELAY_S", "0")))
         body = ("hello " + self.path + "\n").encode()
         self.send_response(200); self.send_header("Content-Length", str(len(body)))
         self.send_header("Content-Type", "text/plain"); self.end_headers(); self.wfile.write(body)

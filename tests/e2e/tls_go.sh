@@ -222,6 +222,28 @@ other_go() {  # other_go SUITE [1.NN]
       bash -c "(( \$(grep -a -c '^GET /req[0-9] HTTP/1.1' '$WORK/text.out') == 3 && \$(grep -a -c '^HTTP/1.[01] 200' '$WORK/text.out') == 3 ))"
   done
 }
+# -m text attached while the client's goroutine is parked inside (*Conn).Read (the server answers
+# its first request 3 s late): that Read returns through a probed RET with no entry kept, so its
+# data cannot be shown; it must be counted and said at exit, not dropped silently. The two later
+# requests are shown.
+PORT_SLOW=19473
+DELAY_PATH=/req0 DELAY_S=3 start_py_https "$PORT_SLOW"
+"$WORK/go-exe" "https://$PEER_IP:$PORT_SLOW" >"$WORK/slow.out" 2>&1 &
+SLOWC=$!; BG_PIDS+=("$SLOWC")
+sleep 0.7
+: >"$WORK/u.log"
+"$EHP" gotls -m text --elfpath "$WORK/go-exe" -q >"$WORK/unseen.out" 2>"$WORK/u.log" &
+TP=$!; BG_PIDS+=("$TP")
+wait_for grep -q capturing "$WORK/u.log"
+wait "$SLOWC"
+sleep 0.3
+kill -INT "$TP"; wait "$TP"
+unseen=$(sed -n 's/.*-m text: also not shown: \([0-9]*\) reads or writes whose call began unseen.*/\1/p' "$WORK/u.log")
+check "-m text attached mid-Read: the read it could not show is counted at exit (${unseen:-no line})" \
+  test "${unseen:-0}" -ge 1
+check "-m text attached mid-Read: the later requests are shown ($(grep -a -c '^GET /req[12] HTTP/1.1' "$WORK/unseen.out") of 2)" \
+  test "$(grep -a -c '^GET /req[12] HTTP/1.1' "$WORK/unseen.out")" -eq 2
+
 other_go trixie
 other_go jammy 1.17
 finish
