@@ -62,6 +62,14 @@ void parse_version(GoBuild* b) {
   b->minor = minor;
 }
 
+// The version text as read from the file (shown in messages: non-printable bytes become '?').
+void set_version(GoBuild* b, std::string v) {
+  for (char& c : v)
+    if (uint8_t(c) < 0x20 || uint8_t(c) > 0x7e) c = '?';
+  b->version = std::move(v);
+  parse_version(b);
+}
+
 // The build info at the start of `bytes` (which holds at least the magic).
 GoBuild parse_build_info(std::string_view bytes) {
   GoBuild b;
@@ -76,10 +84,24 @@ GoBuild parse_build_info(std::string_view bytes) {
     if (!(c & 0x80)) break;
   }
   if (len == 0 || len > 128 || len > bytes.size() - i) return b;
-  b.version.assign(bytes.data() + i, size_t(len));
-  for (char& c : b.version)
-    if (uint8_t(c) < 0x20 || uint8_t(c) > 0x7e) c = '?';  // shown in messages
-  parse_version(&b);
+  set_version(&b, std::string(bytes.data() + i, size_t(len)));
+  return b;
+}
+
+// Go 1.17 and older: the build info at `vaddr` holds a pointer (at +16) to runtime.buildVersion,
+// a string header {data pointer, length}; pointers relocated in a PIE (pointer_at). Little endian
+// only (flags bit 0 clear).
+GoBuild pointed_build_info(const ElfFile& elf, uint64_t vaddr) {
+  GoBuild b;
+  auto hdr = elf.pointer_at(vaddr + 16);
+  auto data = hdr ? elf.pointer_at(*hdr) : std::nullopt;
+  auto len_off = hdr ? elf.file_offset(*hdr + 8) : std::nullopt;
+  uint64_t len = 0;
+  if (!data || !len_off || !elf.read_exact(*len_off, &len, 8) || len == 0 || len > 128) return b;
+  auto data_off = elf.file_offset(*data);
+  std::string v(size_t(len), '\0');
+  if (!data_off || !elf.read_exact(*data_off, v.data(), v.size())) return b;
+  set_version(&b, std::move(v));
   return b;
 }
 
@@ -158,26 +180,6 @@ std::optional<PcHeader> find_header(const ElfFile& elf) {
 }
 
 }  // namespace
-
-// Go 1.17 and older: the build info at `vaddr` holds a pointer (at +16) to runtime.buildVersion,
-// a string header {data pointer, length}; pointers relocated in a PIE (pointer_at). Little endian
-// only (flags bit 0 clear).
-GoBuild pointed_build_info(const ElfFile& elf, uint64_t vaddr) {
-  GoBuild b;
-  auto hdr = elf.pointer_at(vaddr + 16);
-  auto data = hdr ? elf.pointer_at(*hdr) : std::nullopt;
-  auto len_off = hdr ? elf.file_offset(*hdr + 8) : std::nullopt;
-  uint64_t len = 0;
-  if (!data || !len_off || !elf.read_exact(*len_off, &len, 8) || len == 0 || len > 128) return b;
-  auto data_off = elf.file_offset(*data);
-  std::string v(size_t(len), '\0');
-  if (!data_off || !elf.read_exact(*data_off, v.data(), v.size())) return b;
-  b.version = std::move(v);
-  for (char& c : b.version)
-    if (uint8_t(c) < 0x20 || uint8_t(c) > 0x7e) c = '?';  // shown in messages
-  parse_version(&b);
-  return b;
-}
 
 std::optional<GoBuild> go_build(const ElfFile& elf) {
   if (auto s = elf.section(".go.buildinfo")) {

@@ -26,8 +26,8 @@ std::optional<GoBuild> go_build(const ElfFile& elf);
 
 // Virtual address of the entry of the Go function `name` (e.g. "crypto/tls.(*Config).writeKeyLog"),
 // from the pclntab of Go 1.16 and later (header magic 0xfffffffa for 1.16-1.17, 0xfffffff0 for
-// 1.18-1.19, 0xfffffff1 for 1.20+): found as the .gopclntab section or, in a PIE where it sits inside .data.rel.ro, by its
-// header in a loaded segment, checked (pointer size 8, offsets inside the segment, textStart in
+// 1.18-1.19, 0xfffffff1 for 1.20+): found as the .gopclntab section or, in a PIE where it sits
+// inside .data.rel.ro, by its header in a loaded segment, checked (pointer size 8, offsets inside the segment, textStart in
 // an executable segment). nullopt and *why empty: the binary has no such function; nullopt and
 // *why set: the table could not be read (one phrase).
 // `end`, when given, gets the address where the function's code ends (the next function's entry

@@ -47,9 +47,12 @@ PORT=19471
 start_gnutls_serv "$PORT"
 URL="https://$PEER_IP:$PORT"
 
-for B in go-exe go-pie go-strip go-strip-pie; do
-  BIN=$WORK/$B
-  echo "== $B"
+# go_client_checks LABEL BIN VERSION_RE: the checks every build of the client gets. Found without
+# flags (an idle process of it runs before the capture starts, the client is a new process after):
+# all 3 sessions decrypt; gotls -m keylog == Go's own KeyLogWriter; gotls -m text shows the 3
+# requests as written and the 3 responses as read.
+go_client_checks() {
+  local B=$1 BIN=$2 ver=$3 IDLE TP trc gets oks
   "$BIN" idle &
   IDLE=$!
   BG_PIDS+=("$IDLE")
@@ -59,7 +62,7 @@ for B in go-exe go-pie go-strip go-strip-pie; do
   sleep 0.5
   stop_ehp
   kill "$IDLE" 2>/dev/null; wait "$IDLE" 2>/dev/null
-  check "$B: traced without flags, through writeKeyLog" grep -q "tracing $BIN (Go crypto/tls, go1\.19.*writeKeyLog" "$WORK/p.log"
+  check "$B: traced without flags, through writeKeyLog" grep -q "tracing $BIN (Go crypto/tls, $ver.*writeKeyLog" "$WORK/p.log"
   check_three_sessions "$B" "$WORK/$B.pcapng"
   check "$B: exit 0 (rc=$EHP_RC)" test "$EHP_RC" -eq 0
 
@@ -87,9 +90,15 @@ for B in go-exe go-pie go-strip go-strip-pie; do
   oks=$(grep -a -c "^HTTP/1.[01] 200" "$WORK/text.out")
   check "$B: -m text: exit 0, traced with Read's RET instructions (rc=$trc)" \
     bash -c "(( $trc == 0 )) && grep -q 'tracing $BIN (Go crypto/tls.*(\*Conn).Read entry and its [0-9]* RET instructions' '$WORK/t.log'"
+  # (comm: the kernel keeps the first 15 bytes of the name)
   check "$B: -m text: the 3 requests as the client wrote them ($gets) and the 3 responses it read ($oks)" \
-    bash -c "(( $gets == 3 && $oks == 3 )) && grep -a -q '^\[SSL_write\] .*comm=$B' '$WORK/text.out' && grep -a -q '^\[SSL_read\] .*comm=$B' '$WORK/text.out'"
+    bash -c "(( $gets == 3 && $oks == 3 )) && grep -a -q '^\[SSL_write\] .*comm=${B:0:15}' '$WORK/text.out' && grep -a -q '^\[SSL_read\] .*comm=${B:0:15}' '$WORK/text.out'"
   ((gets == 3 && oks == 3)) || { sed 's/^/  t| /' "$WORK/t.log"; head -c 1500 "$WORK/text.out" | sed 's/^/  o| /'; }
+}
+
+for B in go-exe go-pie go-strip go-strip-pie; do
+  echo "== $B"
+  go_client_checks "$B" "$WORK/$B" 'go1\.19'
 done
 
 # gotls --elfpath, no process of the binary running when the capture starts.
@@ -194,32 +203,7 @@ other_go() {  # other_go SUITE [1.NN]
     flags=(); [[ $v == strip-pie ]] && flags=(-buildmode=pie -ldflags "-s -w")
     (cd "$WORK/src-other" && GOROOT=$goroot GOCACHE="$BUILD_DIR/go-cache-$ogo" "$goroot/bin/go" build -o "$WORK/$ogo-$v" "${flags[@]}" .) \
       2>"$WORK/build.err" || { echo "FAIL: $ogo build: $(cat "$WORK/build.err")"; exit 1; }
-    BIN=$WORK/$ogo-$v
-    "$BIN" idle & IDLE=$!; BG_PIDS+=("$IDLE")
-    sleep 0.3
-    start_ehp "$WORK/n.log" tls -m pcap -i "$HV" -w "$WORK/$ogo-$v.pcapng" tcp port "$PORT"
-    "$BIN" "$URL" >/dev/null
-    sleep 0.5
-    stop_ehp
-    kill "$IDLE" 2>/dev/null; wait "$IDLE" 2>/dev/null
-    check "$ogo $v: traced without flags" grep -q "tracing $BIN (Go crypto/tls, $ogo" "$WORK/n.log"
-    check_three_sessions "$ogo $v" "$WORK/$ogo-$v.pcapng"
-    rm -f "$WORK/ehp.keys" "$WORK/go.keys"
-    start_ehp "$WORK/k.log" gotls -m keylog --keylogfile "$WORK/ehp.keys" --elfpath "$BIN" -q
-    KEYLOG="$WORK/go.keys" "$BIN" "$URL" >/dev/null
-    sleep 0.5
-    stop_ehp
-    check "$ogo $v: -m keylog lines == its KeyLogWriter's ($(wc -l <"$WORK/ehp.keys") vs $(wc -l <"$WORK/go.keys"))" \
-      bash -c "[[ \$(wc -l <'$WORK/go.keys') -eq 9 ]] && diff <(sort '$WORK/ehp.keys') <(sort '$WORK/go.keys') >/dev/null"
-    : >"$WORK/t.log"
-    "$EHP" gotls -m text --elfpath "$BIN" -q >"$WORK/text.out" 2>"$WORK/t.log" &
-    TP=$!; BG_PIDS+=("$TP")
-    wait_for grep -q capturing "$WORK/t.log"
-    "$BIN" "$URL" >/dev/null
-    sleep 0.5
-    kill -INT "$TP"; wait "$TP"
-    check "$ogo $v: -m text: 3 requests written, 3 responses read" \
-      bash -c "(( \$(grep -a -c '^GET /req[0-9] HTTP/1.1' '$WORK/text.out') == 3 && \$(grep -a -c '^HTTP/1.[01] 200' '$WORK/text.out') == 3 ))"
+    go_client_checks "$ogo-$v" "$WORK/$ogo-$v" "${ogo//./\\.}"
   done
 }
 # -m text attached while the client's goroutine is parked inside (*Conn).Read (the server answers
