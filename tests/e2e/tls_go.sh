@@ -205,6 +205,23 @@ other_go() {  # other_go SUITE [1.NN]
       2>"$WORK/build.err" || { echo "FAIL: $ogo build: $(cat "$WORK/build.err")"; exit 1; }
     go_client_checks "$ogo-$v" "$WORK/$ogo-$v" "${ogo//./\\.}"
   done
+  # A hostile function table of the older (1.16-1.17) form: every functab entry's funcoff made
+  # huge (past the table, and past the end of the address space when added to it): one line.
+  python3 - "$WORK/$ogo-strip-pie" "$WORK/$ogo-bad" <<'PY' || return 0  # the 1.18+ form: not this case
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+i = b.find(b'\xfa\xff\xff\xff\x00\x00\x01\x08')
+if i < 0:
+    sys.exit(1)
+nfunc, pcln = struct.unpack_from('<Q', b, i + 8)[0], struct.unpack_from('<Q', b, i + 56)[0]
+for k in range(nfunc):
+    struct.pack_into('<Q', b, i + pcln + 16 * k + 8, 0xffffffffffff0000)
+open(sys.argv[2], 'wb').write(b)
+PY
+  "$EHP" gotls -m keylog --keylogfile "$WORK/x.keys" --elfpath "$WORK/$ogo-bad" -q 2>"$WORK/bad.log"
+  rc=$?
+  check "$ogo: hostile funcoffs in the 1.16-form table: refused in one line, exit $rc ($(head -c 160 "$WORK/bad.log"))" \
+    bash -c "[[ $rc -ne 0 && \$(wc -l <'$WORK/bad.log') -eq 1 ]] && grep -q '$ogo-bad ($ogo).*function table points outside itself' '$WORK/bad.log'"
 }
 # -m text attached while the client's goroutine is parked inside (*Conn).Read (the server answers
 # its first request 3 s late): that Read returns through a probed RET with no entry kept, so its
